@@ -1,0 +1,321 @@
+"""What we run: automations (graph JSONB), entrypoints, bindings, runs, step runs, scheduled jobs and
+the inbound-event log. Every status, waiting_for value, exit reason and job kind is defined here."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from contacts.models import Channel, Contact, Conversation, SocialAccount
+from relay.core.ids import PrefixedIdField
+from relay.core.models import Organization
+
+
+def empty_graph():
+    return {"nodes": [], "edges": [], "root_node_key": None}
+
+
+class AutomationStatus(models.TextChoices):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class Automation(models.Model):
+    id = PrefixedIdField("auto")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="automations")
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    status = models.CharField(max_length=10, choices=AutomationStatus.choices, default=AutomationStatus.DRAFT)
+    graph = models.JSONField(default=empty_graph)
+    graph_errors = models.JSONField(default=list, blank=True)
+    graph_warnings = models.JSONField(default=list, blank=True)
+    total_enrolled = models.PositiveIntegerField(default=0)
+    total_completed = models.PositiveIntegerField(default=0)
+    total_exited = models.PositiveIntegerField(default=0)
+    total_failed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "automations"
+        indexes = [models.Index(fields=["organization", "-created_at"], name="automation_org_created")]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+
+class EntrypointKind(models.TextChoices):
+    DM_RECEIVED = "dm_received"
+    COMMENT_CREATED = "comment_created"
+    STORY_REPLY = "story_reply"
+    STORY_MENTION = "story_mention"
+    POSTBACK = "postback"
+    TAG_APPLIED = "tag_applied"
+    TAG_REMOVED = "tag_removed"
+    FIELD_CHANGED = "field_changed"
+    SCHEDULE = "schedule"
+    WEBHOOK_INBOUND = "webhook_inbound"
+
+
+class ActiveStatus(models.TextChoices):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Entrypoint(models.Model):
+    id = PrefixedIdField("aep")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="entrypoints")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    kind = models.CharField(max_length=30, choices=EntrypointKind.choices)
+    status = models.CharField(max_length=10, choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
+    social_account = models.ForeignKey(SocialAccount, null=True, blank=True, on_delete=models.CASCADE,
+                                       related_name="entrypoints")
+    config = models.JSONField(default=dict, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    allow_reentry = models.BooleanField(default=True)
+    reentry_cooldown_min = models.PositiveIntegerField(default=60)
+    priority = models.IntegerField(default=100)
+    specificity = models.IntegerField(default=0, editable=False)
+    webhook_slug = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    webhook_secret = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "automation_entrypoints"
+        indexes = [
+            models.Index(fields=["organization", "channel", "kind", "status"], name="entrypoint_match"),
+        ]
+
+
+class BindingType(models.TextChoices):
+    DEFAULT_REPLY = "default_reply"
+    WELCOME_MESSAGE = "welcome_message"
+
+
+class Binding(models.Model):
+    id = PrefixedIdField("abnd")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    social_account = models.ForeignKey(SocialAccount, on_delete=models.CASCADE, related_name="bindings")
+    binding_type = models.CharField(max_length=30, choices=BindingType.choices)
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="bindings")
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "automation_bindings"
+        constraints = [
+            models.UniqueConstraint(fields=["social_account", "binding_type"], name="binding_unique_per_account"),
+        ]
+
+
+class RunStatus(models.TextChoices):
+    CREATED = "created"
+    ACTIVE = "active"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    EXITED = "exited"
+    FAILED = "failed"
+
+
+LIVE_RUN_STATUSES = (RunStatus.CREATED, RunStatus.ACTIVE, RunStatus.WAITING)
+FINISHED_RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.EXITED, RunStatus.FAILED)
+
+
+class WaitingFor(models.TextChoices):
+    INPUT = "input"
+    REPLY = "reply"  # a message with buttons / quick replies / wait_for_reply
+    DELAY = "delay"
+    INBOUND_EVENT = "inbound_event"
+    EXTERNAL_EVENT = "external_event"  # parked by a contact pause
+
+
+class ExitReason(models.TextChoices):
+    COMPLETED = "completed"
+    GRAPH_CHANGED = "graph_changed"
+    NODE_REMOVED = "node_removed"
+    CONTACT_PAUSED = "contact_paused"
+    REENTRY_COOLDOWN = "reentry_cooldown"
+    INPUT_TIMEOUT = "input_timeout"
+    ADMIN_STOPPED = "admin_stopped"
+    HANDLER_FAILURE = "handler_failure"
+    INFINITE_LOOP_CAP = "infinite_loop_cap"
+
+
+class AutomationRun(models.Model):
+    """One contact's journey through one automation (the seed's "Run shape")."""
+
+    id = PrefixedIdField("arun")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="runs")
+    entrypoint = models.ForeignKey(Entrypoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    binding = models.ForeignKey(Binding, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="automation_runs")
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="automation_runs")
+    social_account = models.ForeignKey(SocialAccount, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="automation_runs")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.ACTIVE)
+    current_node_key = models.CharField(max_length=100, null=True, blank=True)
+    current_port_key = models.CharField(max_length=150, null=True, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    waiting_until = models.DateTimeField(null=True, blank=True)
+    waiting_for = models.CharField(max_length=20, choices=WaitingFor.choices, null=True, blank=True)
+    exit_reason = models.CharField(max_length=100, null=True, blank=True)
+    trigger_depth = models.PositiveSmallIntegerField(
+        default=0, help_text="How many automations triggered each other to start this run (loop guard)."
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Set explicitly by the run writer (never auto_now): it is the optimistic-concurrency token.
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "automation_runs"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "automation"],
+                condition=Q(status__in=["created", "active", "waiting"]),
+                name="one_live_run_per_contact_automation",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["automation", "-started_at"], name="run_automation_started"),
+            models.Index(fields=["contact", "status"], name="run_contact_status"),
+            models.Index(fields=["status", "updated_at"], name="run_status_updated"),
+        ]
+
+    def __str__(self):
+        return self.id
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_RUN_STATUSES
+
+
+class StepOutcome(models.TextChoices):
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    WAITING = "waiting"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class StepRunQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("automation_step_runs is append-only: rows are never updated")
+
+    def delete(self):
+        raise AppendOnlyError("automation_step_runs is append-only: drop whole partitions instead")
+
+
+class StepRun(models.Model):
+    """One node visit. Append-only; the table is partitioned monthly on executed_at (see migrations and
+    automations.partitions). The database primary key is (id, executed_at); Django addresses rows by id."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(AutomationRun, on_delete=models.DO_NOTHING, db_constraint=False, related_name="steps")
+    automation = models.ForeignKey(Automation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    node_key = models.CharField(max_length=100)
+    node_kind = models.CharField(max_length=30)
+    entered_via_port_key = models.CharField(max_length=150, null=True, blank=True)
+    exited_via_port_key = models.CharField(max_length=150, null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=StepOutcome.choices)
+    duration_ms = models.PositiveIntegerField(default=0)
+    payload = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    executed_at = models.DateTimeField(default=timezone.now)
+
+    objects = StepRunQuerySet.as_manager()
+
+    class Meta:
+        db_table = "automation_step_runs"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("automation_step_runs is append-only: rows are never updated")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("automation_step_runs is append-only: drop whole partitions instead")
+
+
+class JobKind(models.TextChoices):
+    RESUME_DELAY = "resume_delay"
+    INPUT_TIMEOUT = "input_timeout"
+    NO_RESPONSE_TIMEOUT = "no_response_timeout"
+    WAIT_EVENT_TIMEOUT = "wait_event_timeout"
+    PAUSE_EXPIRY = "pause_expiry"
+    SCHEDULE_TRIGGER = "schedule_trigger"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ScheduledJob(models.Model):
+    id = PrefixedIdField("ajob")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=30, choices=JobKind.choices)
+    run = models.ForeignKey(AutomationRun, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    entrypoint = models.ForeignKey(Entrypoint, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "automation_scheduled_jobs"
+        indexes = [
+            models.Index(fields=["due_at"], condition=Q(status="pending"), name="job_pending_due"),
+            models.Index(fields=["run", "status"], name="job_run_status"),
+        ]
+
+
+class InboundOutcome(models.TextChoices):
+    RESUMED = "resumed"
+    ENROLLED = "enrolled"
+    NO_MATCH = "no_match"
+    CONTACT_PAUSED = "contact_paused"
+    REENTRY_BLOCKED = "reentry_blocked"
+    DUPLICATE = "duplicate"
+
+
+class InboundEvent(models.Model):
+    """Every channel event we received, with what we did about it and why (answers "never enrolled")."""
+
+    id = PrefixedIdField("evt")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=200)
+    social_account = models.ForeignKey(SocialAccount, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    kind = models.CharField(max_length=40)
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    payload = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=20, choices=InboundOutcome.choices, null=True, blank=True)
+    run = models.ForeignKey(AutomationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trace = models.JSONField(default=list, blank=True, help_text="Entrypoints considered and why each was skipped.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "automation_inbound_events"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "event_id"], name="inbound_event_unique_id"),
+        ]
+        indexes = [models.Index(fields=["organization", "-received_at"], name="inbound_org_received")]

@@ -1,0 +1,100 @@
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from contacts.api.serializers import (
+    ContactSerializer,
+    ConversationSerializer,
+    MessageSerializer,
+    SocialAccountSerializer,
+)
+from contacts.models import Contact, Conversation, SocialAccount
+from relay.core.pagination import paginate
+from relay.core.serializers import org_object_or_404
+
+
+class SocialAccountListView(APIView):
+    serializer_class = SocialAccountSerializer
+
+    def get(self, request):
+        return paginate(request, SocialAccount.objects.filter(organization=request.organization),
+                        SocialAccountSerializer)
+
+    def post(self, request):
+        serializer = SocialAccountSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        account = serializer.save(organization=request.organization)
+        return Response(SocialAccountSerializer(account).data, status=201)
+
+
+class SocialAccountDetailView(APIView):
+    serializer_class = SocialAccountSerializer
+
+    def get(self, request, pk):
+        return Response(SocialAccountSerializer(org_object_or_404(SocialAccount, request.organization, pk)).data)
+
+
+def _contacts(organization):
+    return Contact.objects.filter(organization=organization).prefetch_related("identities")
+
+
+class ContactListView(APIView):
+    serializer_class = ContactSerializer
+
+    def get(self, request):
+        queryset = _contacts(request.organization)
+        for param in ("email", "phone"):
+            if request.query_params.get(param):
+                queryset = queryset.filter(**{param: request.query_params[param]})
+        if request.query_params.get("tag"):
+            queryset = queryset.filter(tags__contains=[request.query_params["tag"]])
+        return paginate(request, queryset, ContactSerializer)
+
+    def post(self, request):
+        serializer = ContactSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        contact = serializer.save()
+        return Response(ContactSerializer(contact).data, status=201)
+
+
+class ContactDetailView(APIView):
+    serializer_class = ContactSerializer
+
+    def get(self, request, pk):
+        return Response(ContactSerializer(org_object_or_404(Contact, request.organization, pk,
+                                                            queryset=_contacts(request.organization))).data)
+
+    def patch(self, request, pk):
+        contact = org_object_or_404(Contact, request.organization, pk)
+        serializer = ContactSerializer(contact, data=request.data, partial=True, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        contact = serializer.save()
+        return Response(ContactSerializer(contact).data)
+
+    def delete(self, request, pk):
+        org_object_or_404(Contact, request.organization, pk).delete()
+        return Response(status=204)
+
+
+class ConversationListView(APIView):
+    serializer_class = ConversationSerializer
+
+    def get(self, request):
+        queryset = Conversation.objects.filter(organization=request.organization)
+        if request.query_params.get("contact_id"):
+            queryset = queryset.filter(contact_id=request.query_params["contact_id"])
+        return paginate(request, queryset, ConversationSerializer)
+
+
+class ConversationDetailView(APIView):
+    serializer_class = ConversationSerializer
+
+    def get(self, request, pk):
+        return Response(ConversationSerializer(org_object_or_404(Conversation, request.organization, pk)).data)
+
+
+class ConversationMessagesView(APIView):
+    serializer_class = MessageSerializer
+
+    def get(self, request, pk):
+        conversation = org_object_or_404(Conversation, request.organization, pk)
+        return paginate(request, conversation.messages.all(), MessageSerializer)

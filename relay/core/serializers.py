@@ -1,0 +1,68 @@
+"""Serializer helpers shared by every API: strict bodies (unknown fields → 400 unknown_field)."""
+
+from rest_framework import serializers
+
+
+class StrictMixin:
+    """Reject keys the serializer does not declare as writable, instead of silently dropping them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [serializers.ErrorDetail("Unknown field.", code="unknown_field")] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(StrictMixin, serializers.Serializer):
+    pass
+
+
+class StrictModelSerializer(StrictMixin, serializers.ModelSerializer):
+    pass
+
+
+def org_object_or_404(model, organization, pk, *, queryset=None):
+    """Fetch by public id within the caller's organization; another org's id is a plain 404."""
+    from relay.core.errors import ApiError
+
+    qs = queryset if queryset is not None else model.objects.all()
+    obj = qs.filter(organization=organization, pk=pk).first()
+    if obj is None:
+        raise ApiError("not_found", f"{model._meta.verbose_name.capitalize()} {pk} not found.", status=404)
+    return obj
+
+
+class OrgRelatedField(serializers.RelatedField):
+    """A writable reference by public id, restricted to the request's organization."""
+
+    default_error_messages = {
+        "does_not_exist": "No {model} with id {value} in this organization.",
+        "incorrect_type": "Expected a string id, got {data_type}.",
+    }
+
+    def __init__(self, model=None, **kwargs):
+        self.model = model
+        if not kwargs.get("read_only"):
+            kwargs.setdefault("queryset", model.objects.all())
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        qs = super().get_queryset()
+        organization = getattr(request, "organization", None) or self.context.get("organization")
+        return qs.filter(organization=organization)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        obj = self.get_queryset().filter(pk=data).first()
+        if obj is None:
+            self.fail("does_not_exist", model=self.model._meta.verbose_name, value=data)
+        return obj
+
+    def to_representation(self, value):
+        return value.pk

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from relay.core.views import healthz
+
+
+class PublicSchemaView(SpectacularAPIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("admin/", admin.site.urls),
+    path("v1/schema", PublicSchemaView.as_view(), name="schema"),
+    path("v1/", include("contacts.api.urls")),
+    path("v1/", include("automations.api.urls")),
+]

@@ -1,0 +1,59 @@
+"""Test-session wiring: every run gets its own database name (the PostgreSQL server may be shared)."""
+
+import os
+import secrets
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests import factories
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    from django.conf import settings
+
+    unique = f"test_relay_{os.getpid()}_{secrets.token_hex(4)}"
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = unique
+
+
+@pytest.fixture
+def org(db):
+    return factories.organization()
+
+
+@pytest.fixture
+def api_key(org):
+    _, raw = factories.api_key(org)
+    return raw
+
+
+@pytest.fixture
+def api(api_key):
+    """An APIClient authenticated as `org`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
+
+
+@pytest.fixture
+def other_org(db):
+    return factories.organization()
+
+
+@pytest.fixture
+def other_api(other_org):
+    _, raw = factories.api_key(other_org)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def account(org):
+    return factories.social_account(org)
+
+
+@pytest.fixture
+def contact(org, account):
+    return factories.contact(org, account=account)
