@@ -1,1 +1,5 @@
-urlpatterns: list = []
+"""Automations API routes, assembled from one module per area."""
+
+from automations.api import graph_urls, run_urls
+
+urlpatterns = [*graph_urls.urlpatterns, *run_urls.urlpatterns]

@@ -1,0 +1,1 @@
+"""Admin for automations, entrypoints and bindings."""

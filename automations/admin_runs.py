@@ -1,0 +1,1 @@
+"""Admin for runs (stop action, step timeline), scheduled jobs and inbound events."""
