@@ -1,6 +1,6 @@
 from django.urls import path
 
-from contacts.api import views
+from contacts.api import controls, views
 
 urlpatterns = [
     path("social-accounts", views.SocialAccountListView.as_view()),
@@ -10,4 +10,7 @@ urlpatterns = [
     path("conversations", views.ConversationListView.as_view()),
     path("conversations/<str:pk>", views.ConversationDetailView.as_view()),
     path("conversations/<str:pk>/messages", views.ConversationMessagesView.as_view()),
+    path("contacts/<str:pk>/automation-controls", controls.ContactControlsView.as_view()),
+    path("contacts/<str:pk>/automation-pause", controls.ContactPauseView.as_view()),
+    path("contacts/<str:pk>/automation-resume", controls.ContactResumeView.as_view()),
 ]
