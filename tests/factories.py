@@ -37,3 +37,27 @@ def conversation(contact_row, account):
         organization=contact_row.organization, contact=contact_row, social_account=account
     )
     return conv
+
+
+def automation(org, graph=None, status="draft", channel=Channel.INSTAGRAM, **overrides):
+    """An Automation row; `graph` is stored as given (use automations.graph.service.save_graph to validate)."""
+    from automations.models import Automation, empty_graph
+
+    n = next(_seq)
+    fields = {"name": f"Automation {n}", "channel": channel, "status": status, "graph": graph or empty_graph(),
+              **overrides}
+    return Automation.objects.create(organization=org, **fields)
+
+
+def entrypoint(automation_row, kind="dm_received", **overrides):
+    from automations.models import Entrypoint
+
+    fields = {"channel": automation_row.channel, "kind": kind, **overrides}
+    return Entrypoint.objects.create(organization=automation_row.organization, automation=automation_row, **fields)
+
+
+def binding(automation_row, account, binding_type="default_reply", **overrides):
+    from automations.models import Binding
+
+    return Binding.objects.create(organization=automation_row.organization, automation=automation_row,
+                                  social_account=account, binding_type=binding_type, **overrides)

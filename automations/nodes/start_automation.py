@@ -1,0 +1,47 @@
+"""`start_automation` node: enrolls the contact into another automation (fire-and-forget) → `next`.
+
+The target must exist in the organization, use the same channel and not be this automation. A
+target that is not active is only a warning: it may be activated later, and the runtime refuses to
+enroll into an inactive automation anyway."""
+
+from automations.graph.config_checks import check_optional_bool, error, require_object, warn_unknown_keys, warning
+
+
+def derive_ports(config) -> list[str]:
+    return ["next"]
+
+
+def validate(config, *, automation=None) -> list[dict]:
+    issues: list[dict] = []
+    if not require_object(config, issues):
+        return issues
+    warn_unknown_keys(config, ("target_automation_id", "entrypoint_id", "pass_context"), issues)
+    check_optional_bool(config, "pass_context", issues)
+    target_id = config.get("target_automation_id")
+    entrypoint_id = config.get("entrypoint_id")
+    if not isinstance(target_id, str) or not target_id.startswith("auto_"):
+        issues.append(error("invalid_config", "config.target_automation_id must be an automation id (auto_…)."))
+        return issues
+    if entrypoint_id is not None and (not isinstance(entrypoint_id, str) or not entrypoint_id.startswith("aep_")):
+        issues.append(error("invalid_config", "config.entrypoint_id must be an entrypoint id (aep_…)."))
+        entrypoint_id = None
+    if automation is None:
+        return issues
+    if target_id == automation.pk:
+        issues.append(error("start_automation_self", "An automation cannot start itself."))
+        return issues
+    from automations.models import Automation, AutomationStatus
+
+    target = Automation.objects.filter(organization_id=automation.organization_id, pk=target_id).first()
+    if target is None:
+        issues.append(error("unknown_automation", f"No automation {target_id} in this organization."))
+        return issues
+    if target.channel != automation.channel:
+        issues.append(error("channel_mismatch",
+                            f"The target automation runs on {target.channel}, this one on {automation.channel}."))
+    if target.status != AutomationStatus.ACTIVE:
+        issues.append(warning("target_not_active",
+                              f"The target automation is {target.status}; nobody is enrolled until it is active."))
+    if entrypoint_id is not None and not target.entrypoints.filter(pk=entrypoint_id).exists():
+        issues.append(error("unknown_entrypoint", f"Entrypoint {entrypoint_id} does not belong to the target."))
+    return issues

@@ -1,0 +1,32 @@
+"""`wait_event` node: waits for one of `event_kinds` from the contact; `timeout` after `timeout_min`.
+
+Ports: `received`, `timeout`, `error`. The run waits with `waiting_for = "inbound_event"`."""
+
+from automations.graph.config_checks import check_optional_positive_int, error, require_object, warn_unknown_keys
+
+EVENT_KINDS = ("dm_received", "comment_created", "story_reply", "story_mention", "live_comment", "share_to_dm",
+               "ad_click")
+MAX_TIMEOUT_MIN = 60 * 24 * 30
+
+
+def derive_ports(config) -> list[str]:
+    return ["received", "timeout", "error"]
+
+
+def validate(config, *, automation=None) -> list[dict]:
+    issues: list[dict] = []
+    if not require_object(config, issues):
+        return issues
+    warn_unknown_keys(config, ("event_kinds", "timeout_min"), issues)
+    kinds = config.get("event_kinds")
+    if not isinstance(kinds, list) or not kinds:
+        issues.append(error("invalid_config", "config.event_kinds must be a non-empty list."))
+    else:
+        unknown = [k for k in kinds if k not in EVENT_KINDS]
+        if unknown:
+            issues.append(error("unknown_event_kind",
+                                f"config.event_kinds has unknown kinds {unknown}; use {', '.join(EVENT_KINDS)}."))
+        if len(set(map(str, kinds))) != len(kinds):
+            issues.append(error("invalid_config", "config.event_kinds lists a kind twice."))
+    check_optional_positive_int(config, "timeout_min", issues, maximum=MAX_TIMEOUT_MIN)
+    return issues
