@@ -1,0 +1,552 @@
+"""The scheduler tick: due `automation_scheduled_jobs`, schedule entrypoints, partitions, stuck-run repair.
+
+celery-beat calls `tasks.scheduler_tick` every RELAY_SCHEDULER_INTERVAL_SECONDS; `manage.py scheduler_tick`
+runs one by hand. One `tick(now)`:
+
+1. ensures the step-run month partitions ahead (`automations.partitions.ensure_partitions`);
+2. gives every active `schedule` entrypoint of an active automation exactly one pending
+   `schedule_trigger` job (at its next cron occurrence; re-planned when cron/timezone changed);
+3. claims at most `batch` due pending jobs, oldest first, and processes each;
+4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): re-enqueues
+   `tasks.advance_run` once per lease.
+
+Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
+`SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction
+increments `attempts` and moves `due_at` to `now + CLAIM_LEASE` (the lease). After commit those rows
+are no longer due, so no other tick can claim them while we work. Processing then runs OUTSIDE any
+scheduler transaction because the runtime commits its own steps (outbox sends after commit,
+http_request commits before calling out) and must not be wrapped in a transaction we hold open.
+The lease value doubles as the claim token: processing starts only if the row is still `pending`
+with `due_at == lease`, and the outcome is written with the same condition. A tick that dies
+mid-batch leaves its jobs pending; they become due again when the lease ends and the retry is
+counted in `attempts`. Every job kind is idempotent against the run's state (a job whose run moved
+on is a no-op marked done), so a retried or late job never repeats a step.
+
+Outcomes: success → `done` (due_at restored to the original due time); exception → `pending` again at
+`now + RETRY_BASE * 2**(attempts-1)` with `last_error`; after MAX_ATTEMPTS → `failed`.
+
+Job kinds: `resume_delay` → port `next`; `input_timeout` → port `timeout` (the runner follows its edge,
+or with none exits the run `input_timeout` — engine.TERMINAL_PORTS); `no_response_timeout` →
+`no_response`; `wait_event_timeout` → `timeout`; all four through `runtime.resume.resume_waiting`;
+`pause_expiry` → `runtime.controls.expire_pause`; `schedule_trigger` → insert the next occurrence's
+job first, then enroll the audience in batches (the job remembers its cursor).
+
+Schedule cron (entrypoint config `{cron, timezone}`), the supported subset: daily `M H * * *`,
+hourly `M * * * *`, every N minutes `*/N * * * *` (N in 1..59; minutes 0, N, 2N… of each hour),
+evaluated in `timezone` (IANA name, default UTC). A daily time that falls into a DST gap is skipped
+that day; one in a DST overlap fires once (the first).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from automations.models import (
+    ActiveStatus,
+    AutomationRun,
+    AutomationStatus,
+    Entrypoint,
+    EntrypointKind,
+    JobKind,
+    JobStatus,
+    RunStatus,
+    ScheduledJob,
+    WaitingFor,
+)
+from automations.partitions import ensure_partitions
+
+logger = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 5
+RETRY_BASE = timedelta(seconds=30)
+STALE_ACTIVE_AFTER = timedelta(minutes=5)
+ENROLL_BATCH = 500
+LAST_ERROR_MAX = 4000
+_SCHEDULE_LOCK_KEY = 734_190_612  # serialises schedule_trigger planning across ticks (next to partitions' key)
+
+# What a run must still be waiting for when its job fires; anything else means it moved on.
+WAITING_FOR_BY_KIND = {
+    JobKind.RESUME_DELAY: WaitingFor.DELAY,
+    JobKind.INPUT_TIMEOUT: WaitingFor.INPUT,
+    JobKind.NO_RESPONSE_TIMEOUT: WaitingFor.REPLY,
+    JobKind.WAIT_EVENT_TIMEOUT: WaitingFor.INBOUND_EVENT,
+}
+PORT_BY_KIND = {
+    JobKind.RESUME_DELAY: "next",
+    JobKind.INPUT_TIMEOUT: "timeout",
+    JobKind.NO_RESPONSE_TIMEOUT: "no_response",
+    JobKind.WAIT_EVENT_TIMEOUT: "timeout",
+}
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    claimed: int = 0
+    done: int = 0  # processed and acted
+    noop: int = 0  # processed; the run had moved on (or nothing to do)
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0  # claimed but cancelled or re-claimed before we got to it
+    enrolled: int = 0  # runs started by schedule triggers
+    reconciled: int = 0  # stale active runs re-enqueued
+    schedules_planned: int = 0
+    partitions_created: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["now"] = self.now.isoformat()
+        return data
+
+    def __str__(self) -> str:
+        parts = [f"tick at {self.now.isoformat()}: claimed {self.claimed}", f"done {self.done}",
+                 f"noop {self.noop}", f"retried {self.retried}", f"failed {self.failed}",
+                 f"skipped {self.skipped}", f"enrolled {self.enrolled}", f"reconciled {self.reconciled}",
+                 f"schedules planned {self.schedules_planned}",
+                 f"partitions created {len(self.partitions_created)}"]
+        text = ", ".join(parts)
+        if self.errors:
+            text += "\n" + "\n".join(f"error: {e}" for e in self.errors)
+        return text
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    original_due: datetime
+    attempts: int  # including this claim
+    lease: datetime
+
+
+# ---------------------------------------------------------------------------------------------- tick
+
+def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
+    now = now or timezone.now()
+    batch = settings.RELAY_SCHEDULER_BATCH if batch is None else batch
+    report = TickReport(now=now)
+    # Housekeeping failures are reported, never allowed to stop job processing.
+    try:
+        report.partitions_created = ensure_partitions(now)
+    except Exception as exc:
+        logger.exception("scheduler: ensure_partitions failed")
+        report.errors.append(f"ensure_partitions: {exc}")
+    try:
+        report.schedules_planned = plan_schedule_triggers(now)
+    except Exception as exc:
+        logger.exception("scheduler: planning schedule triggers failed")
+        report.errors.append(f"plan_schedule_triggers: {exc}")
+
+    claims = claim_due_jobs(now, batch)
+    report.claimed = len(claims)
+    for claim in claims:
+        outcome = process_claim(claim, now, report)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+
+    try:
+        report.reconciled = reconcile_stale_runs(now)
+    except Exception as exc:
+        logger.exception("scheduler: reconcile failed")
+        report.errors.append(f"reconcile_stale_runs: {exc}")
+    return report
+
+
+def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
+    """One short transaction: lock due pending rows nobody else holds, count the attempt, lease them."""
+    if batch <= 0:
+        return []
+    lease = now + CLAIM_LEASE
+    with transaction.atomic():
+        rows = list(
+            ScheduledJob.objects.select_for_update(skip_locked=True)
+            .filter(status=JobStatus.PENDING, due_at__lte=now)
+            .order_by("due_at", "id")
+            .values_list("id", "due_at", "attempts")[:batch]
+        )
+        if not rows:
+            return []
+        ScheduledJob.objects.filter(id__in=[row[0] for row in rows]).update(
+            attempts=F("attempts") + 1, due_at=lease, updated_at=timezone.now()
+        )
+    return [Claim(id=job_id, original_due=due, attempts=attempts + 1, lease=lease) for job_id, due, attempts in rows]
+
+
+def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
+    """Run one claimed job; return the TickReport counter it belongs to."""
+    job = (ScheduledJob.objects.select_related("run", "entrypoint")
+           .filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).first())
+    if job is None:
+        return "skipped"
+    handler = HANDLERS.get(job.kind)
+    try:
+        if handler is None:
+            raise ValueError(f"unknown job kind {job.kind!r}")
+        acted = handler(job, now, report)
+    except Exception as exc:
+        logger.warning("scheduler: job %s (%s) failed on attempt %s", job.pk, job.kind, claim.attempts,
+                       exc_info=True)
+        return _record_failure(claim, exc, now)
+    # The runtime may have cancelled this very job while resuming its run (cancel_pending): still done.
+    ScheduledJob.objects.filter(pk=claim.id, due_at=claim.lease,
+                                status__in=[JobStatus.PENDING, JobStatus.CANCELLED]).update(
+        status=JobStatus.DONE, due_at=claim.original_due, last_error="", updated_at=timezone.now()
+    )
+    return "done" if acted else "noop"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return RETRY_BASE * (2 ** max(attempts - 1, 0))
+
+
+def _record_failure(claim: Claim, exc: Exception, now: datetime) -> str:
+    message = f"attempt {claim.attempts}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"[:LAST_ERROR_MAX]
+    pending = ScheduledJob.objects.filter(pk=claim.id, due_at=claim.lease, status=JobStatus.PENDING)
+    if claim.attempts >= MAX_ATTEMPTS:
+        pending.update(status=JobStatus.FAILED, due_at=claim.original_due, last_error=message,
+                       updated_at=timezone.now())
+        return "failed"
+    pending.update(due_at=now + retry_delay(claim.attempts), last_error=message, updated_at=timezone.now())
+    return "retried"
+
+
+# ------------------------------------------------------------------------------------- run waits
+
+def _waiting_run(job: ScheduledJob) -> AutomationRun | None:
+    """The job's run if it is still waiting where and for what the job was scheduled, else None."""
+    run = job.run
+    if run is None:
+        return None
+    run.refresh_from_db()
+    if run.status != RunStatus.WAITING or run.waiting_for != WAITING_FOR_BY_KIND[job.kind]:
+        return None
+    node_key = (job.payload or {}).get("node_key")
+    if node_key and node_key != run.current_node_key:
+        return None
+    return run
+
+
+def _resume_through_port(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
+    run = _waiting_run(job)
+    if run is None:
+        return False
+    from automations.runtime.resume import resume_waiting
+
+    return bool(resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk,
+                                                                      "job_kind": job.kind}, now=now))
+
+
+def _pause_expiry(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
+    from automations.runtime.controls import expire_pause
+
+    return bool(expire_pause(job.payload or {}, now=now))
+
+
+# ------------------------------------------------------------------------------------- schedules
+
+_CRON_FIELD = re.compile(r"^\d{1,2}$")
+_EVERY = re.compile(r"^\*/(\d{1,2})$")
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """The supported cron subset: minutes (a set) and an optional hour; other fields must be `*`."""
+
+    minutes: frozenset[int]
+    hour: int | None
+
+    def matches(self, local: datetime) -> bool:
+        return local.minute in self.minutes and (self.hour is None or local.hour == self.hour)
+
+
+def parse_cron(expression: str) -> CronSpec:
+    """Parse `M H * * *`, `M * * * *` or `*/N * * * *`; raise ValueError for anything else."""
+    parts = str(expression or "").split()
+    if len(parts) != 5 or parts[2:] != ["*", "*", "*"]:
+        raise ValueError(f"unsupported cron {expression!r}: use 'M H * * *', 'M * * * *' or '*/N * * * *'")
+    minute, hour = parts[0], parts[1]
+    every = _EVERY.match(minute)
+    if every and hour == "*":
+        step = int(every.group(1))
+        if not 1 <= step <= 59:
+            raise ValueError(f"unsupported cron {expression!r}: */N needs N between 1 and 59")
+        return CronSpec(minutes=frozenset(range(0, 60, step)), hour=None)
+    if not _CRON_FIELD.match(minute) or int(minute) > 59:
+        raise ValueError(f"unsupported cron {expression!r}: minute must be 0-59")
+    if hour == "*":
+        return CronSpec(minutes=frozenset({int(minute)}), hour=None)
+    if not _CRON_FIELD.match(hour) or int(hour) > 23:
+        raise ValueError(f"unsupported cron {expression!r}: hour must be 0-23 or *")
+    return CronSpec(minutes=frozenset({int(minute)}), hour=int(hour))
+
+
+def parse_timezone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r}")
+
+
+def validate_schedule_config(config: dict) -> list[str]:
+    """Human messages for an invalid schedule entrypoint config ([] if valid) — for the entrypoint API."""
+    errors = []
+    try:
+        parse_cron((config or {}).get("cron"))
+    except ValueError as exc:
+        errors.append(str(exc))
+    try:
+        parse_timezone((config or {}).get("timezone"))
+    except ValueError as exc:
+        errors.append(str(exc))
+    return errors
+
+
+def next_occurrence(cron: str, tz_name: str | None, after: datetime) -> datetime:
+    """The first occurrence strictly after `after` (aware), as an aware UTC datetime."""
+    spec = parse_cron(cron)
+    tz = parse_timezone(tz_name)
+    after = after.astimezone(UTC)
+    if spec.hour is not None:
+        local_day = after.astimezone(tz).date()
+        minute = next(iter(spec.minutes))
+        for offset in range(0, 3):
+            day = local_day + timedelta(days=offset)
+            wall = datetime(day.year, day.month, day.day, spec.hour, minute, tzinfo=tz)
+            moment = wall.astimezone(UTC)
+            if moment.astimezone(tz).replace(tzinfo=None) != wall.replace(tzinfo=None):
+                continue  # the wall time does not exist today (DST gap)
+            if moment > after:
+                return moment
+        raise AssertionError("a daily cron always fires within three days")
+    # Minute-resolution walk in UTC: correct across DST and half-hour offsets, at most ~2 hours of steps.
+    moment = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    for _ in range(60 * 26):
+        if spec.matches(moment.astimezone(tz)):
+            return moment
+        moment += timedelta(minutes=1)
+    raise AssertionError("an hourly cron always fires within a day")
+
+
+def _schedule_key(config: dict) -> dict:
+    return {"cron": (config or {}).get("cron"), "timezone": (config or {}).get("timezone") or "UTC"}
+
+
+def _active_schedule_entrypoints():
+    return Entrypoint.objects.filter(kind=EntrypointKind.SCHEDULE, status=ActiveStatus.ACTIVE,
+                                     automation__status=AutomationStatus.ACTIVE)
+
+
+def plan_schedule_triggers(now: datetime) -> int:
+    """Give each active schedule entrypoint one pending `schedule_trigger` job; return how many were created.
+
+    Self-healing, so nothing else has to remember to call it: a new or re-activated entrypoint gets its
+    next occurrence on the next tick, and a changed cron/timezone re-plans the pending job. Jobs of
+    paused or deleted entrypoints simply no-op when they fire."""
+    created = 0
+    with transaction.atomic():
+        _lock_schedule_planning()
+        entrypoints = list(_active_schedule_entrypoints())
+        pending = {}
+        for job in ScheduledJob.objects.filter(kind=JobKind.SCHEDULE_TRIGGER, status=JobStatus.PENDING,
+                                               entrypoint__in=entrypoints).order_by("due_at"):
+            pending.setdefault(job.entrypoint_id, []).append(job)
+        for entrypoint in entrypoints:
+            key = _schedule_key(entrypoint.config)
+            jobs = pending.get(entrypoint.pk, [])
+            current = [job for job in jobs if {k: (job.payload or {}).get(k) for k in key} == key]
+            stale = [job for job in jobs if job not in current]
+            if stale:
+                ScheduledJob.objects.filter(pk__in=[job.pk for job in stale]).update(
+                    status=JobStatus.CANCELLED, updated_at=timezone.now())
+            if current:
+                continue
+            try:
+                due = next_occurrence(key["cron"], key["timezone"], now)
+            except ValueError as exc:
+                logger.warning("scheduler: schedule entrypoint %s not planned: %s", entrypoint.pk, exc)
+                continue
+            _create_trigger_job(entrypoint, due, key)
+            created += 1
+    return created
+
+
+def _lock_schedule_planning():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEDULE_LOCK_KEY])
+
+
+def _create_trigger_job(entrypoint: Entrypoint, due: datetime, key: dict) -> ScheduledJob:
+    return ScheduledJob.objects.create(
+        organization_id=entrypoint.organization_id, kind=JobKind.SCHEDULE_TRIGGER, entrypoint=entrypoint,
+        due_at=due, payload={**key, "occurrence": due.isoformat()},
+    )
+
+
+def audience_tags(filters: dict) -> list[str]:
+    """Tags the filters REQUIRE (`tags`/`contact.tags` contains|eq X in an `all` group, nested `all`s
+    included): the database pre-selects contacts carrying them; the full filters then run per contact."""
+    tags: list[str] = []
+
+    def walk(group):
+        if not isinstance(group, dict):
+            return
+        for item in group.get("all") or []:
+            if not isinstance(item, dict):
+                continue
+            if any(k in item for k in ("all", "any", "none")):
+                walk(item)
+            elif (item.get("field") in ("tags", "contact.tags") and item.get("op") in ("contains", "eq")
+                  and isinstance(item.get("value"), str) and item["value"].strip()):
+                tags.append(item["value"].strip())
+
+    walk(filters)
+    return tags
+
+
+def _schedule_trigger(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
+    entrypoint = job.entrypoint
+    if entrypoint is not None:
+        entrypoint = (Entrypoint.objects.select_related("automation", "social_account")
+                      .filter(pk=entrypoint.pk).first())
+    if (entrypoint is None or entrypoint.kind != EntrypointKind.SCHEDULE
+            or entrypoint.status != ActiveStatus.ACTIVE
+            or entrypoint.automation.status != AutomationStatus.ACTIVE):
+        return False  # re-planned by plan_schedule_triggers if it becomes active again
+
+    key = _schedule_key(entrypoint.config)
+    # First the next occurrence, so a crash while enrolling never ends the series.
+    due = next_occurrence(key["cron"], key["timezone"], now)
+    with transaction.atomic():
+        _lock_schedule_planning()
+        others = ScheduledJob.objects.filter(kind=JobKind.SCHEDULE_TRIGGER, status=JobStatus.PENDING,
+                                             entrypoint=entrypoint).exclude(pk=job.pk)
+        if not others.exists():
+            _create_trigger_job(entrypoint, due, key)
+
+    tags = audience_tags(entrypoint.filters)
+    if not tags:
+        # Not enumerable (the entrypoint validator should have refused it): enroll nobody, say why.
+        report.errors.append(f"schedule entrypoint {entrypoint.pk} has no tag filter; nobody enrolled")
+        return False
+    report.enrolled += enroll_audience(job, entrypoint, tags, now)
+    return True
+
+
+def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str], now: datetime) -> int:
+    """Enroll the contacts carrying `tags` that pass the entrypoint's filters and have a conversation on
+    its channel (and account, when set), in id order and batches; the job's payload keeps the cursor
+    so a retry continues where the failed attempt stopped."""
+    from automations.graph.filters import evaluate
+    from automations.runtime.enrollment import enroll
+    from contacts.models import Contact, Conversation
+
+    automation = entrypoint.automation
+    contacts = Contact.objects.filter(organization_id=entrypoint.organization_id, tags__contains=tags).order_by("id")
+    cursor = (job.payload or {}).get("cursor")
+    enrolled = 0
+    occurrence = (job.payload or {}).get("occurrence")
+    while True:
+        batch = list((contacts.filter(id__gt=cursor) if cursor else contacts)[:ENROLL_BATCH])
+        if not batch:
+            break
+        conversations = Conversation.objects.filter(
+            contact__in=batch, social_account__channel=entrypoint.channel,
+        ).select_related("social_account").order_by(F("last_inbound_at").desc(nulls_last=True), "created_at")
+        if entrypoint.social_account_id:
+            conversations = conversations.filter(social_account_id=entrypoint.social_account_id)
+        by_contact = {}
+        for conversation in conversations:
+            by_contact.setdefault(conversation.contact_id, conversation)
+        for contact in batch:
+            conversation = by_contact.get(contact.pk)
+            if conversation is None or not evaluate(entrypoint.filters, contact=contact):
+                continue
+            result = enroll(automation, contact, entrypoint=entrypoint, conversation=conversation,
+                            social_account=conversation.social_account, source="trigger",
+                            context={"schedule": {"occurrence": occurrence}}, now=now)
+            if getattr(result, "run", None) is not None and not getattr(result, "blocked_reason", None):
+                enrolled += 1
+        cursor = batch[-1].pk
+        job.payload = {**(job.payload or {}), "cursor": cursor}
+        ScheduledJob.objects.filter(pk=job.pk).update(payload=job.payload, updated_at=timezone.now())
+    return enrolled
+
+
+HANDLERS = {
+    JobKind.RESUME_DELAY: _resume_through_port,
+    JobKind.INPUT_TIMEOUT: _resume_through_port,
+    JobKind.NO_RESPONSE_TIMEOUT: _resume_through_port,
+    JobKind.WAIT_EVENT_TIMEOUT: _resume_through_port,
+    JobKind.PAUSE_EXPIRY: _pause_expiry,
+    JobKind.SCHEDULE_TRIGGER: _schedule_trigger,
+}
+
+
+# ------------------------------------------------------------------------------------- reconcile
+
+def stale_active_runs(now: datetime):
+    return AutomationRun.objects.filter(status__in=[RunStatus.CREATED, RunStatus.ACTIVE],
+                                        updated_at__lt=now - STALE_ACTIVE_AFTER)
+
+
+def reconcile_stale_runs(now: datetime, limit: int | None = None) -> int:
+    """Re-enqueue runs left `active` (or `created`) longer than STALE_ACTIVE_AFTER: their worker died.
+
+    `write_run(run)` with no changes bumps updated_at first: it takes the run over (a worker that is
+    merely slow finds zero rows on its next write and stops quietly) and keeps the next ticks from
+    enqueueing it again for another STALE_ACTIVE_AFTER. The runner resumes an active run at
+    current_node_key and never repeats a visit whose step row was recorded."""
+    limit = settings.RELAY_SCHEDULER_BATCH if limit is None else limit
+    stale = list(stale_active_runs(now).order_by("updated_at")[:limit])
+    if not stale:
+        return 0
+    from automations import tasks
+    from automations.runtime.runs import write_run
+
+    enqueued = 0
+    for run in stale:
+        if write_run(run):
+            tasks.advance_run.delay(run.pk)
+            enqueued += 1
+    return enqueued
+
+
+# ------------------------------------------------------------------------------------- celery-beat
+
+BEAT_TASK_NAME = "relay: scheduler tick"
+BEAT_TASK = "automations.tasks.scheduler_tick"
+
+
+def ensure_beat_schedule(interval_seconds: int | None = None):
+    """Create or update the django-celery-beat PeriodicTask that fires the tick; idempotent.
+
+    Returns (periodic_task, changed). Stale ticks expire instead of piling up while workers are down."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = int(interval_seconds or settings.RELAY_SCHEDULER_INTERVAL_SECONDS)
+    if every < 1:
+        raise ValueError("the scheduler interval must be at least one second")
+    with transaction.atomic():
+        schedule = (IntervalSchedule.objects.filter(every=every, period=IntervalSchedule.SECONDS).order_by("id").first()
+                    or IntervalSchedule.objects.create(every=every, period=IntervalSchedule.SECONDS))
+        wanted = {"task": BEAT_TASK, "interval": schedule, "enabled": True, "expire_seconds": max(2 * every, 30),
+                  "description": "Claims due automation_scheduled_jobs (automations.runtime.scheduler.tick)."}
+        task = PeriodicTask.objects.select_for_update().filter(name=BEAT_TASK_NAME).first()
+        if task is None:
+            return PeriodicTask.objects.create(name=BEAT_TASK_NAME, **wanted), True
+        changed = any(getattr(task, name) != value for name, value in wanted.items())
+        if changed:
+            for name, value in wanted.items():
+                setattr(task, name, value)
+            task.save()
+        return task, changed
