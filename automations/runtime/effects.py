@@ -1,0 +1,314 @@
+"""The one door to the outside world: sending messages, HTTP calls, contact writes, pauses, starting
+other automations.
+
+`Effects` (live) applies in-memory changes at once (so later nodes of the same run see them) and
+buffers every database write until the runner persists the step: `apply()` runs inside the runner's
+transaction, right after the optimistic run write succeeded. Outbound messages use a transactional
+outbox: the Message row (status `pending`) is inserted in that same transaction, and delivery to the
+account's provider happens after commit, keyed by the row, so a stale or crashed worker never sends
+twice. HTTP is the exception — it cannot be buffered — so the runner commits the run's state before a
+node that calls out (see `calls_out` on the node modules).
+
+`RecordingEffects` is the simulator's implementation: the same in-memory changes, a log of what would
+have happened, no writes, no network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from automations.runtime import outbound_http
+from contacts.models import DeliveryStatus, Message, MessageDirection
+from relay.core.ids import new_id
+
+logger = logging.getLogger(__name__)
+admin_logger = logging.getLogger("relay.notify_admin")
+
+RESUMED = "resumed"  # pause_changes value: the scope's pause was lifted by this run
+
+
+class DeliveryError(Exception):
+    """Nothing can be sent (no conversation, provider refuses): the message node's `error` port."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class SandboxProvider:
+    """Records outbound messages as Message rows only; delivery always succeeds."""
+
+    name = "sandbox"
+
+    def check(self, account) -> None:
+        """Raise DeliveryError if this account cannot send right now (a real provider checks its token)."""
+
+    def deliver(self, message: Message) -> str:
+        return f"sandbox-{message.pk}"
+
+
+PROVIDERS = {"sandbox": SandboxProvider()}
+
+
+def get_provider(name: str):
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise DeliveryError("unknown_provider", f"no delivery provider named {name!r}")
+
+
+class Effects:
+    simulated = False
+
+    def __init__(self, *, run, contact, automation):
+        self.run = run
+        self.contact = contact
+        self.automation = automation
+        self.pause_changes: dict[str | None, object] = {}  # scope -> paused_until (or None) / RESUMED
+        self._ops: list = []
+        self._messages: list[Message] = []
+
+    # -- messages -------------------------------------------------------------------------------
+    def send_message(self, *, node_key: str, parts: list[dict]) -> list[str]:
+        """Queue one outbound Message per part (text/media/card…); return their ids.
+
+        Raises DeliveryError when the run has nowhere to send (no social account or conversation) or
+        the provider refuses the account."""
+        account = self.run.social_account if self.run.social_account_id else None
+        if account is None or not self.run.conversation_id:
+            raise DeliveryError("no_conversation",
+                                "the run has no social account/conversation to send through")
+        get_provider(account.provider).check(account)
+        ids = []
+        for part in parts:
+            message = Message(
+                id=new_id("msg"), organization_id=self.run.organization_id,
+                conversation_id=self.run.conversation_id, direction=MessageDirection.OUTBOUND,
+                text=part.get("text") or part.get("caption") or part.get("title") or "", payload=part,
+                status=DeliveryStatus.PENDING, run_id=self.run.pk, node_key=node_key,
+            )
+            message.idempotency_key = f"{self.run.pk}:{message.pk}"
+            self._messages.append(message)
+            ids.append(message.pk)
+        return ids
+
+    # -- http -----------------------------------------------------------------------------------
+    def http(self, method: str, url: str, *, headers=None, body=None, timeout_ms=None):
+        return outbound_http.perform(method, url, headers=headers, body=body, timeout_ms=timeout_ms)
+
+    # -- contact writes (in memory now, in the database at apply) -------------------------------
+    def tag_add(self, tag: str) -> bool:
+        tags = list(self.contact.tags or [])
+        if tag in tags:
+            return False
+        self.contact.tags = [*tags, tag]
+        self._queue("tag_add", {"tag": tag}, lambda: self._sql(
+            "UPDATE contacts SET tags = array_append(tags, %s), updated_at = now() "
+            "WHERE id = %s AND NOT (%s = ANY(tags))", [tag, self.contact.pk, tag]))
+        return True
+
+    def tag_remove(self, tag: str) -> bool:
+        tags = list(self.contact.tags or [])
+        if tag not in tags:
+            return False
+        self.contact.tags = [t for t in tags if t != tag]
+        self._queue("tag_remove", {"tag": tag}, lambda: self._sql(
+            "UPDATE contacts SET tags = array_remove(tags, %s), updated_at = now() WHERE id = %s",
+            [tag, self.contact.pk]))
+        return True
+
+    def field_set(self, slug: str, value) -> None:
+        self.contact.custom_fields = {**(self.contact.custom_fields or {}), slug: value}
+        self._queue("field_set", {"field": slug, "value": value}, lambda: self._sql(
+            "UPDATE contacts SET custom_fields = coalesce(custom_fields, '{}'::jsonb) || "
+            "jsonb_build_object(%s::text, %s::jsonb), updated_at = now() WHERE id = %s",
+            [slug, json.dumps(value), self.contact.pk]))
+
+    def field_clear(self, slug: str) -> None:
+        fields = dict(self.contact.custom_fields or {})
+        fields.pop(slug, None)
+        self.contact.custom_fields = fields
+        self._queue("field_clear", {"field": slug}, lambda: self._sql(
+            "UPDATE contacts SET custom_fields = coalesce(custom_fields, '{}'::jsonb) - %s::text, "
+            "updated_at = now() WHERE id = %s", [slug, self.contact.pk]))
+
+    def contact_field_set(self, name: str, value: str) -> None:
+        if name not in ("name", "email", "phone"):
+            raise ValueError(f"contact field must be name, email or phone, not {name!r}")
+        setattr(self.contact, name, value)
+        from contacts.models import Contact
+
+        self._queue("contact_field_set", {"field": name, "value": value}, lambda: Contact.objects.filter(
+            pk=self.contact.pk).update(**{name: value, "updated_at": timezone.now()}))
+
+    # -- pauses -----------------------------------------------------------------------------------
+    def pause_automations(self, *, automation_id: str | None, minutes=None, reason: str = "") -> dict:
+        paused_until = timezone.now() + timedelta(minutes=minutes) if minutes else None
+        self.pause_changes[automation_id] = paused_until
+
+        def op():
+            from automations.runtime import controls
+
+            controls.pause_contact(self._contact_row(), automation=self._automation_row(automation_id),
+                                   pause_reason=reason, paused_until=paused_until)
+
+        self._queue("pause_automations", {"automation_id": automation_id, "paused_until": paused_until}, op)
+        return {"automation_id": automation_id,
+                "paused_until": paused_until.isoformat() if paused_until else None}
+
+    def resume_automations(self, *, automation_id: str | None) -> dict:
+        self.pause_changes[automation_id] = RESUMED
+
+        def op():
+            from automations.runtime import controls
+
+            contact, automation = self._contact_row(), self._automation_row(automation_id)
+            # resume_contact advances the runs it unparks, which commit on their own: after our commit.
+            transaction.on_commit(lambda: controls.resume_contact(contact, automation=automation))
+
+        self._queue("resume_automations", {"automation_id": automation_id}, op)
+        return {"automation_id": automation_id}
+
+    # -- other --------------------------------------------------------------------------------------
+    def notify_admin(self, message: str) -> None:
+        run_id, automation_id = self.run.pk, self.run.automation_id
+
+        def op():
+            transaction.on_commit(lambda: admin_logger.warning(
+                "automation %s run %s: %s", automation_id, run_id, message))
+
+        self._queue("notify_admin", {"message": message}, op)
+
+    def start_automation(self, target, *, entrypoint=None, context=None) -> dict:
+        """Enroll the contact into `target` when this step persists (fire-and-forget). The returned dict
+        is the step payload; it is completed with the outcome (run id or blocked reason) at apply."""
+        report = {"target_automation_id": target.pk, "entrypoint_id": getattr(entrypoint, "pk", None)}
+
+        def op():
+            from automations.runtime.enrollment import TRIGGER, enroll
+
+            same_account = self.run.social_account if self.run.social_account_id else None
+            result = enroll(target, self._contact_row(), entrypoint=entrypoint,
+                            social_account=same_account,
+                            conversation=self.run.conversation if self.run.conversation_id else None,
+                            context=dict(context or {}), source=TRIGGER,
+                            trigger_depth=(self.run.trigger_depth or 0) + 1)
+            report["run_id"] = result.run.pk if result.run is not None and result.ok else None
+            report["blocked"] = result.blocked
+
+        self._queue("start_automation", report, op)
+        return report
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        return bool(self._ops or self._messages)
+
+    def apply(self) -> None:
+        """Write everything buffered. Call inside the transaction that persisted the run."""
+        messages, ops = self._messages, self._ops
+        self._messages, self._ops = [], []
+        if messages:
+            Message.objects.bulk_create(messages)
+            ids = [m.pk for m in messages]
+            transaction.on_commit(lambda: deliver_messages(ids))
+        for op in ops:
+            op()
+
+    def discard(self) -> None:
+        self._messages, self._ops = [], []
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _queue(self, kind: str, details: dict, op) -> None:
+        self._ops.append(op)
+
+    @staticmethod
+    def _sql(sql: str, params: list) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _contact_row(self):
+        from contacts.models import Contact
+
+        return Contact.objects.get(pk=self.contact.pk)
+
+    def _automation_row(self, automation_id):
+        if automation_id is None:
+            return None
+        from automations.models import Automation
+
+        return Automation.objects.get(pk=automation_id, organization_id=self.run.organization_id)
+
+
+class RecordingEffects(Effects):
+    """The simulator's effects: in-memory changes and a log; nothing written, nothing sent."""
+
+    simulated = True
+
+    def __init__(self, *, run, contact, automation):
+        super().__init__(run=run, contact=contact, automation=automation)
+        self.log: list[dict] = []
+        self._counter = 0
+
+    def send_message(self, *, node_key: str, parts: list[dict]) -> list[str]:
+        ids = []
+        for _part in parts:
+            self._counter += 1
+            ids.append(f"msg_simulated_{self._counter}")
+        self.log.append({"effect": "send_message", "node_key": node_key, "parts": parts})
+        return ids
+
+    def http(self, method: str, url: str, *, headers=None, body=None, timeout_ms=None):
+        self.log.append({"effect": "http", "method": method, "url": url, "headers": headers, "body": body})
+        return outbound_http.HttpResponse(status=200, headers={}, body=None, elapsed_ms=0)
+
+    def start_automation(self, target, *, entrypoint=None, context=None) -> dict:
+        report = {"target_automation_id": target.pk, "entrypoint_id": getattr(entrypoint, "pk", None),
+                  "simulated": True}
+        self.log.append({"effect": "start_automation", **report})
+        return report
+
+    def _queue(self, kind: str, details: dict, op) -> None:
+        self.log.append({"effect": kind, **details})
+
+    def apply(self) -> None:
+        raise RuntimeError("RecordingEffects never writes")
+
+
+def deliver_messages(message_ids) -> int:
+    """Hand pending outbound messages to their provider, once each: the row lock and the `pending`
+    status make a second delivery attempt (retry, duplicate worker) a no-op. Returns how many were sent."""
+    sent = 0
+    for message_id in message_ids:
+        try:
+            with transaction.atomic():
+                message = (Message.objects.select_for_update(skip_locked=True, of=("self",))
+                           .select_related("conversation__social_account")
+                           .filter(pk=message_id, status=DeliveryStatus.PENDING).first())
+                if message is None:
+                    continue
+                account = message.conversation.social_account
+                try:
+                    message.provider_message_id = get_provider(account.provider).deliver(message)
+                    message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
+                    sent += 1
+                except DeliveryError as exc:
+                    message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
+                message.save(update_fields=["provider_message_id", "status", "sent_at", "error"])
+        except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
+            logger.exception("delivering message %s failed", message_id)
+    return sent
+
+
+def deliver_pending(older_than_seconds: int = 60, limit: int = 200) -> int:
+    """Sweep outbox rows left pending (a worker died between commit and delivery)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = Message.objects.filter(direction=MessageDirection.OUTBOUND, status=DeliveryStatus.PENDING,
+                                   created_at__lt=cutoff).order_by("created_at")
+    ids = list(stale.values_list("pk", flat=True)[:limit])
+    return deliver_messages(ids)

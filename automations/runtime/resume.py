@@ -1,0 +1,80 @@
+"""Moving a waiting run on: `resume_waiting` (a reply, an event or a timeout chose the port) and
+`resume_parked` (the contact pause that parked the run is gone).
+
+Both check graph-change safety first — the waiting node gone or the port gone → `exited` /
+`graph_changed` — then write the resumed node's step row and continue the walk in the same first
+transaction, so a stale copy of the run (zero rows) changes nothing and sends nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from automations.models import Automation, AutomationRun, ExitReason, RunStatus, StepOutcome, StepRun, WaitingFor
+from automations.runtime import jobs
+from automations.runtime.engine import GraphView, Position, Step
+from automations.runtime.pauses import active_pause
+from automations.runtime.runner import execute, load_run
+from automations.runtime.runs import count_finish, finished, write_run
+
+
+def _exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None) -> bool:
+    with transaction.atomic():
+        if not write_run(run, **finished(RunStatus.EXITED, ExitReason.GRAPH_CHANGED, now,
+                                         current_port_key=port_key)):
+            return False
+        jobs.cancel_pending(run)
+        count_finish(run.automation_id, RunStatus.EXITED)
+    return True
+
+
+def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, payload: dict | None = None,
+                   step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None) -> bool:
+    """Leave the node a `waiting` run waits at through `port_key` and keep advancing.
+
+    Writes the waiting node's step row (`exited_via_port_key` = port_key, `payload`, `step_outcome`),
+    merges `context_updates` into the run context, cancels the wait's pending timeout jobs. Runs parked
+    by a contact pause are not touched (use resume_parked). Returns True iff this call moved the run
+    (False: not waiting, or another worker moved it first)."""
+    run = load_run(run)
+    if run is None or run.status != RunStatus.WAITING or run.waiting_for == WaitingFor.EXTERNAL_EVENT:
+        return False
+    now_value = now or timezone.now()
+    automation = Automation.objects.only("graph").get(pk=run.automation_id)
+    graph = GraphView(automation.graph)
+    node = graph.node(run.current_node_key)
+    if node is None or port_key not in graph.ports(node):
+        return _exit_graph_changed(run, now_value, port_key)
+    step = Step(node["key"], node.get("kind", ""), None, port_key, step_outcome, payload=payload or {})
+    driver = execute(run, Position(node["key"], port_key=port_key), gone_reason=ExitReason.GRAPH_CHANGED,
+                     now=now, prelude=[step], context_updates=context_updates, cancel_wait_jobs=True)
+    return driver.persists > 0
+
+
+def resume_parked(run, now: datetime | None = None) -> bool:
+    """Continue a run parked by a contact pause (`waiting` / `external_event`) exactly where it parked:
+    the node it was about to visit is visited now. Refuses (False) while a pause still applies."""
+    run = load_run(run)
+    if run is None or run.status != RunStatus.WAITING or run.waiting_for != WaitingFor.EXTERNAL_EVENT:
+        return False
+    now_value = now or timezone.now()
+    if active_pause(run.contact_id, run.automation_id, now_value) is not None:
+        return False
+    automation = Automation.objects.only("graph").get(pk=run.automation_id)
+    node = GraphView(automation.graph).node(run.current_node_key)
+    if node is None:
+        return _exit_graph_changed(run, now_value)
+    driver = execute(run, Position(node["key"], entered_via=_parked_entry_port(run)),
+                     gone_reason=ExitReason.GRAPH_CHANGED, now=now)
+    return driver.persists > 0
+
+
+def _parked_entry_port(run: AutomationRun) -> str | None:
+    """The port the run came through before it parked (recorded on the parking step)."""
+    last = (StepRun.objects.filter(run_id=run.pk).order_by("-executed_at", "-id")
+            .values("node_key", "entered_via_port_key", "payload").first())
+    if last and last["node_key"] == run.current_node_key and (last["payload"] or {}).get("parked"):
+        return last["entered_via_port_key"]
+    return None

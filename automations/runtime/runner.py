@@ -1,0 +1,168 @@
+"""The runner: `advance(run)` executes an active run until it waits, parks, ends or fails.
+
+One execution iteration = one call. Visits are buffered and persisted together: one transaction writes
+the run (optimistically, through `write_run`), every step row of the iteration (one bulk INSERT), the
+buffered effects (outbox messages, contact writes, enrollments) and the wait's job. If the run write
+finds zero rows, another worker moved the run: nothing of this iteration is written or sent. A node
+that calls out (http_request, webhook actions) makes the runner persist first, so the call happens
+with the run's state committed and no transaction open.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from automations.models import (
+    Automation,
+    AutomationRun,
+    RunStatus,
+    StepRun,
+    WaitingFor,
+)
+from automations.runtime import jobs
+from automations.runtime.effects import RESUMED, Effects
+from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
+from automations.runtime.pauses import applying_pauses
+from automations.runtime.runs import count_finish, finished, write_run
+from contacts.models import Contact
+
+logger = logging.getLogger(__name__)
+
+
+def load_run(run_or_id) -> AutomationRun | None:
+    if isinstance(run_or_id, AutomationRun):
+        return run_or_id
+    return (AutomationRun.objects.select_related("social_account", "conversation")
+            .filter(pk=run_or_id).first())
+
+
+class LiveDriver:
+    """Persistence for a real run: buffered step rows, one transaction per persist."""
+
+    def __init__(self, run: AutomationRun, effects: Effects, *, cancel_wait_jobs: bool = False):
+        self.run = run
+        self.effects = effects
+        self.steps: list[StepRun] = []
+        self.cancel_wait_jobs = cancel_wait_jobs  # a resume cancels the timeout jobs of the wait it ends
+        self.persists = 0
+        self._pauses: dict | None = None
+
+    # -- walker hooks ---------------------------------------------------------------------------
+    def record(self, step: Step) -> None:
+        self.steps.append(StepRun(
+            run_id=self.run.pk, automation_id=self.run.automation_id, node_key=step.node_key,
+            node_kind=step.node_kind, entered_via_port_key=step.entered_via_port_key,
+            exited_via_port_key=step.exited_via_port_key, outcome=step.outcome, duration_ms=step.duration_ms,
+            payload=step.payload, error=step.error, executed_at=step.executed_at,
+        ))
+
+    def choice(self, node_key: str) -> str | None:
+        return None
+
+    def paused(self, now: datetime) -> PauseInfo | None:
+        """The pause that applies now: rows read once per persist, overlaid with this run's own
+        pause/resume actions that are not written yet."""
+        if self._pauses is None:
+            self._pauses = {row.automation_id: row for row in
+                            applying_pauses(self.run.contact_id, self.run.automation_id, now)}
+        for scope in (None, self.run.automation_id):
+            if scope in self.effects.pause_changes:
+                change = self.effects.pause_changes[scope]
+                if change != RESUMED and (change is None or change > now):
+                    return PauseInfo("automation_action", change, None, scope)
+                continue
+            row = self._pauses.get(scope)
+            if row is not None and (row.paused_until is None or row.paused_until > now):
+                return PauseInfo(row.pause_reason, row.paused_until, row.pk, scope)
+        return None
+
+    def before_callout(self, node_key: str, context: dict) -> bool:
+        ok = self.persist({"status": RunStatus.ACTIVE, "current_node_key": node_key, "current_port_key": None,
+                           "waiting_for": None, "waiting_until": None, "context": copy.deepcopy(context)})
+        self._pauses = None  # time passes during the call: read pauses again afterwards
+        return ok
+
+    # -- persistence ----------------------------------------------------------------------------
+    def persist(self, changes: dict, *, job: tuple | None = None, finished_status: str | None = None) -> bool:
+        with transaction.atomic():
+            if not write_run(self.run, **changes):
+                self.steps = []
+                self.effects.discard()
+                return False
+            if self.cancel_wait_jobs:
+                jobs.cancel_pending(self.run, jobs.WAIT_JOB_KINDS)
+                self.cancel_wait_jobs = False
+            self.effects.apply()
+            if self.steps:
+                StepRun.objects.bulk_create(self.steps)
+            if job is not None:
+                jobs.schedule(self.run, *job)
+            if finished_status:
+                count_finish(self.run.automation_id, finished_status)
+        self.steps = []
+        self.persists += 1
+        return True
+
+    def persist_stop(self, stop: Stop, context: dict, now: datetime) -> bool:
+        context = copy.deepcopy(context)
+        if stop.kind == "wait":
+            wait = stop.wait
+            job = None
+            if wait.job_kind and wait.until is not None:
+                job = (wait.job_kind, wait.until, {"node_key": stop.node_key, "port_key": wait.timeout_port})
+            return self.persist({"status": RunStatus.WAITING, "waiting_for": wait.waiting_for,
+                                 "waiting_until": wait.until, "current_node_key": stop.node_key,
+                                 "current_port_key": None, "context": context}, job=job)
+        if stop.kind == "park":
+            return self.persist({"status": RunStatus.WAITING, "waiting_for": WaitingFor.EXTERNAL_EVENT,
+                                 "waiting_until": stop.pause.paused_until, "current_node_key": stop.node_key,
+                                 "current_port_key": None, "context": context})
+        return self.persist(finished(stop.status, stop.exit_reason, now, current_node_key=stop.node_key,
+                                     current_port_key=stop.port_key, context=context),
+                            finished_status=stop.status)
+
+
+def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datetime | None = None,
+            prelude: list[Step] | None = None, context_updates: dict | None = None,
+            cancel_wait_jobs: bool = False) -> LiveDriver:
+    """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
+    `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
+    first write won)."""
+    from django.utils import timezone
+
+    automation = Automation.objects.get(pk=run.automation_id)
+    contact = Contact.objects.get(pk=run.contact_id)
+    effects = Effects(run=run, contact=contact, automation=automation)
+    driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs)
+    for step in prelude or []:
+        driver.record(step)
+    context = copy.deepcopy(run.context or {})
+    context.update(context_updates or {})
+    walker = Walker(graph=GraphView(automation.graph), run=run, context=context, contact=contact,
+                    automation=automation, effects=effects, driver=driver, now=now,
+                    max_visits=getattr(settings, "RELAY_MAX_VISITS_PER_ITERATION", 200))
+    stop = walker.walk(start, gone_reason=gone_reason)
+    if stop is not None and not driver.persist_stop(stop, context, now or timezone.now()):
+        logger.info("run %s moved under us; stopped quietly", run.pk)
+    return driver
+
+
+def advance(run_or_id, *, now: datetime | None = None) -> AutomationRun | None:
+    """Execute an `active` run from where it stands. Returns the run if this call moved it, else None
+    (not found, not active, or another worker moved it first)."""
+    run = load_run(run_or_id)
+    if run is None or run.status != RunStatus.ACTIVE:
+        return None
+    if run.current_port_key:
+        start = Position(run.current_node_key, port_key=run.current_port_key)
+    else:
+        start = Position(run.current_node_key)
+    from automations.models import ExitReason
+
+    driver = execute(run, start, gone_reason=ExitReason.NODE_REMOVED, now=now)
+    return run if driver.persists else None

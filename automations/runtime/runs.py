@@ -1,0 +1,92 @@
+"""The run writer: the only code that changes an `automation_runs` row, plus the states a run ends in.
+
+Every write is optimistic: `UPDATE … WHERE id = ? AND updated_at = ?`. Zero rows means another worker
+moved the run since we read it; the caller stops quietly and causes no side effect. `updated_at` is the
+concurrency token, so each write sets it to a value strictly greater than the one it replaces.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from automations.models import (
+    LIVE_RUN_STATUSES,
+    Automation,
+    AutomationRun,
+    ExitReason,
+    RunStatus,
+)
+
+COUNTER_FIELDS = {
+    RunStatus.COMPLETED: "total_completed",
+    RunStatus.EXITED: "total_exited",
+    RunStatus.FAILED: "total_failed",
+}
+
+
+class RunConflict(Exception):
+    """The run kept changing under us (used where a caller must answer 409)."""
+
+
+def _next_stamp(previous: datetime | None) -> datetime:
+    now = timezone.now()
+    if previous is not None and now <= previous:
+        now = previous + timedelta(microseconds=1)
+    return now
+
+
+def write_run(run: AutomationRun, **changes) -> bool:
+    """Apply `changes` to the run row iff nobody wrote it since `run` was read.
+
+    On success the in-memory run gets the changes and its new updated_at, and True is returned. On zero
+    rows nothing changes (in the database or in memory) and False is returned."""
+    stamp = _next_stamp(run.updated_at)
+    values = {**changes, "updated_at": stamp}
+    rows = AutomationRun.objects.filter(pk=run.pk, updated_at=run.updated_at).update(**values)
+    if rows == 0:
+        return False
+    for name, value in values.items():
+        setattr(run, name, value)
+    return True
+
+
+def finished(status: str, exit_reason: str, now: datetime, **extra) -> dict:
+    """The changes that end a run (status completed/exited/failed)."""
+    return {"status": status, "exit_reason": exit_reason, "completed_at": now, "waiting_for": None,
+            "waiting_until": None, **extra}
+
+
+def count_finish(automation_id: str, status: str) -> None:
+    """Bump the automation's counter for a run that just ended (F() so concurrent runs add up)."""
+    field = COUNTER_FIELDS.get(status)
+    if field:
+        Automation.objects.filter(pk=automation_id).update(**{field: F(field) + 1})
+
+
+def count_enrolled(automation_id: str) -> None:
+    Automation.objects.filter(pk=automation_id).update(total_enrolled=F("total_enrolled") + 1)
+
+
+def stop_run(run: AutomationRun, *, now: datetime | None = None,
+             exit_reason: str = ExitReason.ADMIN_STOPPED, attempts: int = 3) -> bool:
+    """Force-exit a live run (`exited` / admin_stopped) and cancel its pending jobs.
+
+    Returns False when the run is not live (already finished). Retries on a concurrent write: a worker
+    that is mid-advance loses its own write and stops without side effects. Raises RunConflict if the
+    run keeps changing."""
+    from automations.runtime import jobs
+
+    for _ in range(attempts):
+        if run.status not in LIVE_RUN_STATUSES:
+            return False
+        with transaction.atomic():
+            if write_run(run, **finished(RunStatus.EXITED, exit_reason, now or timezone.now())):
+                jobs.cancel_pending(run)
+                count_finish(run.automation_id, RunStatus.EXITED)
+                return True
+        run.refresh_from_db()
+    raise RunConflict(f"run {run.pk} kept changing; try again")

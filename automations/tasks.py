@@ -1,0 +1,19 @@
+"""Thin Celery tasks: parse the arguments, call one runtime function."""
+
+from celery import shared_task
+
+
+@shared_task(name="automations.advance_run", ignore_result=True)
+def advance_run(run_id: str) -> None:
+    """Execute an active run (enqueued on commit by enrollment and by anything that reactivates a run)."""
+    from automations.runtime.runner import advance
+
+    advance(run_id)
+
+
+@shared_task(name="automations.tasks.scheduler_tick", ignore_result=True)
+def scheduler_tick() -> dict:
+    """celery-beat's tick (PeriodicTask from `manage.py setup_schedules`): claim and process due jobs."""
+    from automations.runtime.scheduler import tick
+
+    return tick().as_dict()
