@@ -1,0 +1,104 @@
+"""Bindings API: the fallback automation per social account (`default_reply`, `welcome_message`);
+one per (account, type) → 409 binding_exists."""
+
+from django.db import IntegrityError, transaction
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automations.api.automations import _body
+from automations.models import ActiveStatus, Automation, Binding, BindingType
+from contacts.models import SocialAccount
+from relay.core.errors import ApiError
+from relay.core.pagination import paginate
+from relay.core.serializers import OrgRelatedField, StrictSerializer, org_object_or_404
+
+
+class BindingSerializer(serializers.ModelSerializer):
+    social_account_id = serializers.CharField(read_only=True)
+    automation_id = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Binding
+        fields = ["id", "social_account_id", "binding_type", "automation_id", "config", "status", "created_at",
+                  "updated_at"]
+        read_only_fields = fields
+
+
+class BindingWriteSerializer(StrictSerializer):
+    social_account_id = OrgRelatedField(model=SocialAccount, source="social_account")
+    binding_type = serializers.ChoiceField(choices=BindingType.choices)
+    automation_id = OrgRelatedField(model=Automation, source="automation")
+    config = serializers.DictField(required=False)
+    status = serializers.ChoiceField(choices=ActiveStatus.choices, required=False)
+
+    def validate(self, attrs):
+        instance = self.context.get("binding")
+        account = attrs.get("social_account", getattr(instance, "social_account", None))
+        automation = attrs.get("automation", getattr(instance, "automation", None))
+        if account.channel != automation.channel:
+            raise ApiError("channel_mismatch", f"Automation {automation.pk} runs on {automation.channel}, the "
+                           f"social account is on {account.channel}.",
+                           details={"automation_id": [f"must be a {account.channel} automation"]})
+        return attrs
+
+
+def _conflict(account_id, binding_type):
+    return ApiError("binding_exists", f"Social account {account_id} already has a {binding_type} binding.",
+                    status=409, details={"social_account_id": [account_id], "binding_type": [binding_type]})
+
+
+def _save(binding: Binding, *, create: bool) -> Binding:
+    clash = Binding.objects.filter(social_account_id=binding.social_account_id, binding_type=binding.binding_type)
+    if not create:
+        clash = clash.exclude(pk=binding.pk)
+    if clash.exists():
+        raise _conflict(binding.social_account_id, binding.binding_type)
+    try:
+        with transaction.atomic():
+            binding.save(force_insert=create)
+    except IntegrityError:  # a concurrent request took the slot between the check and the insert
+        raise _conflict(binding.social_account_id, binding.binding_type)
+    return binding
+
+
+def _binding(request, pk) -> Binding:
+    return org_object_or_404(Binding, request.organization, pk)
+
+
+class BindingListView(APIView):
+    serializer_class = BindingSerializer
+
+    def get(self, request):
+        queryset = Binding.objects.filter(organization=request.organization)
+        for param, column in (("social_account_id", "social_account_id"), ("binding_type", "binding_type"),
+                              ("automation_id", "automation_id")):
+            if request.query_params.get(param):
+                queryset = queryset.filter(**{column: request.query_params[param]})
+        return paginate(request, queryset, BindingSerializer)
+
+    def post(self, request):
+        serializer = BindingWriteSerializer(data=_body(request), context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        binding = _save(Binding(organization=request.organization, **serializer.validated_data), create=True)
+        return Response(BindingSerializer(binding).data, status=201)
+
+
+class BindingDetailView(APIView):
+    serializer_class = BindingSerializer
+
+    def get(self, request, pk):
+        return Response(BindingSerializer(_binding(request, pk)).data)
+
+    def patch(self, request, pk):
+        binding = _binding(request, pk)
+        serializer = BindingWriteSerializer(data=_body(request), partial=True,
+                                            context={"request": request, "binding": binding})
+        serializer.is_valid(raise_exception=True)
+        for name, value in serializer.validated_data.items():
+            setattr(binding, name, value)
+        return Response(BindingSerializer(_save(binding, create=False)).data)
+
+    def delete(self, request, pk):
+        _binding(request, pk).delete()
+        return Response(status=204)
