@@ -443,38 +443,42 @@ def _schedule_trigger(job: ScheduledJob, now: datetime, report: TickReport) -> b
 
 
 def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str], now: datetime) -> int:
-    """Enroll the contacts carrying `tags` that pass the entrypoint's filters and have a conversation on
-    its channel (and account, when set), in id order and batches; the job's payload keeps the cursor
-    so a retry continues where the failed attempt stopped."""
-    from automations.graph.filters import evaluate
-    from automations.runtime.enrollment import enroll
-    from contacts.models import Contact, Conversation
+    """Enroll the contacts carrying `tags` that pass the entrypoint's filters and are reachable on its
+    channel (an identity or a conversation on one of the channel's accounts — the entrypoint's account
+    when it names one), in id order and batches. The job's payload keeps the cursor, so a retry
+    continues where the failed attempt stopped; re-entry rules make a repeated contact harmless."""
+    from django.db.models import Exists, OuterRef, Q
 
-    automation = entrypoint.automation
-    contacts = Contact.objects.filter(organization_id=entrypoint.organization_id, tags__contains=tags).order_by("id")
+    from automations.graph.filters import evaluate
+    from automations.runtime.enrollment import TRIGGER, enroll
+    from contacts.models import Contact, ContactIdentity, Conversation
+
+    on_channel = Q(social_account__channel=entrypoint.channel)
+    if entrypoint.social_account_id:
+        on_channel &= Q(social_account_id=entrypoint.social_account_id)
+    reachable = (Exists(ContactIdentity.objects.filter(on_channel, contact=OuterRef("pk")))
+                 | Exists(Conversation.objects.filter(on_channel, contact=OuterRef("pk"))))
+    contacts = (Contact.objects.filter(organization_id=entrypoint.organization_id, tags__contains=tags)
+                .filter(reachable).order_by("id"))
     cursor = (job.payload or {}).get("cursor")
-    enrolled = 0
     occurrence = (job.payload or {}).get("occurrence")
+    enrolled = 0
     while True:
         batch = list((contacts.filter(id__gt=cursor) if cursor else contacts)[:ENROLL_BATCH])
         if not batch:
             break
-        conversations = Conversation.objects.filter(
-            contact__in=batch, social_account__channel=entrypoint.channel,
-        ).select_related("social_account").order_by(F("last_inbound_at").desc(nulls_last=True), "created_at")
-        if entrypoint.social_account_id:
-            conversations = conversations.filter(social_account_id=entrypoint.social_account_id)
         by_contact = {}
+        conversations = (Conversation.objects.filter(on_channel, contact__in=batch).select_related("social_account")
+                         .order_by(F("last_inbound_at").desc(nulls_last=True), "created_at"))
         for conversation in conversations:
             by_contact.setdefault(conversation.contact_id, conversation)
         for contact in batch:
-            conversation = by_contact.get(contact.pk)
-            if conversation is None or not evaluate(entrypoint.filters, contact=contact):
+            if not evaluate(entrypoint.filters, contact=contact):
                 continue
-            result = enroll(automation, contact, entrypoint=entrypoint, conversation=conversation,
-                            social_account=conversation.social_account, source="trigger",
+            result = enroll(entrypoint.automation, contact, entrypoint=entrypoint,
+                            conversation=by_contact.get(contact.pk), source=TRIGGER,
                             context={"schedule": {"occurrence": occurrence}}, now=now)
-            if getattr(result, "run", None) is not None and not getattr(result, "blocked_reason", None):
+            if result.run is not None and result.blocked is None:
                 enrolled += 1
         cursor = batch[-1].pk
         job.payload = {**(job.payload or {}), "cursor": cursor}
