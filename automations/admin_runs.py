@@ -1,1 +1,120 @@
-"""Admin for runs (stop action, step timeline), scheduled jobs and inbound events."""
+"""Admin for runs: list with filters, the run page with its read-only step timeline, and the "Stop
+selected runs" action (the same `runtime.runs.stop_run` the API uses). Step runs are append-only, so
+their admin is read-only: no add, change or delete anywhere. Runs change only through the runtime, so
+the run page is view-only too."""
+
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from automations.admin_jobs import StuckRunFilter
+from automations.models import AutomationRun, StepRun
+from automations.runtime.runs import RunConflict, stop_run
+
+
+def pretty_json(value) -> str:
+    if value in (None, {}, []):
+        return "-"
+    return format_html('<pre class="relay-json">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False,
+                                                                       sort_keys=True, default=str))
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+STEP_FIELDS = ["executed_at", "node_key", "node_kind", "entered_via_port_key", "exited_via_port_key", "outcome",
+               "duration_ms", "payload_json", "error_json"]
+
+
+class StepTimelineInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Every node visit of the run, oldest first."""
+
+    model = StepRun
+    fk_name = "run"
+    verbose_name = "step"
+    verbose_name_plural = "step timeline (oldest first)"
+    fields = STEP_FIELDS
+    readonly_fields = STEP_FIELDS
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("executed_at", "id")
+
+    @admin.display(description="payload")
+    def payload_json(self, step):
+        return pretty_json(step.payload)
+
+    @admin.display(description="error")
+    def error_json(self, step):
+        return pretty_json(step.error)
+
+
+@admin.register(AutomationRun)
+class AutomationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    change_form_template = "admin/automations/run/change_form.html"
+    list_display = ["id", "automation", "contact", "status", "current_node_key", "waiting_for", "waiting_until",
+                    "exit_reason", "started_at", "completed_at"]
+    list_filter = ["status", StuckRunFilter, ("automation", admin.RelatedOnlyFieldListFilter),
+                   ("contact", admin.RelatedOnlyFieldListFilter), "waiting_for", "exit_reason"]
+    search_fields = ["=id"]
+    search_help_text = "Search by run id (arun_…)."
+    list_select_related = ["automation", "contact"]
+    ordering = ["-started_at"]
+    show_full_result_count = False
+    fields = ["id", "organization", "automation", "entrypoint", "binding", "contact", "conversation",
+              "social_account", "status", "current_node_key", "current_port_key", "context_json", "waiting_for",
+              "waiting_until", "exit_reason", "trigger_depth", "started_at", "completed_at", "updated_at"]
+    readonly_fields = fields
+    inlines = [StepTimelineInline]
+    actions = ["stop_selected"]
+
+    @admin.display(description="context")
+    def context_json(self, run):
+        return pretty_json(run.context)
+
+    @admin.action(description="Stop selected runs")
+    def stop_selected(self, request, queryset):
+        stopped = skipped = conflicts = 0
+        for run in queryset:
+            try:
+                if stop_run(run):
+                    stopped += 1
+                else:
+                    skipped += 1
+            except RunConflict:
+                conflicts += 1
+        self.message_user(request, f"Stopped {stopped} run(s); {skipped} already finished.", messages.SUCCESS)
+        if conflicts:
+            self.message_user(request, f"{conflicts} run(s) kept changing; try again.", messages.WARNING)
+
+
+@admin.register(StepRun)
+class StepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "executed_at", "run_id", "node_key", "node_kind", "entered_via_port_key",
+                    "exited_via_port_key", "outcome", "duration_ms"]
+    list_filter = ["outcome", "node_kind"]
+    search_fields = ["=run__id"]
+    search_help_text = "Search by run id (arun_…)."
+    ordering = ["-executed_at", "-id"]
+    show_full_result_count = False
+    fields = ["id", "run_id", "automation_id", *STEP_FIELDS]
+    readonly_fields = fields
+
+    @admin.display(description="payload")
+    def payload_json(self, step):
+        return pretty_json(step.payload)
+
+    @admin.display(description="error")
+    def error_json(self, step):
+        return pretty_json(step.error)

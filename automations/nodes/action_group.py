@@ -124,3 +124,118 @@ def validate(config, *, automation=None) -> list[dict]:
             issues.append(error("invalid_config", f"{here}.on_error must be abort or continue."))
         _validate_action(action, here, automation, issues)
     return issues
+
+
+# -- runtime -------------------------------------------------------------------------------------------
+
+class ActionFailed(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def calls_out(config) -> bool:
+    """A webhook_out makes the runner commit the run's state before this node runs."""
+    return any(a.get("type") == "webhook_out" for a in list_of_dicts(as_dict(config).get("actions")))
+
+
+def _automation_ref(ctx, automation_id):
+    if automation_id is None:
+        return None
+    from automations.models import Automation
+
+    if not Automation.objects.filter(organization_id=ctx.automation.organization_id, pk=automation_id).exists():
+        raise ActionFailed("unknown_automation", f"no automation {automation_id} in this organization")
+    return automation_id
+
+
+def _non_empty(value, what: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise ActionFailed("empty_value", f"{what} is empty after merge tags")
+    return text
+
+
+def _run_action(ctx, action: dict) -> dict:
+    kind = action.get("type")
+    effects = ctx.effects
+    if kind == "tag_add":
+        tag = _non_empty(ctx.render(action.get("tag")), "tag")
+        return {"tag": tag, "changed": effects.tag_add(tag)}
+    if kind == "tag_remove":
+        tag = _non_empty(ctx.render(action.get("tag")), "tag")
+        return {"tag": tag, "changed": effects.tag_remove(tag)}
+    if kind == "field_set":
+        field = _non_empty(action.get("field"), "field")
+        value = ctx.render_value(action.get("value"))
+        effects.field_set(field, value)
+        return {"field": field, "value": value}
+    if kind == "field_clear":
+        field = _non_empty(action.get("field"), "field")
+        effects.field_clear(field)
+        return {"field": field}
+    if kind == "contact_field_set":
+        field = action.get("field")
+        if field not in CONTACT_FIELDS:
+            raise ActionFailed("invalid_field", f"contact field must be one of {', '.join(CONTACT_FIELDS)}")
+        value = ctx.render(action.get("value")).strip()
+        if field == "email" and value and "@" not in value:
+            raise ActionFailed("invalid_email", f"{value!r} is not an email address")
+        effects.contact_field_set(field, value)
+        return {"field": field, "value": value}
+    if kind == "pause_automations_for_contact":
+        minutes = action.get("minutes")
+        if minutes is not None and (not isinstance(minutes, int) or minutes <= 0):
+            raise ActionFailed("invalid_minutes", "minutes must be a positive integer")
+        return effects.pause_automations(automation_id=_automation_ref(ctx, action.get("automation_id")),
+                                         minutes=minutes, reason=f"automation {ctx.automation.pk}")
+    if kind == "resume_automations_for_contact":
+        return effects.resume_automations(automation_id=_automation_ref(ctx, action.get("automation_id")))
+    if kind == "webhook_out":
+        from automations.runtime.outbound_http import HttpError
+
+        url = ctx.render(action.get("url"))
+        method = action.get("method") or "POST"
+        headers = {str(k): ctx.render(v) for k, v in (action.get("headers") or {}).items()}
+        body = ctx.render_value(action["body"]) if action.get("body") is not None else None
+        if body is not None and not isinstance(body, str):
+            headers.setdefault("Content-Type", "application/json")
+        try:
+            response = effects.http(method, url, headers=headers, body=body)
+        except HttpError as exc:
+            raise ActionFailed(exc.code, str(exc))
+        if not response.ok:
+            raise ActionFailed("http_status", f"the webhook answered {response.status}")
+        return {"url": url, "method": method, "status": response.status}
+    if kind == "notify_admin":
+        message = _non_empty(ctx.render(action.get("message")), "message")
+        effects.notify_admin(message)
+        return {"message": message}
+    raise ActionFailed("unknown_action_type", f"unknown action type {kind!r}")
+
+
+def handle(ctx):
+    """Run the actions in order. A failing action with on_error `abort` stops the group and leaves
+    through `error`; with `continue` the failure is recorded and the next action runs. Contact
+    changes are visible to the following actions and nodes at once."""
+    from automations.models import StepOutcome
+    from automations.runtime.context import NodeResult
+
+    results = []
+    for action in list_of_dicts(as_dict(ctx.config).get("actions")):
+        entry = {"id": action.get("id"), "type": action.get("type")}
+        try:
+            entry.update(_run_action(ctx, action))
+            entry["ok"] = True
+        except Exception as exc:  # noqa: BLE001 - an action's failure is data: on_error decides what follows
+            entry.update(ok=False, error={"code": getattr(exc, "code", type(exc).__name__), "message": str(exc)})
+            results.append(entry)
+            if on_error(action) == "abort":
+                return NodeResult(port="error", outcome=StepOutcome.FAILED, payload={"actions": results},
+                                  rendered=results,
+                                  error={"code": "action_failed", "action_id": action.get("id"),
+                                         "message": str(exc)})
+            continue
+        results.append(entry)
+    failures = sum(1 for r in results if not r["ok"])
+    return NodeResult(port="next", payload={"actions": results, "failures": failures}, rendered=results)

@@ -20,3 +20,11 @@ def validate(config, *, automation=None) -> list[dict]:
         issues.append(warning("empty_predicates", "No predicates: this condition always takes `true`.",
                               port="false"))
     return issues
+
+
+def handle(ctx):
+    """`true` when the contact/context satisfies the predicates, else `false`."""
+    from automations.runtime.context import NodeResult
+
+    result = ctx.evaluate(ctx.config.get("predicates"))
+    return NodeResult(port="true" if result else "false", payload={"result": result}, rendered={"result": result})

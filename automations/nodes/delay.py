@@ -32,3 +32,19 @@ def validate(config, *, automation=None) -> list[dict]:
     elif total > MAX_TOTAL_SECONDS:
         issues.append(error("invalid_config", "A delay can last at most 365 days."))
     return issues
+
+
+def handle(ctx):
+    """Park the run for the configured duration; a `resume_delay` job resumes it through `next`."""
+    from datetime import timedelta
+
+    from automations.models import JobKind, StepOutcome, WaitingFor
+    from automations.runtime.context import NodeResult, Wait
+
+    seconds = total_seconds(ctx.config)
+    if seconds <= 0:  # an invalid (zero) delay does not hold the contact forever
+        return NodeResult(port="next", outcome=StepOutcome.SKIPPED, payload={"seconds": 0})
+    until = ctx.now + timedelta(seconds=seconds)
+    return NodeResult(payload={"seconds": seconds, "until": until.isoformat()},
+                      rendered={"seconds": seconds},
+                      wait=Wait(WaitingFor.DELAY, until, JobKind.RESUME_DELAY, "next"))

@@ -26,3 +26,11 @@ def validate(config, *, automation=None) -> list[dict]:
     if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > MAX_REASON_LENGTH):
         issues.append(error("invalid_config", f"config.reason must be a non-empty string (≤ {MAX_REASON_LENGTH})."))
     return issues
+
+
+def handle(ctx):
+    """Finish the run; the reason becomes exit_reason."""
+    from automations.runtime.context import NodeResult
+
+    why = reason(ctx.config)
+    return NodeResult(end_reason=why, payload={"reason": why}, rendered={"reason": why})

@@ -21,3 +21,13 @@ def validate(config, *, automation=None) -> list[dict]:
     if not is_nonempty_str(config.get("target_node_key"), 100):
         issues.append(error("invalid_config", "config.target_node_key is required."))
     return issues
+
+
+def handle(ctx):
+    """Jump to the target node (a missing target ends the path like an edge to a deleted node)."""
+    from automations.runtime.context import NodeResult
+
+    key = target(ctx.config)
+    if key is None:
+        raise ValueError("goto has no target_node_key")
+    return NodeResult(goto=key, payload={"target_node_key": key}, rendered={"target_node_key": key})

@@ -50,3 +50,60 @@ def validate(config, *, automation=None) -> list[dict]:
     if config.get("response_key") is not None and not is_context_key(config["response_key"]):
         issues.append(error("invalid_config", "config.response_key must be a context key (letters, digits, '_')."))
     return issues
+
+
+# -- runtime -------------------------------------------------------------------------------------------
+
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key", "api-key")
+BODY_PREVIEW_CHARS = 2000
+
+
+def calls_out(config) -> bool:
+    """The runner commits the run's state before visiting a node that calls out."""
+    return True
+
+
+def redact_headers(headers: dict) -> dict:
+    return {k: ("[redacted]" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def _preview(body) -> str:
+    import json
+
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=str)
+    return text[:BODY_PREVIEW_CHARS]
+
+
+def handle(ctx):
+    """Send the request (merge tags resolved) through `effects.http`; 2xx → `success`, anything else
+    or a refused/failed request → `error`. `context[response_key]` = {status, headers, body}."""
+    from automations.models import StepOutcome
+    from automations.runtime.context import NodeResult
+    from automations.runtime.outbound_http import HttpError
+
+    config = ctx.config
+    method = config.get("method") or "GET"
+    url = ctx.render(config.get("url"))
+    headers = {str(k): ctx.render(v) for k, v in (config.get("headers") or {}).items()}
+    body = ctx.render(config["body"]) if config.get("body") is not None else None
+    request = {"method": method, "url": url, "headers": redact_headers(headers), "body": body}
+    response_key = config.get("response_key")
+    try:
+        response = ctx.effects.http(method, url, headers=headers, body=body, timeout_ms=config.get("timeout_ms"))
+    except HttpError as exc:
+        failure = {"code": exc.code, "message": str(exc)}
+        updates = {}
+        if response_key:
+            updates = {response_key: {"status": None, "headers": {}, "body": None, "error": failure}}
+        return NodeResult(port="error", outcome=StepOutcome.FAILED, payload={"request": request}, rendered=request,
+                          error=failure, context_updates=updates)
+    updates = {response_key: response.as_dict()} if response_key else {}
+    payload = {"request": request, "response": {"status": response.status, "headers": response.headers,
+                                                "elapsed_ms": response.elapsed_ms,
+                                                "body_preview": _preview(response.body)}}
+    if response.ok:
+        return NodeResult(port="success", payload=payload, rendered=request, context_updates=updates)
+    return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=request,
+                      context_updates=updates,
+                      error={"code": "http_status", "message": f"the server answered {response.status}",
+                             "status": response.status})

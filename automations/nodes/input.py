@@ -122,3 +122,20 @@ def validate(config, *, automation=None) -> list[dict]:
     if size is not None and (not is_number(size) or not 0 < size <= MAX_FILE_MB):
         issues.append(error("invalid_config", f"config.max_size_mb must be a number in (0, {MAX_FILE_MB}]."))
     return issues
+
+
+def handle(ctx):
+    """Park the run for the contact's answer (`waiting_for="input"`); `timeout_min` schedules an
+    `input_timeout` job that resumes through `timeout`. The prompt is the message node before it."""
+    from datetime import timedelta
+
+    from automations.models import JobKind, WaitingFor
+    from automations.runtime.context import NodeResult, Wait
+
+    config = ctx.config
+    timeout = config.get("timeout_min")
+    until = ctx.now + timedelta(minutes=timeout) if is_int(timeout) and timeout > 0 else None
+    payload = {"field": config.get("field"), "input_type": config.get("input_type", "text"),
+               "max_retries": config.get("max_retries", DEFAULT_MAX_RETRIES), "timeout_min": timeout}
+    return NodeResult(payload=payload, rendered={"field": config.get("field")},
+                      wait=Wait(WaitingFor.INPUT, until, JobKind.INPUT_TIMEOUT if until else None, "timeout"))

@@ -206,3 +206,113 @@ def validate(config, *, automation=None) -> list[dict]:
     if typing is not None and (not is_number(typing) or not 0 <= typing <= 10):
         issues.append(error("invalid_config", "config.typing_indicator_seconds must be a number from 0 to 10."))
     return issues
+
+
+# -- runtime -------------------------------------------------------------------------------------------
+
+def _render_buttons(ctx, buttons) -> list[dict]:
+    rendered = []
+    for button in list_of_dicts(buttons)[:MAX_BUTTONS]:
+        item = {"id": button.get("id"), "type": button.get("type"), "label": ctx.render(button.get("label"))}
+        for key in ("url", "phone"):
+            if button.get(key) is not None:
+                item[key] = ctx.render(button[key])
+        rendered.append(item)
+    return rendered
+
+
+def _render_card(ctx, card: dict) -> dict:
+    item = {"title": ctx.render(card.get("title")), "buttons": _render_buttons(ctx, card.get("buttons"))}
+    if card.get("subtitle") is not None:
+        item["subtitle"] = ctx.render(card["subtitle"])
+    if card.get("media_ref") is not None:
+        item["media_ref"] = ctx.render(card["media_ref"])
+    return item
+
+
+def render_parts(ctx, config: dict, channel) -> tuple[list[dict], list[dict]]:
+    """The outbound parts (one provider message each) in order, merge tags resolved, and the parts
+    skipped because the channel cannot carry them."""
+    parts: list[dict] = []
+    skipped: list[dict] = []
+    typing = 0.0
+    for index, block in enumerate(list_of_dicts(config.get("blocks"))):
+        kind = block.get("type")
+        if kind == "delay":
+            typing += block.get("seconds") if is_number(block.get("seconds")) else 0
+            continue
+        if (kind in ("card", "gallery") and channel in NO_CARDS) or (
+                kind in ("audio", "file") and channel in NO_AUDIO_FILE):
+            skipped.append({"block": index, "type": kind, "reason": f"not supported on {channel}"})
+            continue
+        if kind == "text":
+            part = {"type": "text", "text": ctx.render(block.get("text"))}
+            if block.get("buttons"):
+                part["buttons"] = _render_buttons(ctx, block["buttons"])
+            if not part["text"].strip() and not part.get("buttons"):
+                skipped.append({"block": index, "type": kind, "reason": "empty after merge tags"})
+                continue
+        elif kind in MEDIA_TYPES:
+            part = {"type": kind, "media_ref": ctx.render(block.get("media_ref"))}
+            if kind in ("image", "video") and block.get("caption") is not None:
+                part["caption"] = ctx.render(block["caption"])
+        elif kind == "card":
+            part = {"type": "card", **_render_card(ctx, block)}
+        elif kind == "gallery":
+            part = {"type": "gallery",
+                    "cards": [_render_card(ctx, c) for c in list_of_dicts(block.get("cards"))[:MAX_GALLERY_CARDS]]}
+        else:
+            skipped.append({"block": index, "type": kind, "reason": "unknown block type"})
+            continue
+        if block.get("id") is not None:
+            part["block_id"] = block["id"]
+        if typing:
+            part["typing_before_seconds"] = typing
+            typing = 0.0
+        parts.append(part)
+    replies = quick_replies(config)
+    if replies and parts:
+        if channel in NO_QUICK_REPLIES:
+            skipped.append({"quick_replies": len(replies), "reason": f"not supported on {channel}"})
+        else:
+            parts[-1]["quick_replies"] = [{"id": q["id"], "label": ctx.render(q.get("label")),
+                                           **({"icon": q["icon"]} if q.get("icon") else {})}
+                                          for q in replies[:MAX_QUICK_REPLIES]]
+    if parts and is_number(config.get("typing_indicator_seconds")) and config["typing_indicator_seconds"] > 0:
+        parts[0]["typing_indicator_seconds"] = config["typing_indicator_seconds"]
+    return parts, skipped
+
+
+def handle(ctx):
+    """Render and send the blocks through `effects` (the account's provider). Waits for a reply when
+    the message has branch buttons, quick replies or wait_for_reply (`no_response` job if configured);
+    otherwise leaves through `next`. Nothing deliverable or a delivery failure → `error`."""
+    from datetime import timedelta
+
+    from automations.models import JobKind, StepOutcome, WaitingFor
+    from automations.runtime.context import NodeResult, Wait
+    from automations.runtime.effects import DeliveryError
+
+    config = ctx.config
+    parts, skipped = render_parts(ctx, config, getattr(ctx.automation, "channel", None))
+    text = "\n".join(p["text"] for p in parts if p.get("type") == "text" and p.get("text"))
+    rendered = {"text": text, "parts": parts}
+    payload = {"rendered_text": text, "parts": parts}
+    if skipped:
+        payload["skipped"] = skipped
+    if not parts:
+        return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=rendered,
+                          error={"code": "nothing_deliverable", "message": "no block can be sent on this channel"})
+    try:
+        ids = ctx.effects.send_message(node_key=ctx.key, parts=parts)
+    except DeliveryError as exc:
+        return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=rendered,
+                          error={"code": exc.code, "message": str(exc)})
+    payload = {"message_id": ids[0], "message_ids": ids, **payload}
+    if not waits(config):
+        return NodeResult(port="next", payload=payload, rendered=rendered)
+    timeout = config.get("no_response_timeout_min")
+    until = ctx.now + timedelta(minutes=timeout) if is_number(timeout) and timeout > 0 else None
+    return NodeResult(payload=payload, rendered=rendered,
+                      wait=Wait(WaitingFor.REPLY, until, JobKind.NO_RESPONSE_TIMEOUT if until else None,
+                                "no_response"))

@@ -54,3 +54,28 @@ def validate(config, *, automation=None) -> list[dict]:
         if variant.get("label") is not None and not isinstance(variant["label"], str):
             issues.append(error("invalid_config", f"{here}.label must be a string."))
     return issues
+
+
+STICKY_CONTEXT_KEY = "_randomizer"  # run.context[_randomizer][node_key] = the variant picked in this run
+
+
+def handle(ctx):
+    """Pick a variant by weight, or reuse the one this run already got at this node."""
+    import random
+
+    from automations.runtime.context import NodeResult
+
+    choices = [v for v in variants(ctx.config) if is_number(v.get("weight")) and v["weight"] > 0]
+    if not choices:
+        raise ValueError("randomizer has no variant with a positive weight")
+    keys = [v["key"] for v in choices]
+    sticky = ctx.context.get(STICKY_CONTEXT_KEY)
+    sticky = dict(sticky) if isinstance(sticky, dict) else {}
+    picked = sticky.get(ctx.key)
+    reused = picked in keys
+    updates = {}
+    if not reused:
+        picked = random.choices(keys, weights=[v["weight"] for v in choices])[0]
+        updates = {STICKY_CONTEXT_KEY: {**sticky, ctx.key: picked}}
+    return NodeResult(port=f"variant.{picked}", payload={"variant": picked, "reused": reused},
+                      rendered={"variant": picked}, context_updates=updates)

@@ -45,3 +45,35 @@ def validate(config, *, automation=None) -> list[dict]:
     if entrypoint_id is not None and not target.entrypoints.filter(pk=entrypoint_id).exists():
         issues.append(error("unknown_entrypoint", f"Entrypoint {entrypoint_id} does not belong to the target."))
     return issues
+
+
+def handle(ctx):
+    """Enroll the contact into the target automation (fire-and-forget) and leave through `next`.
+
+    A target that is gone, on another channel, this automation itself or not active is skipped
+    (outcome `skipped`, the reason in the payload): starting another flow never breaks this one."""
+    from automations.models import Automation, AutomationStatus, StepOutcome
+    from automations.runtime.context import NodeResult
+
+    config = ctx.config
+    target_id = config.get("target_automation_id")
+    pass_context = config.get("pass_context") is True
+    rendered = {"target_automation_id": target_id, "pass_context": pass_context}
+    target = Automation.objects.filter(organization_id=ctx.automation.organization_id, pk=target_id).first()
+    skip = None
+    if target is None:
+        skip = "unknown_automation"
+    elif target.pk == ctx.automation.pk:
+        skip = "start_automation_self"
+    elif target.channel != ctx.automation.channel:
+        skip = "channel_mismatch"
+    elif target.status != AutomationStatus.ACTIVE:
+        skip = "target_not_active"
+    if skip:
+        return NodeResult(port="next", outcome=StepOutcome.SKIPPED, rendered=rendered,
+                          payload={"target_automation_id": target_id, "skipped": skip})
+    entrypoint_id = config.get("entrypoint_id")
+    entrypoint = target.entrypoints.filter(pk=entrypoint_id).first() if entrypoint_id else None
+    report = ctx.effects.start_automation(target, entrypoint=entrypoint,
+                                          context=dict(ctx.context) if pass_context else {})
+    return NodeResult(port="next", payload=report, rendered=rendered)

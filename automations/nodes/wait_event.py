@@ -30,3 +30,18 @@ def validate(config, *, automation=None) -> list[dict]:
             issues.append(error("invalid_config", "config.event_kinds lists a kind twice."))
     check_optional_positive_int(config, "timeout_min", issues, maximum=MAX_TIMEOUT_MIN)
     return issues
+
+
+def handle(ctx):
+    """Park the run until one of `event_kinds` arrives (`received`) or `timeout_min` passes (`timeout`)."""
+    from datetime import timedelta
+
+    from automations.models import JobKind, WaitingFor
+    from automations.runtime.context import NodeResult, Wait
+
+    kinds = ctx.config.get("event_kinds") or []
+    timeout = ctx.config.get("timeout_min")
+    until = ctx.now + timedelta(minutes=timeout) if isinstance(timeout, int) and timeout > 0 else None
+    return NodeResult(payload={"event_kinds": kinds, "timeout_min": timeout}, rendered={"event_kinds": kinds},
+                      wait=Wait(WaitingFor.INBOUND_EVENT, until, JobKind.WAIT_EVENT_TIMEOUT if until else None,
+                                "timeout"))
