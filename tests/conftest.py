@@ -57,3 +57,15 @@ def account(org):
 @pytest.fixture
 def contact(org, account):
     return factories.contact(org, account=account)
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks inline (with django_capture_on_commit_callbacks(execute=True) this executes runs
+    enqueued on commit inside a normal, rolled-back test)."""
+    from relay.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous

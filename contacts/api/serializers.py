@@ -2,6 +2,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from contacts.models import Channel, Contact, ContactIdentity, Conversation, Message, Provider, SocialAccount
+from contacts.signals import diff_contact, send_contact_changed_on_commit
 from relay.core.errors import ApiError
 from relay.core.serializers import OrgRelatedField, StrictModelSerializer, StrictSerializer
 
@@ -60,16 +61,19 @@ class ContactSerializer(StrictModelSerializer):
         identities = validated_data.pop("identities", [])
         contact = Contact.objects.create(organization=self.context["request"].organization, **validated_data)
         self._replace_identities(contact, identities)
+        send_contact_changed_on_commit(contact, diff_contact([], {}, contact))
         return contact
 
     @transaction.atomic
     def update(self, instance, validated_data):
         identities = validated_data.pop("identities", None)
+        before_tags, before_fields = list(instance.tags or []), dict(instance.custom_fields or {})
         for name, value in validated_data.items():
             setattr(instance, name, value)
         instance.save()
         if identities is not None:
             self._replace_identities(instance, identities)
+        send_contact_changed_on_commit(instance, diff_contact(before_tags, before_fields, instance))
         return instance
 
     def _replace_identities(self, contact, identities):

@@ -1,0 +1,99 @@
+"""`POST /v1/inbound-events` (API key) and `POST /v1/webhooks/automations/{slug}` (HMAC, no key)."""
+
+import json
+
+from rest_framework import serializers
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automations.runtime import inbound, webhooks
+from contacts.models import Contact, SocialAccount
+from relay.core.serializers import OrgRelatedField, StrictSerializer
+
+INBOUND_KINDS = ["dm_received", "comment_created", "story_reply", "story_mention", "postback", "live_comment",
+                 "share_to_dm", "ad_click"]
+
+
+class InboundContactSerializer(StrictSerializer):
+    platform_user_id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class InteractiveSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["button", "quick_reply"])
+    id = serializers.CharField(max_length=100)
+
+
+class InboundEventSerializer(StrictSerializer):
+    event_id = serializers.CharField(max_length=200)
+    social_account_id = OrgRelatedField(model=SocialAccount)
+    kind = serializers.ChoiceField(choices=INBOUND_KINDS)
+    contact = InboundContactSerializer(required=False)
+    contact_id = OrgRelatedField(model=Contact, required=False)
+    text = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    interactive = InteractiveSerializer(required=False)
+    post_id = serializers.CharField(required=False, max_length=200)
+    story_id = serializers.CharField(required=False, max_length=200)
+    parent_comment_id = serializers.CharField(required=False, max_length=200)
+    attachments = serializers.ListField(child=serializers.DictField(), required=False, max_length=20)
+    occurred_at = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("contact")) == bool(attrs.get("contact_id")):
+            raise serializers.ValidationError({"contact": ["Send exactly one of `contact` or `contact_id`."]})
+        return attrs
+
+
+class InboundEventResponseSerializer(serializers.Serializer):
+    event_id = serializers.CharField()
+    contact_id = serializers.CharField()
+    conversation_id = serializers.CharField()
+    outcome = serializers.CharField()
+    run_id = serializers.CharField(allow_null=True)
+
+
+class InboundEventView(APIView):
+    serializer_class = InboundEventSerializer
+
+    def post(self, request):
+        serializer = InboundEventSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        contact_data = data.get("contact") or {}
+        result = inbound.receive_event(
+            data["social_account_id"],
+            event_id=data["event_id"], kind=data["kind"],
+            sender=inbound.Sender(
+                contact_id=data["contact_id"].id if data.get("contact_id") else None,
+                platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
+            ),
+            text=data.get("text", ""), interactive=data.get("interactive"), post_id=data.get("post_id"),
+            story_id=data.get("story_id"), parent_comment_id=data.get("parent_comment_id"),
+            attachments=data.get("attachments"), occurred_at=data.get("occurred_at"), raw=request.data,
+        )
+        return Response(result.as_response(), status=202)
+
+
+class RawJsonParser(BaseParser):
+    """Keep the exact bytes: the signature covers the raw body, not a re-serialisation of it."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read() if stream is not None else b""
+
+
+class WebhookView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes = [RawJsonParser]
+
+    def post(self, request, slug):
+        raw = request.data if isinstance(request.data, bytes) else b""
+        try:
+            body = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        signature = request.headers.get(webhooks.SIGNATURE_HEADER)
+        return Response(webhooks.receive_webhook(slug, raw, signature, body).as_response(), status=202)

@@ -1,0 +1,193 @@
+"""One inbound channel event, end to end: record it once, upsert who sent it, then resume or enroll.
+
+Order of work (ARCHITECTURE "Data flow"):
+1. In one transaction: claim the `(organization, event_id)` slot in automation_inbound_events
+   (INSERT … ON CONFLICT DO NOTHING — a concurrent delivery of the same id waits for ours and then
+   sees the row, so it answers `duplicate` and does nothing), upsert contact + identity +
+   conversation, and log the inbound Message.
+2. Offer the event to the contact's waiting runs (`runtime.replies`); at most one consumes it.
+3. Otherwise the matcher picks an entrypoint (then a binding) and `enrollment.enroll` applies the
+   pause and re-entry rules. A match blocked by re-entry does not fall through to bindings.
+4. The event row keeps the outcome, the run and the matcher's trace for the admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from automations.models import InboundEvent, InboundOutcome
+from automations.runtime import enrollment, matcher, replies
+from contacts.models import (
+    Contact,
+    ContactIdentity,
+    Conversation,
+    DeliveryStatus,
+    Message,
+    MessageDirection,
+    SocialAccount,
+)
+
+_BLOCKED_OUTCOMES = {
+    "contact_paused": InboundOutcome.CONTACT_PAUSED,
+    "reentry_blocked": InboundOutcome.REENTRY_BLOCKED,
+}
+
+
+@dataclass
+class InboundResult:
+    event: InboundEvent
+    outcome: str
+    run_id: str | None
+
+    def as_response(self) -> dict:
+        return {
+            "event_id": self.event.event_id,
+            "contact_id": self.event.contact_id,
+            "conversation_id": self.event.conversation_id,
+            "outcome": self.outcome,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass
+class Sender:
+    """Who sent the event: an existing contact id, or the platform's user id (+ optional name)."""
+
+    contact_id: str | None = None
+    platform_user_id: str | None = None
+    name: str = ""
+
+
+def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str | None:
+    """Insert the event row unless that event_id was seen; return the new row id or None (duplicate)."""
+    row_id = InboundEvent._meta.pk.get_default()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {InboundEvent._meta.db_table}
+                (id, organization_id, event_id, kind, payload, trace, received_at)
+                VALUES (%s, %s, %s, '', '{{}}'::jsonb, '[]'::jsonb, %s)
+                ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id""",
+            [row_id, organization_id, event_id, now],
+        )
+        inserted = cursor.fetchone()
+    return inserted[0] if inserted else None
+
+
+def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
+    """Find the contact by id or by (account, platform_user_id); create contact + identity if new."""
+    if sender.contact_id:
+        return Contact.objects.get(organization_id=account.organization_id, pk=sender.contact_id)
+    identity = (ContactIdentity.objects.select_related("contact")
+                .filter(social_account=account, platform_user_id=sender.platform_user_id).first())
+    if identity is not None:
+        contact = identity.contact
+        if sender.name and not contact.name:
+            contact.name = sender.name
+            contact.save(update_fields=["name", "updated_at"])
+        return contact
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(organization_id=account.organization_id, name=sender.name or "")
+            ContactIdentity.objects.create(contact=contact, social_account=account,
+                                           platform_user_id=sender.platform_user_id)
+            return contact
+    except IntegrityError:
+        # Another event for the same new person created them a moment ago.
+        return ContactIdentity.objects.select_related("contact").get(
+            social_account=account, platform_user_id=sender.platform_user_id).contact
+
+
+def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime) -> Conversation:
+    conversation = Conversation.objects.filter(contact=contact, social_account=account).first()
+    if conversation is None:
+        try:
+            with transaction.atomic():
+                conversation = Conversation.objects.create(organization_id=contact.organization_id, contact=contact,
+                                                           social_account=account, created_at=now)
+        except IntegrityError:
+            conversation = Conversation.objects.get(contact=contact, social_account=account)
+    return conversation
+
+
+def _is_first_on_channel(contact: Contact, account: SocialAccount, message: Message) -> bool:
+    return not Message.objects.filter(
+        conversation__contact=contact, conversation__social_account__channel=account.channel,
+        direction=MessageDirection.INBOUND,
+    ).exclude(pk=message.pk).exists()
+
+
+def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: Sender, text: str = "",
+                  interactive: dict | None = None, post_id: str | None = None, story_id: str | None = None,
+                  parent_comment_id: str | None = None, attachments: list | None = None,
+                  occurred_at: datetime | None = None, raw: dict | None = None,
+                  now: datetime | None = None) -> InboundResult:
+    now = now or timezone.now()
+    interactive = interactive or {}
+    with transaction.atomic():
+        row_id = _claim_event_slot(account.organization_id, event_id, now)
+        if row_id is None:
+            original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
+            return InboundResult(original, InboundOutcome.DUPLICATE, None)
+        contact = upsert_sender(account, sender)
+        conversation = upsert_conversation(contact, account, now)
+        first_message = not conversation.messages.filter(direction=MessageDirection.INBOUND).exists()
+        message = Message.objects.create(
+            organization_id=account.organization_id, conversation=conversation,
+            direction=MessageDirection.INBOUND, text=text or "", status=DeliveryStatus.RECEIVED,
+            payload={"kind": kind, "event_id": event_id, "interactive": interactive or None, "post_id": post_id,
+                     "story_id": story_id, "attachments": attachments or []},
+            created_at=now,
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(last_inbound_at=occurred_at or now)
+        first_on_channel = _is_first_on_channel(contact, account, message)
+        event = InboundEvent.objects.get(pk=row_id)
+        event.social_account = account
+        event.kind = kind
+        event.contact = contact
+        event.conversation = conversation
+        event.payload = raw or {}
+        event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload"])
+
+    reply = replies.InboundReply(
+        kind=kind, text=text or "", interactive_type=interactive.get("type"), interactive_id=interactive.get("id"),
+        attachments=attachments or [], message_id=message.id, event_id=event_id,
+    )
+    resumed_run = replies.offer_to_waiting_runs(contact, account, reply, now=now)
+    if resumed_run is not None:
+        return _finish(event, InboundOutcome.RESUMED, resumed_run.id, [{"resumed_run_id": resumed_run.id}])
+
+    facts = matcher.EventFacts(
+        kind=kind, channel=account.channel, social_account_id=account.id, text=text or "", post_id=post_id,
+        story_id=story_id, parent_comment_id=parent_comment_id, payload_id=interactive.get("id"),
+        first_message=first_message, first_on_channel=first_on_channel,
+    )
+    decision = matcher.decide(account.organization_id, facts, contact)
+    source = decision.entrypoint or decision.binding
+    if source is None:
+        return _finish(event, InboundOutcome.NO_MATCH, None, decision.trace)
+    trigger = {"kind": kind, "event_id": event_id, "text": text or "", "message_id": message.id}
+    for key, value in (("post_id", post_id), ("story_id", story_id), ("payload_id", interactive.get("id"))):
+        if value:
+            trigger[key] = value
+    result = enrollment.enroll(
+        source.automation, contact, entrypoint=decision.entrypoint, binding=decision.binding,
+        conversation=conversation, social_account=account, context={"trigger": trigger}, source=enrollment.TRIGGER,
+        now=now,
+    )
+    if result.ok:
+        return _finish(event, InboundOutcome.ENROLLED, result.run.id, decision.trace)
+    decision.trace[-1]["result"] = result.blocked
+    outcome = _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
+    return _finish(event, outcome, result.run.id if result.run else None, decision.trace)
+
+
+def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) -> InboundResult:
+    event.outcome = outcome
+    event.run_id = run_id
+    event.trace = trace
+    event.save(update_fields=["outcome", "run", "trace"])
+    return InboundResult(event, outcome, run_id)

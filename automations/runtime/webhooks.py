@@ -1,0 +1,139 @@
+"""`webhook_inbound` entrypoints: signed POSTs from the customer's own systems start runs.
+
+Signature header `X-Relay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
+five minutes of tolerance either way, compared in constant time. Nothing is written unless the
+signature is good. The contact is found by `config.contact_lookup` (contact_id | email | phone) and
+created only when `config.create_contact` allows; `config.payload_mapping` {context_key: "$.path"}
+copies values from the body into the run's context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from automations.models import ActiveStatus, AutomationStatus, Entrypoint
+from automations.runtime import enrollment
+from contacts.models import Contact
+from relay.core.errors import ApiError
+
+SIGNATURE_HEADER = "X-Relay-Signature"
+TOLERANCE_SECONDS = 300
+_PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """Build a signature header value (used by tests, docs and customers' senders alike)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    parts = dict(p.strip().split("=", 1) for p in (header or "").split(",") if "=" in p)
+    timestamp, given = parts.get("t", ""), parts.get("v1", "")
+    if not timestamp.isdigit() or not given:
+        raise ApiError("invalid_signature", f"Missing or malformed {SIGNATURE_HEADER} header.", status=401)
+    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+        raise ApiError("stale_signature", "The signature timestamp is outside the 5-minute tolerance.", status=401)
+    expected = sign(secret, body, int(timestamp)).split("v1=", 1)[1]
+    if not hmac.compare_digest(expected, given):
+        raise ApiError("invalid_signature", "The signature does not match the body.", status=401)
+
+
+_MISSING = object()
+
+
+def json_path(document, path: str):
+    """Resolve the `$.a.b[0]["c d"]` subset of JSONPath; a missing step gives _MISSING."""
+    if not isinstance(path, str) or not path.startswith("$"):
+        return _MISSING
+    rest, value = path[1:], document
+    while rest:
+        match = _PATH_TOKEN.match(rest)
+        if not match:
+            return _MISSING
+        key, index, quoted = match.groups()
+        rest = rest[match.end():]
+        if index is not None:
+            if not isinstance(value, list) or int(index) >= len(value):
+                return _MISSING
+            value = value[int(index)]
+        else:
+            name = key if key is not None else quoted
+            if not isinstance(value, dict) or name not in value:
+                return _MISSING
+            value = value[name]
+    return value
+
+
+def mapped_context(mapping: dict, body) -> dict:
+    context = {}
+    for context_key, path in (mapping or {}).items():
+        value = json_path(body, path)
+        if value is not _MISSING:
+            context[context_key] = value
+    return context
+
+
+@dataclass
+class WebhookResult:
+    outcome: str
+    run_id: str | None
+    contact_id: str | None
+
+    def as_response(self) -> dict:
+        return {"outcome": self.outcome, "run_id": self.run_id, "contact_id": self.contact_id}
+
+
+def _lookup_value(body: dict, key: str):
+    nested = body.get("contact") if isinstance(body.get("contact"), dict) else {}
+    value = body.get(key, nested.get(key))
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def resolve_contact(entrypoint: Entrypoint, body: dict) -> Contact:
+    config = entrypoint.config or {}
+    lookup = config.get("contact_lookup") or "contact_id"
+    value = _lookup_value(body, lookup)
+    if value is None:
+        raise ApiError("contact_unresolved", f"The body must carry `{lookup}` to find the contact.", status=422,
+                       details={lookup: ["required"]})
+    field = {"contact_id": "pk"}.get(lookup, lookup)
+    contact = Contact.objects.filter(organization_id=entrypoint.organization_id, **{field: value.strip()}).first()
+    if contact is not None:
+        return contact
+    if lookup == "contact_id" or not config.get("create_contact"):
+        raise ApiError("contact_not_found", f"No contact with {lookup} {value!r}.", status=404)
+    name = _lookup_value(body, "name") or ""
+    return Contact.objects.create(organization_id=entrypoint.organization_id, name=name, **{lookup: value.strip()})
+
+
+def receive_webhook(slug: str, raw_body: bytes, signature: str | None, body) -> WebhookResult:
+    entrypoint = (Entrypoint.objects.select_related("automation")
+                  .filter(webhook_slug=slug, kind="webhook_inbound").first())
+    if entrypoint is None:
+        raise ApiError("not_found", "No webhook entrypoint with this slug.", status=404)
+    verify_signature(entrypoint.webhook_secret, signature, raw_body)
+    if body is None:  # checked after the signature, so unsigned junk learns nothing beyond 401/404
+        raise ApiError("malformed_json", "The webhook body is not valid JSON.", status=400)
+    if not isinstance(body, dict):
+        raise ApiError("validation_error", "The webhook body must be a JSON object.", status=400)
+    if entrypoint.status != ActiveStatus.ACTIVE or entrypoint.automation.status != AutomationStatus.ACTIVE:
+        raise ApiError("entrypoint_inactive", "This webhook entrypoint or its automation is not active.", status=422)
+    with transaction.atomic():
+        contact = resolve_contact(entrypoint, body)
+        result = enrollment.enroll(
+            entrypoint.automation, contact, entrypoint=entrypoint,
+            context=mapped_context((entrypoint.config or {}).get("payload_mapping") or {}, body),
+            source=enrollment.TRIGGER,
+        )
+    if result.ok:
+        return WebhookResult("enrolled", result.run.id, contact.id)
+    return WebhookResult(result.blocked, result.run.id if result.run else None, contact.id)

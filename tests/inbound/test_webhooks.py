@@ -1,0 +1,113 @@
+"""webhook_inbound: HMAC-signed POSTs start runs; bad or stale signatures write nothing."""
+
+import json
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from automations.models import AutomationRun
+from automations.runtime.webhooks import json_path, mapped_context, sign
+from contacts.models import Contact
+from tests import factories
+from tests.inbound.helpers import make_entrypoint, reply_flow
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
+
+
+@pytest.fixture
+def hook(org):
+    automation = reply_flow(org)
+    return make_entrypoint(automation, kind="webhook_inbound", config={
+        "contact_lookup": "email", "create_contact": True,
+        "payload_mapping": {"order_id": "$.order.id", "first_item": "$.order.items[0].sku", "missing": "$.nope"},
+    })
+
+
+def post(slug, body, secret=None, *, timestamp=None, header=None):
+    raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    headers = {}
+    if header is not None:
+        headers["HTTP_X_RELAY_SIGNATURE"] = header
+    elif secret is not None:
+        headers["HTTP_X_RELAY_SIGNATURE"] = sign(secret, raw, timestamp)
+    return APIClient().post(f"/v1/webhooks/automations/{slug}", raw, content_type="application/json", **headers)
+
+
+BODY = {"email": "buyer@example.com", "name": "Buyer", "order": {"id": "1234", "items": [{"sku": "A-1"}]}}
+
+
+def test_good_signature_enrolls_with_mapped_context(hook, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(hook.webhook_slug, BODY, hook.webhook_secret)
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["outcome"] == "enrolled"
+    run = AutomationRun.objects.get(pk=body["run_id"])
+    assert run.context == {"order_id": "1234", "first_item": "A-1"}
+    assert Contact.objects.get(pk=body["contact_id"]).email == "buyer@example.com"
+    assert run.status == "completed"
+
+
+def test_existing_contact_is_found_by_email(hook, org):
+    person = factories.contact(org, email="buyer@example.com")
+    response = post(hook.webhook_slug, BODY, hook.webhook_secret)
+    assert response.json()["contact_id"] == person.id
+    assert Contact.objects.count() == 1
+
+
+@pytest.mark.parametrize("tamper", ["bad_hmac", "stale", "future", "missing", "malformed", "other_secret"])
+def test_bad_or_stale_signature_is_401_and_writes_nothing(hook, tamper):
+    raw = json.dumps(BODY).encode()
+    now = int(time.time())
+    header = {
+        "bad_hmac": sign(hook.webhook_secret, raw + b" ", now),
+        "stale": sign(hook.webhook_secret, raw, now - 301),
+        "future": sign(hook.webhook_secret, raw, now + 301),
+        "missing": None,
+        "malformed": "v1=abc",
+        "other_secret": sign("whsec_other", raw, now),
+    }[tamper]
+    response = post(hook.webhook_slug, raw, header=header) if header else post(hook.webhook_slug, raw)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] in {"invalid_signature", "stale_signature"}
+    assert AutomationRun.objects.count() == 0 and Contact.objects.count() == 0
+
+
+def test_signature_within_tolerance_is_accepted(hook):
+    assert post(hook.webhook_slug, BODY, hook.webhook_secret, timestamp=int(time.time()) - 290).status_code == 202
+
+
+def test_unknown_slug_is_404(hook):
+    response = post("nope", BODY, hook.webhook_secret)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_contact_not_created_unless_allowed(org):
+    entry = make_entrypoint(reply_flow(org), kind="webhook_inbound", config={"contact_lookup": "phone"})
+    response = post(entry.webhook_slug, {"phone": "+15550001111"}, entry.webhook_secret)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "contact_not_found"
+    missing = post(entry.webhook_slug, {"email": "x@example.com"}, entry.webhook_secret)
+    assert missing.status_code == 422 and missing.json()["error"]["code"] == "contact_unresolved"
+    assert Contact.objects.count() == 0
+
+
+def test_invalid_json_with_good_signature_is_400(hook):
+    response = post(hook.webhook_slug, b"{not json", hook.webhook_secret)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
+
+
+def test_rotated_secret_stops_the_old_one(api, hook):
+    old = hook.webhook_secret
+    rotated = api.post(f"/v1/automation-entrypoints/{hook.id}/rotate-secret").json()
+    new_secret = rotated.get("webhook_secret")
+    assert new_secret and new_secret != old
+    assert post(hook.webhook_slug, BODY, old).status_code == 401
+    assert post(hook.webhook_slug, BODY, new_secret).status_code == 202
+
+
+def test_json_path_subset():
+    doc = {"a": {"b": [{"c": 1}, {"c 2": 2}]}}
+    assert json_path(doc, "$.a.b[0].c") == 1
+    assert json_path(doc, "$.a.b[1]['c 2']") == 2
+    assert mapped_context({"x": "$.a.b[5]", "y": "a.b", "z": "$.a"}, doc) == {"z": doc["a"]}
