@@ -80,11 +80,12 @@ def embedded_database_settings(var_dir: Path) -> dict:
 def filesystem_broker_options(var_dir: Path) -> dict:
     """Celery's filesystem transport: producers write to `in`, consumers read from the same folder."""
     queue = var_dir / "queue"
-    for sub in ("data", "processed"):
+    for sub in ("data", "processed", "control"):
         (queue / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(queue / "data"),
         "data_folder_out": str(queue / "data"),
         "processed_folder": str(queue / "processed"),
+        "control_folder": str(queue / "control"),  # broadcast/pidbox files (default: ./control in the cwd)
         "store_processed": False,
     }
