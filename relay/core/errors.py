@@ -39,6 +39,15 @@ def _validation_details(detail):
     return [str(detail)]
 
 
+def _has_code(codes, wanted: str) -> bool:
+    """True if `wanted` appears anywhere in DRF's (possibly nested) error codes."""
+    if isinstance(codes, dict):
+        return any(_has_code(value, wanted) for value in codes.values())
+    if isinstance(codes, list):
+        return any(_has_code(value, wanted) for value in codes)
+    return codes == wanted
+
+
 _SIMPLE = {
     exceptions.NotAuthenticated: ("unauthenticated", "Authentication required: send Authorization: Bearer <key>."),
     exceptions.AuthenticationFailed: ("invalid_api_key", "The API key is missing, malformed, revoked or unknown."),
@@ -63,11 +72,7 @@ def api_exception_handler(exc, context):
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     elif isinstance(exc, exceptions.ValidationError):
         details = _validation_details(exc.detail)
-        codes = exc.get_codes()
-        unknown = isinstance(codes, dict) and any(
-            c == ["unknown_field"] or c == "unknown_field" for c in codes.values()
-        )
-        if unknown:
+        if _has_code(exc.get_codes(), "unknown_field"):
             code, message = "unknown_field", "The body has fields this endpoint does not accept."
         else:
             code, message = "validation_error", "The request body is invalid; see details for each field."

@@ -56,3 +56,11 @@ def test_invalid_limit_and_cursor_are_400(api):
     assert api.get("/v1/contacts?limit=0").json()["error"]["code"] == "invalid_limit"
     assert api.get("/v1/contacts?limit=201").status_code == 400
     assert api.get("/v1/contacts?cursor=%%%").json()["error"]["code"] == "invalid_cursor"
+
+
+def test_unknown_field_inside_a_nested_object_is_unknown_field(api, account):
+    response = api.post("/v1/contacts", {"name": "Al", "identities": [
+        {"social_account_id": account.id, "platform_user_id": "p1", "extra": 1}]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_field"
+    assert Contact.objects.count() == 0
