@@ -92,25 +92,28 @@ def resume_contact(contact: Contact, *, automation: Automation | None = None,
     return result
 
 
-def expire_pause(payload: dict, *, now: datetime | None = None) -> list[str]:
+def expire_pause(payload: dict, *, now: datetime | None = None) -> ResumeResult:
     """The `pause_expiry` job: delete the row if it has expired, then resume the scope's parked runs.
 
     A row whose paused_until moved into the future is left alone (its own newer job will expire it).
     A row already deleted still gets its parked runs offered again, so a retried job finishes the work."""
     now = now or timezone.now()
-    control_id = payload.get("control_id")
+    result = ResumeResult()
     contact_id = payload.get("contact_id")
     automation_id = payload.get("automation_id")
     with transaction.atomic():
-        control = ContactAutomationControl.objects.select_for_update().filter(pk=control_id).first()
+        control = ContactAutomationControl.objects.select_for_update().filter(pk=payload.get("control_id")).first()
         if control is not None:
             if control.paused_until is None or control.paused_until > now:
-                return []
+                return result
             contact_id, automation_id = control.contact_id, control.automation_id
+            deleted_id = control.pk
             control.delete()
-    if not contact_id:
-        return []
-    return resume_parked_runs(contact_id, automation_id, now=now)
+            control.pk = deleted_id
+            result.deleted = control
+    if contact_id:
+        result.resumed_run_ids = resume_parked_runs(contact_id, automation_id, now=now)
+    return result
 
 
 def parked_runs(contact_id: str, automation_id: str | None = None):

@@ -249,7 +249,8 @@ def _resume_through_port(job: ScheduledJob, now: datetime, report: TickReport) -
 def _pause_expiry(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
     from automations.runtime.controls import expire_pause
 
-    return bool(expire_pause(job.payload or {}, now=now))
+    result = expire_pause(job.payload or {}, now=now)
+    return bool(result.deleted or result.resumed_run_ids)
 
 
 # ------------------------------------------------------------------------------------- schedules

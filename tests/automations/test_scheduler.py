@@ -226,7 +226,7 @@ def test_pause_expiry_deletes_the_expired_row_and_leaves_an_extended_one(api, or
     assert reload(row).status == JobStatus.DONE
 
     expired = job(org, JobKind.PAUSE_EXPIRY, until + timedelta(hours=1), payload=row.payload)
-    tick(now=until + timedelta(hours=1))
+    assert tick(now=until + timedelta(hours=1)).done == 1
     assert reload(expired).status == JobStatus.DONE
     assert not ContactAutomationControl.objects.filter(pk=control_id).exists()
 
@@ -389,3 +389,11 @@ def test_stuck_run_filter_finds_overdue_waits_and_stale_active_runs(org, contact
     assert pick("waiting_overdue") == {overdue.pk}
     assert pick("active_stale") == {stale.pk}
     assert {fine.pk, busy.pk} <= set(AutomationRun.objects.values_list("pk", flat=True))
+
+
+def test_the_runs_admin_offers_the_stuck_filter(admin_client, org, contact):
+    stale = AutomationRun.objects.create(organization=org, automation=automation(org), contact=contact,
+                                         status=RunStatus.ACTIVE, updated_at=timezone.now() - timedelta(minutes=6))
+    page = admin_client.get("/admin/automations/automationrun/?stuck=active_stale")
+    assert page.status_code == 200
+    assert stale.pk in page.content.decode()
