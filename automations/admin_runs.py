@@ -20,6 +20,10 @@ def pretty_json(value) -> str:
                                                                        sort_keys=True, default=str))
 
 
+def executed_stamp(step) -> str:
+    return step.executed_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z" if step.executed_at else "-"
+
+
 class ReadOnlyAdminMixin:
     def has_add_permission(self, request, obj=None):
         return False
@@ -31,7 +35,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-STEP_FIELDS = ["executed_at", "node_key", "node_kind", "entered_via_port_key", "exited_via_port_key", "outcome",
+STEP_FIELDS = ["executed", "node_key", "node_kind", "entered_via_port_key", "exited_via_port_key", "outcome",
                "duration_ms", "payload_json", "error_json"]
 
 
@@ -50,6 +54,10 @@ class StepTimelineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("executed_at", "id")
+
+    @admin.display(description="executed at")
+    def executed(self, step):
+        return executed_stamp(step)
 
     @admin.display(description="payload")
     def payload_json(self, step):
@@ -118,3 +126,7 @@ class StepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="error")
     def error_json(self, step):
         return pretty_json(step.error)
+
+    @admin.display(description="executed at")
+    def executed(self, step):
+        return executed_stamp(step)

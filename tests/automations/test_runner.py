@@ -200,7 +200,8 @@ def test_input_timeout_with_a_timeout_edge_follows_it(org, contact, conv):
 
 def test_resume_waiting_records_the_step_cancels_jobs_and_merges_context(org, contact, conv):
     run = run_flow(org, contact, [("ask", "input", {"field": "email", "timeout_min": 5}),
-                                  ("thanks", "message", text("Got {{context.email}}"))], [("ask", "captured", "thanks")])
+                                  ("thanks", "message", text("Got {{context.email}}"))],
+                   [("ask", "captured", "thanks")])
     job = ScheduledJob.objects.get(run=run)
     assert (job.kind, job.status, job.payload) == ("input_timeout", "pending",
                                                    {"node_key": "ask", "port_key": "timeout"})

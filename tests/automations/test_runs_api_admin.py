@@ -1,0 +1,70 @@
+"""The runs admin: list with filters and search, the run page with its step timeline, the Stop action."""
+
+import pytest
+
+from automations.models import AutomationRun
+from automations.runtime.enrollment import enroll
+from automations.runtime.runner import advance
+from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def inline_tasks():
+    from relay.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def waiting_run(org, contact, account):
+    factories.conversation(contact, account)
+    nodes = [("greet", "message", {"blocks": [{"type": "text", "text": "Hello there"}]}),
+             ("hold", "delay", {"minutes": 5})]
+    automation = factories.automation(org, factories.flow(nodes, [("greet", "next", "hold")]), status="active")
+    run = enroll(automation, contact).run
+    advance(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def test_run_list_filters_and_search(admin_client, waiting_run):
+    other = enroll(factories.automation(waiting_run.organization, factories.flow([("e", "end", {})]), status="active"),
+                   waiting_run.contact).run
+    page = admin_client.get("/admin/automations/automationrun/")
+    assert page.status_code == 200 and waiting_run.pk in page.text and other.pk in page.text
+    filtered = admin_client.get("/admin/automations/automationrun/", {"status__exact": "waiting"})
+    assert waiting_run.pk in filtered.text and other.pk not in filtered.text
+    by_automation = admin_client.get("/admin/automations/automationrun/",
+                                     {"automation__id__exact": waiting_run.automation_id})
+    assert waiting_run.pk in by_automation.text and other.pk not in by_automation.text
+    by_contact = admin_client.get("/admin/automations/automationrun/", {"contact__id__exact": waiting_run.contact_id})
+    assert waiting_run.pk in by_contact.text
+    searched = admin_client.get("/admin/automations/automationrun/", {"q": other.pk})
+    assert other.pk in searched.text and waiting_run.pk not in searched.text
+
+
+def test_run_page_shows_the_step_timeline_read_only(admin_client, waiting_run):
+    page = admin_client.get(f"/admin/automations/automationrun/{waiting_run.pk}/change/")
+    assert page.status_code == 200
+    html = page.text
+    timeline = html[html.lower().index("step timeline"):]
+    assert timeline.index("greet") < timeline.index("hold")  # oldest first
+    assert "Hello there" in timeline and "next" in timeline and "waiting" in timeline.lower()  # payload, port, outcome
+    assert 'name="_save"' not in html  # view only: runs change only through the runtime
+    assert admin_client.get("/admin/automations/automationrun/add/").status_code == 403
+
+
+def test_stop_selected_runs_action(admin_client, waiting_run):
+    response = admin_client.post("/admin/automations/automationrun/",
+                                 {"action": "stop_selected", "_selected_action": [waiting_run.pk]}, follow=True)
+    assert response.status_code == 200 and "Stopped 1 run(s)" in response.text
+    waiting_run.refresh_from_db()
+    assert (waiting_run.status, waiting_run.exit_reason) == ("exited", "admin_stopped")
+    assert waiting_run.jobs.get().status == "cancelled"
+    again = admin_client.post("/admin/automations/automationrun/",
+                              {"action": "stop_selected", "_selected_action": [waiting_run.pk]}, follow=True)
+    assert "0 run(s); 1 already finished" in again.text
+    assert AutomationRun.objects.get(pk=waiting_run.pk).exit_reason == "admin_stopped"
