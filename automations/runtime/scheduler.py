@@ -393,10 +393,11 @@ def _create_trigger_job(entrypoint: Entrypoint, due: datetime, key: dict) -> Sch
     )
 
 
-def audience_tags(filters: dict) -> list[str]:
-    """Tags the filters REQUIRE (`tags`/`contact.tags` contains|eq X in an `all` group, nested `all`s
-    included): the database pre-selects contacts carrying them; the full filters then run per contact."""
-    tags: list[str] = []
+def audience_tags(filters: dict) -> list[str | list[str]]:
+    """The tag requirements in the filters' `all` groups (nested `all`s included), which the database can
+    pre-select on: `tags`/`contact.tags` `contains`|`eq` X → "X"; `in` [X, Y] → ["X", "Y"] (any of them).
+    The full filters still run per contact afterwards; [] means the audience is not enumerable."""
+    required: list[str | list[str]] = []
 
     def walk(group):
         if not isinstance(group, dict):
@@ -406,12 +407,19 @@ def audience_tags(filters: dict) -> list[str]:
                 continue
             if any(k in item for k in ("all", "any", "none")):
                 walk(item)
-            elif (item.get("field") in ("tags", "contact.tags") and item.get("op") in ("contains", "eq")
-                  and isinstance(item.get("value"), str) and item["value"].strip()):
-                tags.append(item["value"].strip())
+                continue
+            if item.get("field") not in ("tags", "contact.tags"):
+                continue
+            value = item.get("value")
+            if item.get("op") in ("contains", "eq") and isinstance(value, str) and value.strip():
+                required.append(value.strip())
+            elif item.get("op") == "in" and isinstance(value, list):
+                candidates = [v.strip() for v in value if isinstance(v, str) and v.strip()]
+                if candidates:
+                    required.append(candidates)
 
     walk(filters)
-    return tags
+    return required
 
 
 def _schedule_trigger(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
@@ -443,12 +451,13 @@ def _schedule_trigger(job: ScheduledJob, now: datetime, report: TickReport) -> b
     return True
 
 
-def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str], now: datetime) -> int:
+def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str | list[str]], now: datetime) -> int:
     """Enroll the contacts carrying `tags` that pass the entrypoint's filters and are reachable on its
     channel (an identity or a conversation on one of the channel's accounts — the entrypoint's account
     when it names one), in id order and batches. The job's payload keeps the cursor, so a retry
     continues where the failed attempt stopped; re-entry rules make a repeated contact harmless."""
-    from django.db.models import Exists, OuterRef, Q
+    from django.db.models import BooleanField, Exists, OuterRef, Q
+    from django.db.models.expressions import RawSQL
 
     from automations.graph.filters import evaluate
     from automations.runtime.enrollment import TRIGGER, enroll
@@ -459,8 +468,14 @@ def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str], 
         on_channel &= Q(social_account_id=entrypoint.social_account_id)
     reachable = (Exists(ContactIdentity.objects.filter(on_channel, contact=OuterRef("pk")))
                  | Exists(Conversation.objects.filter(on_channel, contact=OuterRef("pk"))))
-    contacts = (Contact.objects.filter(organization_id=entrypoint.organization_id, tags__contains=tags)
-                .filter(reachable).order_by("id"))
+    contacts = Contact.objects.filter(organization_id=entrypoint.organization_id).filter(reachable)
+    for index, requirement in enumerate(tags):
+        # Filters compare tags trimmed and case-insensitively: pre-select the same way (evaluate() decides).
+        candidates = [t.strip().lower() for t in (requirement if isinstance(requirement, list) else [requirement])]
+        has_tag = RawSQL('EXISTS (SELECT 1 FROM unnest("contacts"."tags") AS tag WHERE lower(btrim(tag)) = ANY(%s))',
+                         [candidates], output_field=BooleanField())
+        contacts = contacts.alias(**{f"has_tag_{index}": has_tag}).filter(**{f"has_tag_{index}": True})
+    contacts = contacts.order_by("id")
     cursor = (job.payload or {}).get("cursor")
     occurrence = (job.payload or {}).get("occurrence")
     enrolled = 0

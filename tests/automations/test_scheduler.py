@@ -293,6 +293,8 @@ def test_audience_tags_are_the_tags_the_filters_require():
     assert scheduler.audience_tags({"all": [{"field": "contact.tags", "op": "contains", "value": "vip"},
                                             {"all": [{"field": "tags", "op": "eq", "value": "fr"}]},
                                             {"field": "contact.email", "op": "exists"}]}) == ["vip", "fr"]
+    assert scheduler.audience_tags({"all": [{"field": "tags", "op": "in", "value": ["vip", "gold"]}]}) == [
+        ["vip", "gold"]]
     assert scheduler.audience_tags({"any": [{"field": "tags", "op": "contains", "value": "vip"}]}) == []
     assert scheduler.audience_tags({}) == []
 

@@ -217,7 +217,8 @@ def test_schedule_trigger_plans_the_next_occurrence_then_enrolls_the_filtered_au
         {"field": "contact.tags", "op": "contains", "value": "vip"},
         {"field": "contact.email", "op": "exists"},
     ]})
-    audience = [factories.contact(org, account=account, tags=["vip"], email=f"v{i}@example.com") for i in range(5)]
+    audience = [factories.contact(org, account=account, tags=["vip"], email=f"v{i}@example.com") for i in range(4)]
+    audience.append(factories.contact(org, account=account, tags=["news", " VIP "], email="shout@example.com"))
     no_email = factories.contact(org, account=account, tags=["vip"])
     not_vip = factories.contact(org, account=account, email="n@example.com")
     unreachable = factories.contact(org, tags=["vip"], email="u@example.com")  # no identity on the channel
@@ -243,6 +244,19 @@ def test_schedule_trigger_plans_the_next_occurrence_then_enrolls_the_filtered_au
     assert first.payload["cursor"] == max(c.pk for c in [*audience, no_email])
     following = ScheduledJob.objects.get(kind=JobKind.SCHEDULE_TRIGGER, status=JobStatus.PENDING)
     assert following.due_at == first.due_at + timedelta(minutes=15)
+
+
+def test_a_schedule_filtered_on_any_of_several_tags_enrolls_each_match_once(org, account, now):
+    automation = flow(org, [node("start", "end", reason="scheduled")], [])
+    schedule_entrypoint(automation, cron="0 * * * *", filters={"all": [
+        {"field": "tags", "op": "in", "value": ["gold", "silver"]}]})
+    both = factories.contact(org, account=account, tags=["Gold", "silver"])
+    one = factories.contact(org, account=account, tags=["silver"])
+    factories.contact(org, account=account, tags=["bronze"])
+    tick(now=now)
+    job = ScheduledJob.objects.get(kind=JobKind.SCHEDULE_TRIGGER)
+    assert tick(now=job.due_at).enrolled == 2
+    assert sorted(AutomationRun.objects.values_list("contact_id", flat=True)) == sorted([both.pk, one.pk])
 
 
 def test_a_retried_schedule_trigger_continues_from_its_cursor_and_plans_only_one_next_job(org, account, now):
