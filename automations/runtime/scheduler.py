@@ -7,8 +7,8 @@ runs one by hand. One `tick(now)`:
 2. gives every active `schedule` entrypoint of an active automation exactly one pending
    `schedule_trigger` job (at its next cron occurrence; re-planned when cron/timezone changed);
 3. claims at most `batch` due pending jobs, oldest first, and processes each;
-4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): re-enqueues
-   `tasks.advance_run` once per lease.
+4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): takes each over
+   (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window.
 
 Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
 `SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction
