@@ -72,6 +72,7 @@ class Effects:
         self.pause_changes: dict[str | None, object] = {}  # scope -> paused_until (or None) / RESUMED
         self._ops: list = []
         self._messages: list[Message] = []
+        self._snapshot_contact()
 
     # -- messages -------------------------------------------------------------------------------
     def send_message(self, *, node_key: str, parts: list[dict]) -> list[str]:
@@ -219,6 +220,7 @@ class Effects:
             transaction.on_commit(lambda: deliver_messages(ids))
         for op in ops:
             op()
+        self._announce_contact_changes()
 
     def discard(self) -> None:
         self._messages, self._ops = [], []
@@ -226,6 +228,22 @@ class Effects:
     # -- helpers --------------------------------------------------------------------------------------
     def _queue(self, kind: str, details: dict, op) -> None:
         self._ops.append(op)
+
+    def _snapshot_contact(self) -> None:
+        contact = self.contact
+        self._tags_before = list(getattr(contact, "tags", None) or [])
+        self._fields_before = dict(getattr(contact, "custom_fields", None) or {})
+
+    def _announce_contact_changes(self) -> None:
+        """Tag and field changes start tag_applied/tag_removed/field_changed entrypoints (after commit,
+        one trigger level deeper than this run)."""
+        if self.contact is None:
+            return
+        from contacts.signals import diff_contact, send_contact_changed_on_commit
+
+        changes = diff_contact(self._tags_before, self._fields_before, self.contact)
+        send_contact_changed_on_commit(self.contact, changes, trigger_depth=(self.run.trigger_depth or 0) + 1)
+        self._snapshot_contact()
 
     @staticmethod
     def _sql(sql: str, params: list) -> None:
