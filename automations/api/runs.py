@@ -5,7 +5,7 @@ from datetime import UTC
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -45,6 +45,13 @@ def _datetime_param(request, name):
 class AutomationRunsView(APIView):
     serializer_class = RunSerializer
 
+    @extend_schema(parameters=[
+        OpenApiParameter("status", str, enum=RunStatus.values),
+        OpenApiParameter("contact_id", str),
+        OpenApiParameter("started_after", str, description="ISO-8601; runs started at or after."),
+        OpenApiParameter("started_before", str, description="ISO-8601; runs started before."),
+        OpenApiParameter("limit", int), OpenApiParameter("cursor", str),
+    ])
     def get(self, request, pk):
         automation = org_object_or_404(Automation, request.organization, pk)
         runs = AutomationRun.objects.filter(automation=automation)
@@ -118,6 +125,8 @@ class RunDetailView(APIView):
 class RunStepsView(APIView):
     serializer_class = StepRunSerializer
 
+    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+                   description="The run's step timeline, oldest first.")
     def get(self, request, pk):
         run = _run(request, pk)
         return paginate(request, StepRun.objects.filter(run_id=run.pk), StepRunSerializer,

@@ -142,7 +142,9 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
            now: datetime | None = None) -> EnrollResult:
     """Enroll `contact` into `automation`, or say why not. See the module docstring for the rules."""
     now = now or timezone.now()
-    status = Automation.objects.filter(pk=automation.pk).values_list("status", flat=True).first()
+    # Read status and root fresh: graph edits and pauses are live the moment they commit.
+    current = Automation.objects.filter(pk=automation.pk).values_list("status", "graph__root_node_key").first()
+    status, root_node_key = current if current else (None, None)
     if status != AutomationStatus.ACTIVE:
         return EnrollResult(blocked=AUTOMATION_NOT_ACTIVE)
     if trigger_depth > MAX_TRIGGER_DEPTH:
@@ -161,13 +163,12 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
                 return _record_skip(automation, contact, ExitReason.REENTRY_COOLDOWN, REENTRY_BLOCKED, now, **links)
             return EnrollResult(blocked=REENTRY_BLOCKED)
 
-        graph = automation.graph if isinstance(automation.graph, dict) else {}
         if pause is not None:  # manual enrollment of a paused contact: parked at the root, not executed
             state = {"status": RunStatus.WAITING, "waiting_for": WaitingFor.EXTERNAL_EVENT,
                      "waiting_until": pause.paused_until}
         else:
             state = {"status": RunStatus.ACTIVE}
-        run = _new_run(automation, contact, now=now, current_node_key=graph.get("root_node_key"), **links, **state)
+        run = _new_run(automation, contact, now=now, current_node_key=root_node_key, **links, **state)
         try:
             with transaction.atomic():
                 run.save(force_insert=True)
