@@ -35,3 +35,21 @@ def test_create_api_key_command_prints_a_working_key_on_the_last_line():
 
     call_command("create_api_key", "--org", "Acme", stdout=io.StringIO())
     assert Organization.objects.filter(name="Acme").count() == 1
+
+
+def test_bootstrap_demo_prints_a_stable_working_key_admin_login_and_beat_schedule(settings, tmp_path):
+    from django.contrib.auth import get_user_model
+    from django_celery_beat.models import PeriodicTask
+
+    settings.VAR_DIR = tmp_path
+    first, second = io.StringIO(), io.StringIO()
+    call_command("bootstrap_demo", stdout=first, stderr=io.StringIO())
+    call_command("bootstrap_demo", stdout=second, stderr=io.StringIO())
+    key = next(line.split(":", 1)[1].strip() for line in first.getvalue().splitlines() if "API key" in line)
+    assert key in second.getvalue()  # the same key on every `up`
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.get("/v1/social-accounts").json()["data"][0]["channel"] == "instagram"
+    password = (tmp_path / "admin_password").read_text().strip()
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    assert PeriodicTask.objects.filter(task="automations.tasks.scheduler_tick", enabled=True).count() == 1

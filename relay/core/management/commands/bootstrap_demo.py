@@ -2,6 +2,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from contacts.models import Channel, SocialAccount
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         password_file.write_text(password)
         password_file.chmod(0o600)
 
+        call_command("setup_schedules", stdout=self.stderr)  # celery-beat's scheduler tick
         account = SocialAccount.objects.get(organization=org, external_id="demo-ig")
         self.stdout.write(
             "\n".join([
