@@ -16,10 +16,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from automations.models import (
     Automation,
     AutomationRun,
+    ExitReason,
     RunStatus,
     StepRun,
     WaitingFor,
@@ -133,12 +135,12 @@ def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datet
     """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
     `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
     first write won)."""
-    from django.utils import timezone
-
-    automation = Automation.objects.get(pk=run.automation_id)
-    contact = Contact.objects.get(pk=run.contact_id)
+    automation = Automation.objects.filter(pk=run.automation_id).first()
+    contact = Contact.objects.filter(pk=run.contact_id).first()
     effects = Effects(run=run, contact=contact, automation=automation)
     driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs)
+    if automation is None or contact is None:  # deleted meanwhile: the run row goes with them (cascade)
+        return driver
     for step in prelude or []:
         driver.record(step)
     context = copy.deepcopy(run.context or {})
@@ -162,7 +164,5 @@ def advance(run_or_id, *, now: datetime | None = None) -> AutomationRun | None:
         start = Position(run.current_node_key, port_key=run.current_port_key)
     else:
         start = Position(run.current_node_key)
-    from automations.models import ExitReason
-
     driver = execute(run, start, gone_reason=ExitReason.NODE_REMOVED, now=now)
     return run if driver.persists else None
