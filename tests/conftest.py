@@ -17,6 +17,20 @@ def django_db_modify_db_settings():
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = unique
 
 
+@pytest.fixture(scope="session", autouse=True)
+def in_memory_celery_broker():
+    """Tasks enqueued by tests go to an in-memory broker, never to ./var/queue or a shared Redis. Tests
+    that need a worker start one (or point the producer at their own broker) themselves."""
+    from relay.celery import app
+
+    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options")}
+    app.conf.update(broker_url="memory://", broker_transport_options={})
+    app._after_fork()  # drop pools made for the configured broker
+    yield
+    app.conf.update(saved)
+    app._after_fork()
+
+
 @pytest.fixture
 def org(db):
     return factories.organization()
