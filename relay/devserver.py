@@ -67,7 +67,7 @@ def main() -> int:
 
     for process in processes.values():
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()  # the leader only: Celery then shuts its pool down warmly itself
     deadline = time.monotonic() + 10
     for process in processes.values():
         try:
