@@ -1,0 +1,149 @@
+"""`python -m bench`: run the five measurements, print a table with PASS/MISS per target, write
+bench/results/latest.json. `--quick` shrinks every size (a smoke run; the backlog figure is then
+projected to 10,000 jobs); `--profile` also writes pyinstrument profiles of the runner and of one tick
+to bench/results/profile-*.txt."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+SIZES = {  # full / quick
+    "ceiling_seconds": (5.0, 2.0),
+    "runner_runs": (2000, 300),
+    "celery_runs": (3000, 400),
+    "inbound_events": (500, 100),
+    "backlog_jobs": (10_000, 2_000),
+}
+TARGET_RATIO = 1.0
+TARGET_TICK_MS = 1000.0
+TARGET_BACKLOG_S = 60.0
+BACKLOG_TARGET_JOBS = 10_000
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about a minute")
+    parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles of the runner and a tick")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (default 2)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from bench import env
+
+    broker = env.prepare()
+    import django
+
+    django.setup()
+    size = {name: values[1] if args.quick else values[0] for name, values in SIZES.items()}
+    started = time.perf_counter()
+    original, name = None, None
+    try:
+        print("bench: creating and migrating a database of its own…", file=sys.stderr, flush=True)
+        original, name = env.create_database()
+        print(f"bench: database {name}; broker {broker.label}", file=sys.stderr, flush=True)
+        results = run_all(args, size, broker)
+    finally:
+        if name:
+            env.drop_database(original, name)
+        env.forget_queue(broker)
+        shutil.rmtree(broker.var_dir, ignore_errors=True)
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    print(f"\nwritten: {args.output}")
+    return 0
+
+
+def run_all(args, size: dict, broker) -> dict:
+    from bench import env, scenarios
+    from bench.data import World
+
+    def step(label):
+        print(f"bench: {label}…", file=sys.stderr, flush=True)
+
+    world = World()
+    results = {"when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "quick": args.quick,
+               "machine": env.machine(), "sizes": size}
+    step("(a) ceiling: one row per transaction")
+    results["ceiling"] = scenarios.ceiling(size["ceiling_seconds"])
+    step(f"(b) runner, direct: {size['runner_runs']} runs")
+    results["runner_direct"] = scenarios.runner_direct(world, size["runner_runs"])
+    step(f"(b) runner, Celery worker ({broker.kind}): {size['celery_runs']} runs")
+    results["runner_celery"] = scenarios.runner_celery(world, broker, size["celery_runs"], args.concurrency)
+    step(f"(c) inbound through the API: {size['inbound_events']} events")
+    results["inbound"] = scenarios.inbound(world, size["inbound_events"])
+    step(f"(d) scheduler: one 200-job tick, then a {size['backlog_jobs']}-job backlog")
+    results["scheduler"] = scenarios.scheduler(world, size["backlog_jobs"])
+    ceiling = results["ceiling"]["rows_per_s"]
+    results["ratio"] = {
+        "direct": round(results["runner_direct"]["step_runs_per_s"] / ceiling, 3),
+        "celery": round(results["runner_celery"]["step_runs_per_s"] / ceiling, 3),
+    }
+    results["targets"] = targets(results)
+    if args.profile:
+        from bench import profiling
+
+        step("profiling the runner and one tick")
+        results["profiles"] = profiling.profile(world, RESULTS)
+    return results
+
+
+def targets(results: dict) -> list[dict]:
+    sched = results["scheduler"]
+    backlog_s = sched["backlog_seconds"]
+    projected = sched["backlog_jobs"] != BACKLOG_TARGET_JOBS
+    if projected:
+        backlog_s = backlog_s * BACKLOG_TARGET_JOBS / sched["backlog_jobs"]
+    rows = [
+        ("(e) runner step-runs/s ÷ ceiling rows/s (direct)", results["ratio"]["direct"], f"≥ {TARGET_RATIO}",
+         results["ratio"]["direct"] >= TARGET_RATIO),
+        ("(d) one 200-job tick (ms)", sched["tick_ms"], f"≤ {TARGET_TICK_MS:.0f}", sched["tick_ms"] <= TARGET_TICK_MS),
+        ("(d) 10,000-job backlog drained (s)" + (" — projected" if projected else ""), round(backlog_s, 1),
+         f"≤ {TARGET_BACKLOG_S:.0f}", backlog_s <= TARGET_BACKLOG_S),
+    ]
+    return [{"target": name, "value": value, "wanted": wanted, "result": "PASS" if ok else "MISS"}
+            for name, value, wanted, ok in rows]
+
+
+def render(results: dict) -> str:
+    m, c, d, w, i, s = (results[k] for k in ("machine", "ceiling", "runner_direct", "runner_celery", "inbound",
+                                             "scheduler"))
+    lines = [
+        f"Relay benchmark — {results['when']}{' (quick)' if results['quick'] else ''}",
+        f"machine: {m['nproc']} CPUs, {m['cpu_model']}; PostgreSQL {m['postgresql']} "
+        f"(synchronous_commit={m['synchronous_commit']}); Python {m['python']}",
+        "",
+        f"{'measurement':<58} {'figure':>12}  unit",
+        "-" * 84,
+        f"{'(a) ceiling: 1 step-like row per transaction':<58} {c['rows_per_s']:>12,.0f}  rows/s",
+        f"{'(b) runner direct, 10-node graph: runs':<58} {d['runs_per_s']:>12,.1f}  runs/s",
+        f"{'(b) runner direct: step rows':<58} {d['step_runs_per_s']:>12,.0f}  step-runs/s",
+        f"{'(b) runner direct: queries per run':<58} {d['queries_per_run']:>12}  queries",
+        f"{'(b) Celery worker x' + str(w['worker_concurrency']) + ' (' + w['broker'].split()[0] + '): runs':<58} "
+        f"{w['runs_per_s']:>12,.1f}  runs/s",
+        f"{'(b) Celery worker: step rows':<58} {w['step_runs_per_s']:>12,.0f}  step-runs/s",
+        f"{'(c) inbound events through the API (eager runs)':<58} {i['events_per_s']:>12,.1f}  events/s",
+        f"{'(d) one tick, 200 due delay jobs':<58} {s['tick_ms']:>12,.0f}  ms",
+        f"{'(d) backlog of ' + format(s['backlog_jobs'], ',') + ' due jobs drained':<58} "
+        f"{s['backlog_seconds']:>12,.1f}  s ({s['backlog_ticks']} ticks)",
+        f"{'(e) ratio step-runs/s ÷ ceiling rows/s: direct':<58} {results['ratio']['direct']:>12.2f}",
+        f"{'(e) ratio: Celery worker':<58} {results['ratio']['celery']:>12.2f}",
+        "",
+        "targets:",
+    ]
+    for t in results["targets"]:
+        lines.append(f"  {t['result']:<5} {t['target']:<58} {t['value']} (want {t['wanted']})")
+    lines.append(f"\ntotal {results.get('duration_s', '?')} s")
+    return "\n".join(lines)

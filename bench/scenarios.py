@@ -1,0 +1,198 @@
+"""The five measurements. Each returns a dict of figures (and raises if the runtime did not do the work:
+a fast wrong answer is not a benchmark)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from automations.models import AutomationRun, JobStatus, RunStatus, ScheduledJob, StepRun
+from bench.data import RUNNER_GRAPH_NODES, World, delay_graph, inbound_graph, runner_graph
+from bench.env import Broker, point_celery_at
+from bench.worker import celery_worker, wait_for
+
+STEP_PAYLOAD = {"message_id": "msg_0123456789abcdefghij", "rendered_text": "Hi Alice, thanks for writing!" * 3,
+                "parts": [{"type": "text", "text": "Hi Alice, thanks for writing! " * 4}]}
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------------------- (a) ceiling
+
+def ceiling(seconds: float) -> dict:
+    """One step-like row (bigint id, run id, ~300 B jsonb) per transaction, as fast as one connection can."""
+    payload = json.dumps(STEP_PAYLOAD)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, run_id varchar(40) NOT NULL, "
+                       "payload jsonb NOT NULL, executed_at timestamptz NOT NULL DEFAULT now())")
+        sql = "INSERT INTO bench_ceiling (run_id, payload) VALUES (%s, %s)"
+        for _ in range(200):  # warm-up
+            cursor.execute(sql, ["arun_warmup", payload])
+        rows, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for _ in range(100):  # autocommit: every statement is its own transaction (its own commit)
+                cursor.execute(sql, ["arun_0123456789abcdefghij", payload])
+            rows += 100
+        elapsed = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_ceiling")
+    return {"rows": rows, "seconds": round(elapsed, 3), "rows_per_s": round(_rate(rows, elapsed), 1),
+            "payload_bytes": len(payload)}
+
+
+# ------------------------------------------------------------------------------------ (b) the runner
+
+def _check_completed(ids: list[str], what: str) -> int:
+    done = AutomationRun.objects.filter(pk__in=ids, status=RunStatus.COMPLETED).count()
+    if done != len(ids):
+        statuses = list(AutomationRun.objects.filter(pk__in=ids).exclude(status=RunStatus.COMPLETED)
+                        .values_list("status", "exit_reason")[:5])
+        raise RuntimeError(f"{what}: only {done} of {len(ids)} runs completed; e.g. {statuses}")
+    return StepRun.objects.filter(run_id__in=ids).count()
+
+
+def runner_direct(world: World, count: int) -> dict:
+    """`runtime.runner.advance(run_id)` in this process, one run after another."""
+    from automations.runtime.runner import advance
+
+    automation = world.automation("Runner (direct)", runner_graph())
+    for run_id in world.active_runs(automation, 20):  # warm-up: imports, caches, connection
+        advance(run_id)
+    probe = world.active_runs(automation, 1)[0]
+    with CaptureQueriesContext(connection) as queries:
+        advance(probe)
+    ids = world.active_runs(automation, count)
+    started = time.perf_counter()
+    for run_id in ids:
+        advance(run_id)
+    elapsed = time.perf_counter() - started
+    steps = _check_completed(ids, "runner (direct)")
+    if steps != count * RUNNER_GRAPH_NODES:
+        raise RuntimeError(f"runner (direct): {steps} step rows for {count} runs of {RUNNER_GRAPH_NODES} nodes")
+    return {"runs": count, "steps": steps, "seconds": round(elapsed, 3), "runs_per_s": round(_rate(count, elapsed), 1),
+            "step_runs_per_s": round(_rate(steps, elapsed), 1), "queries_per_run": len(queries.captured_queries),
+            "ms_per_run": round(elapsed * 1000 / count, 3)}
+
+
+def runner_celery(world: World, broker: Broker, count: int, concurrency: int) -> dict:
+    """The same graph through a real worker: enqueue `count` advance_run tasks, wait until all completed.
+    Throughput = runs / (last completed_at − first enqueue)."""
+    from automations import tasks
+
+    point_celery_at(broker)
+    automation = world.automation("Runner (celery)", runner_graph())
+    warmup = world.active_runs(automation, 4 * concurrency)
+    ids = world.active_runs(automation, count)
+    with celery_worker(broker, concurrency) as logs:
+        for run_id in warmup:  # also waits for the worker to boot
+            tasks.advance_run.delay(run_id)
+        wait_for(lambda: AutomationRun.objects.filter(pk__in=warmup, status=RunStatus.COMPLETED).count()
+                 == len(warmup), 120, "the worker to finish its warm-up runs", logs)
+        started_at = timezone.now()
+        started = time.perf_counter()
+        for run_id in ids:
+            tasks.advance_run.delay(run_id)
+        enqueue_seconds = time.perf_counter() - started
+        remaining = AutomationRun.objects.filter(automation=automation, status=RunStatus.ACTIVE)
+        wait_for(lambda: not remaining.exists(), max(120, count / 20), f"{count} runs through the worker", logs,
+                 interval=0.1)
+    last = max(AutomationRun.objects.filter(pk__in=ids).values_list("completed_at", flat=True))
+    elapsed = (last - started_at).total_seconds()
+    steps = _check_completed(ids, "runner (celery)")
+    return {"runs": count, "steps": steps, "seconds": round(elapsed, 3), "runs_per_s": round(_rate(count, elapsed), 1),
+            "step_runs_per_s": round(_rate(steps, elapsed), 1), "worker_concurrency": concurrency,
+            "broker": broker.label, "enqueue_seconds": round(enqueue_seconds, 3)}
+
+
+# ---------------------------------------------------------------------------------------- (c) inbound
+
+def inbound(world: World, count: int) -> dict:
+    """POST /v1/inbound-events through the test client, keyword entrypoint → message, tag, end, with
+    Celery eager so each event's run completes inside its request. Every event is a new contact."""
+    from rest_framework.test import APIClient
+
+    from automations.graph import entrypoints as entrypoint_service
+    from automations.models import Entrypoint
+    from relay.celery import app
+
+    automation = world.automation("Inbound", inbound_graph())
+    entrypoint_service.apply(Entrypoint(organization=world.org, automation=automation, channel="instagram",
+                                        kind="dm_received", config={"keywords": ["bench"]}), create=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {world.api_key}")
+
+    def post(i: int):
+        body = {"event_id": f"evt-{i}", "social_account_id": world.account.pk, "kind": "dm_received",
+                "contact": {"platform_user_id": f"user-{i}", "name": f"User {i}"}, "text": "bench"}
+        response = client.post("/v1/inbound-events", body, format="json")
+        if response.status_code != 202 or response.json().get("outcome") != "enrolled":
+            raise RuntimeError(f"inbound event {i}: {response.status_code} {response.content[:300]!r}")
+        return response.json()["run_id"]
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        for i in range(10):  # warm-up
+            post(-1 - i)
+        started = time.perf_counter()
+        ids = [post(i) for i in range(count)]
+        elapsed = time.perf_counter() - started
+    finally:
+        app.conf.task_always_eager = previous
+    _check_completed(ids, "inbound")
+    return {"events": count, "seconds": round(elapsed, 3), "events_per_s": round(_rate(count, elapsed), 1),
+            "ms_per_event": round(elapsed * 1000 / count, 3)}
+
+
+# -------------------------------------------------------------------------------------- (d) scheduler
+
+def scheduler(world: World, backlog: int, batch: int = 200) -> dict:
+    """One tick over `batch` due delay jobs, then a backlog of `backlog` due jobs drained by repeated ticks."""
+    from automations.runtime.scheduler import tick
+
+    automation = world.automation("Delayed follow-up", delay_graph())
+    due = timezone.now() - timedelta(seconds=1)
+    world.delayed_runs(automation, 20, due)
+    tick(batch=batch)  # warm-up; also creates the month partitions a real tick keeps ahead
+    with CaptureQueriesContext(connection) as idle:  # housekeeping only: partitions, schedules, reconcile
+        tick(batch=batch)
+    probe = world.delayed_runs(automation, 5, due)
+    with CaptureQueriesContext(connection) as busy:
+        tick(batch=batch)
+    queries_per_job = (len(busy.captured_queries) - len(idle.captured_queries)) / len(probe)
+
+    ids = world.delayed_runs(automation, batch, due)
+    started = time.perf_counter()
+    report = tick(batch=batch)
+    tick_seconds = time.perf_counter() - started
+    if report.claimed != batch or report.done != batch:
+        raise RuntimeError(f"the {batch}-job tick claimed {report.claimed} and did {report.done}: {report}")
+    _check_completed(ids, "scheduler tick")
+
+    ids = world.delayed_runs(automation, backlog, due)
+    ticks, done = 0, 0
+    started = time.perf_counter()
+    while True:
+        report = tick(batch=batch)
+        ticks += 1
+        done += report.done
+        if report.claimed == 0:
+            break
+    drain_seconds = time.perf_counter() - started
+    if done != backlog:
+        raise RuntimeError(f"the backlog: {done} of {backlog} jobs done")
+    pending = ScheduledJob.objects.filter(run_id__in=ids).exclude(status=JobStatus.DONE).count()
+    if pending:
+        raise RuntimeError(f"the backlog: {pending} jobs not done")
+    _check_completed(ids, "scheduler backlog")
+    return {"tick_jobs": batch, "tick_ms": round(tick_seconds * 1000, 1),
+            "tick_jobs_per_s": round(_rate(batch, tick_seconds), 1), "queries_per_job": round(queries_per_job, 1),
+            "queries_per_idle_tick": len(idle.captured_queries),
+            "backlog_jobs": backlog, "backlog_seconds": round(drain_seconds, 3), "backlog_ticks": ticks,
+            "backlog_jobs_per_s": round(_rate(backlog, drain_seconds), 1)}
