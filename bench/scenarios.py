@@ -57,8 +57,9 @@ def _check_completed(ids: list[str], what: str) -> int:
     return StepRun.objects.filter(run_id__in=ids).count()
 
 
-def runner_direct(world: World, count: int) -> dict:
-    """`runtime.runner.advance(run_id)` in this process, one run after another."""
+def runner_direct(world: World, count: int, budget_s: float) -> dict:
+    """`runtime.runner.advance(run_id)` in this process, one run after another: `count` runs, or fewer
+    if `budget_s` runs out first."""
     from automations.runtime.runner import advance
 
     automation = world.automation("Runner (direct)", runner_graph())
@@ -68,16 +69,21 @@ def runner_direct(world: World, count: int) -> dict:
     with CaptureQueriesContext(connection) as queries:
         advance(probe)
     ids = world.active_runs(automation, count)
+    done = 0
     started = time.perf_counter()
     for run_id in ids:
         advance(run_id)
+        done += 1
+        if time.perf_counter() - started > budget_s:
+            break
     elapsed = time.perf_counter() - started
+    ids = ids[:done]
     steps = _check_completed(ids, "runner (direct)")
-    if steps != count * RUNNER_GRAPH_NODES:
-        raise RuntimeError(f"runner (direct): {steps} step rows for {count} runs of {RUNNER_GRAPH_NODES} nodes")
-    return {"runs": count, "steps": steps, "seconds": round(elapsed, 3), "runs_per_s": round(_rate(count, elapsed), 1),
+    if steps != done * RUNNER_GRAPH_NODES:
+        raise RuntimeError(f"runner (direct): {steps} step rows for {done} runs of {RUNNER_GRAPH_NODES} nodes")
+    return {"runs": done, "steps": steps, "seconds": round(elapsed, 3), "runs_per_s": round(_rate(done, elapsed), 1),
             "step_runs_per_s": round(_rate(steps, elapsed), 1), "queries_per_run": len(queries.captured_queries),
-            "ms_per_run": round(elapsed * 1000 / count, 3)}
+            "ms_per_run": round(elapsed * 1000 / max(done, 1), 3)}
 
 
 def runner_celery(world: World, broker: Broker, count: int, concurrency: int) -> dict:
@@ -112,9 +118,10 @@ def runner_celery(world: World, broker: Broker, count: int, concurrency: int) ->
 
 # ---------------------------------------------------------------------------------------- (c) inbound
 
-def inbound(world: World, count: int) -> dict:
+def inbound(world: World, count: int, budget_s: float) -> dict:
     """POST /v1/inbound-events through the test client, keyword entrypoint → message, tag, end, with
-    Celery eager so each event's run completes inside its request. Every event is a new contact."""
+    Celery eager so each event's run completes inside its request. Every event is a new contact.
+    `count` events, or fewer if `budget_s` runs out first."""
     from rest_framework.test import APIClient
 
     from automations.graph import entrypoints as entrypoint_service
@@ -140,20 +147,26 @@ def inbound(world: World, count: int) -> dict:
     try:
         for i in range(10):  # warm-up
             post(-1 - i)
+        ids = []
         started = time.perf_counter()
-        ids = [post(i) for i in range(count)]
+        for i in range(count):
+            ids.append(post(i))
+            if time.perf_counter() - started > budget_s:
+                break
         elapsed = time.perf_counter() - started
     finally:
         app.conf.task_always_eager = previous
     _check_completed(ids, "inbound")
-    return {"events": count, "seconds": round(elapsed, 3), "events_per_s": round(_rate(count, elapsed), 1),
-            "ms_per_event": round(elapsed * 1000 / count, 3)}
+    return {"events": len(ids), "seconds": round(elapsed, 3), "events_per_s": round(_rate(len(ids), elapsed), 1),
+            "ms_per_event": round(elapsed * 1000 / len(ids), 3)}
 
 
 # -------------------------------------------------------------------------------------- (d) scheduler
 
-def scheduler(world: World, backlog: int, batch: int = 200) -> dict:
-    """One tick over `batch` due delay jobs, then a backlog of `backlog` due jobs drained by repeated ticks."""
+def scheduler(world: World, backlog: int, budget_s: float, batch: int = 200) -> dict:
+    """One tick over `batch` due delay jobs, then a backlog of `backlog` due jobs drained by repeated ticks.
+    Ticking stops when the backlog is drained or `budget_s` ran out (then the drain time is projected
+    from the rate measured)."""
     from automations.runtime.scheduler import tick
 
     automation = world.automation("Delayed follow-up", delay_graph())
@@ -178,21 +191,25 @@ def scheduler(world: World, backlog: int, batch: int = 200) -> dict:
     ids = world.delayed_runs(automation, backlog, due)
     ticks, done = 0, 0
     started = time.perf_counter()
-    while True:
+    while time.perf_counter() - started < budget_s:
         report = tick(batch=batch)
         ticks += 1
         done += report.done
         if report.claimed == 0:
             break
     drain_seconds = time.perf_counter() - started
-    if done != backlog:
-        raise RuntimeError(f"the backlog: {done} of {backlog} jobs done")
-    pending = ScheduledJob.objects.filter(run_id__in=ids).exclude(status=JobStatus.DONE).count()
-    if pending:
-        raise RuntimeError(f"the backlog: {pending} jobs not done")
-    _check_completed(ids, "scheduler backlog")
+    drained = ScheduledJob.objects.filter(run_id__in=ids, status=JobStatus.DONE).count()
+    if drained != done:
+        raise RuntimeError(f"the backlog: ticks reported {done} jobs done, the table says {drained}")
+    complete = drained == backlog
+    finished = AutomationRun.objects.filter(pk__in=ids, status=RunStatus.COMPLETED).count()
+    if finished != drained:
+        raise RuntimeError(f"the backlog: {drained} jobs done but {finished} runs completed")
+    projected = drain_seconds if complete else drain_seconds * backlog / max(drained, 1)
     return {"tick_jobs": batch, "tick_ms": round(tick_seconds * 1000, 1),
             "tick_jobs_per_s": round(_rate(batch, tick_seconds), 1), "queries_per_job": round(queries_per_job, 1),
             "queries_per_idle_tick": len(idle.captured_queries),
-            "backlog_jobs": backlog, "backlog_seconds": round(drain_seconds, 3), "backlog_ticks": ticks,
-            "backlog_jobs_per_s": round(_rate(backlog, drain_seconds), 1)}
+            "backlog_jobs": backlog, "backlog_drained": drained, "backlog_complete": complete,
+            "backlog_seconds": round(drain_seconds, 3), "backlog_projected_seconds": round(projected, 1),
+            "backlog_ticks": ticks, "backlog_jobs_per_s": round(_rate(drained, drain_seconds), 1),
+            "backlog_budget_s": budget_s}
