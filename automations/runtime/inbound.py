@@ -2,9 +2,10 @@
 
 Order of work (ARCHITECTURE "Data flow"):
 1. In one transaction: claim the `(organization, event_id)` slot in automation_inbound_events
-   (INSERT … ON CONFLICT DO NOTHING — a concurrent delivery of the same id waits for ours and then
-   sees the row, so it answers `duplicate` and does nothing), upsert contact + identity +
-   conversation, and log the inbound Message.
+   (INSERT … ON CONFLICT DO NOTHING), take a session advisory lock on the row, upsert contact +
+   identity + conversation, and log the inbound Message. A concurrent delivery of the same id waits
+   for that lock and then answers `duplicate`; a retry finding the row unfinished (outcome NULL: the
+   first attempt failed after the claim committed) takes the lock and processes it instead.
 2. Offer the event to the contact's waiting runs (`runtime.replies`); at most one consumes it.
 3. Otherwise the matcher picks an entrypoint (then a binding) and `enrollment.enroll` applies the
    pause and re-entry rules. A match blocked by re-entry does not fall through to bindings.
@@ -116,8 +117,41 @@ def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime)
 def _is_first_on_channel(contact: Contact, account: SocialAccount, message: Message) -> bool:
     return not Message.objects.filter(
         conversation__contact=contact, conversation__social_account__channel=account.channel,
-        direction=MessageDirection.INBOUND,
+        direction=MessageDirection.INBOUND, created_at__lte=message.created_at,
     ).exclude(pk=message.pk).exists()
+
+
+def _lock_event(row_id: str) -> None:
+    """Session-level advisory lock on one event row: it outlives the claim's commit, so a concurrent
+    delivery of the same event_id waits until processing ends instead of reprocessing it, while the
+    processing itself runs with no transaction open (runs call out only with their state committed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"inbound-event:{row_id}"])
+
+
+def _unlock_event(row_id: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"inbound-event:{row_id}"])
+
+
+def _unfinished(event: InboundEvent) -> InboundEvent | None:
+    """Lock an already-claimed event; return it fresh if its processing never finished (a crash after
+    the claim committed), else None (a true duplicate). Leaves the lock held only when returning it."""
+    if event.outcome is not None:
+        return None
+    row_id = event.pk
+    _lock_event(row_id)
+    event = InboundEvent.objects.filter(pk=row_id).first()
+    if event is None or event.outcome is not None or event.contact_id is None:
+        _unlock_event(row_id)
+        return None
+    return event
+
+
+def _seen_before(message: Message) -> bool:
+    """An inbound message in the same conversation older than this one (this one may be a retry's)."""
+    return (Message.objects.filter(conversation_id=message.conversation_id, direction=MessageDirection.INBOUND,
+                                   created_at__lte=message.created_at).exclude(pk=message.pk).exists())
 
 
 def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: Sender, text: str = "",
@@ -125,33 +159,71 @@ def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: S
                   parent_comment_id: str | None = None, attachments: list | None = None,
                   occurred_at: datetime | None = None, raw: dict | None = None,
                   now: datetime | None = None) -> InboundResult:
+    """Record the event once and process it; a retry of an event whose processing failed midway
+    (outcome still NULL) processes it then, so every event is processed exactly once."""
     now = now or timezone.now()
     interactive = interactive or {}
     with transaction.atomic():
         row_id = _claim_event_slot(account.organization_id, event_id, now)
-        if row_id is None:
-            original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
+        if row_id is not None:
+            _lock_event(row_id)
+            try:
+                contact, conversation, message, event, first_message = _record(
+                    account, row_id, event_id=event_id, kind=kind, sender=sender, text=text,
+                    interactive=interactive, post_id=post_id, story_id=story_id, attachments=attachments,
+                    occurred_at=occurred_at, raw=raw, now=now)
+            except BaseException:
+                _unlock_event(row_id)
+                raise
+    if row_id is None:
+        original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
+        event = _unfinished(original)
+        if event is None:
             return InboundResult(original, InboundOutcome.DUPLICATE, None)
-        contact = upsert_sender(account, sender)
-        conversation = upsert_conversation(contact, account, now)
-        first_message = not conversation.messages.filter(direction=MessageDirection.INBOUND).exists()
-        message = Message.objects.create(
-            organization_id=account.organization_id, conversation=conversation,
-            direction=MessageDirection.INBOUND, text=text or "", status=DeliveryStatus.RECEIVED,
-            payload={"kind": kind, "event_id": event_id, "interactive": interactive or None, "post_id": post_id,
-                     "story_id": story_id, "attachments": attachments or []},
-            created_at=now,
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(last_inbound_at=occurred_at or now)
-        first_on_channel = _is_first_on_channel(contact, account, message)
-        event = InboundEvent.objects.get(pk=row_id)
-        event.social_account = account
-        event.kind = kind
-        event.contact = contact
-        event.conversation = conversation
-        event.payload = raw or {}
-        event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload"])
+        contact, conversation = event.contact, event.conversation
+        message = (Message.objects.filter(conversation_id=event.conversation_id, direction=MessageDirection.INBOUND,
+                                          payload__event_id=event_id).order_by("created_at", "id").first())
+        if message is None or conversation is None:  # the conversation went away meanwhile: nothing to act on
+            _unlock_event(event.pk)
+            return InboundResult(original, InboundOutcome.DUPLICATE, None)
+        first_message = not _seen_before(message)
+    try:
+        return _process(account, event, contact, conversation, message, event_id=event_id, kind=kind, text=text,
+                        interactive=interactive, post_id=post_id, story_id=story_id,
+                        parent_comment_id=parent_comment_id, attachments=attachments,
+                        first_message=first_message, now=now)
+    finally:
+        _unlock_event(event.pk)
 
+
+def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_id, story_id, attachments,
+            occurred_at, raw, now):
+    """Step 1 (inside the claim's transaction): contact, conversation, the inbound Message, the event row."""
+    contact = upsert_sender(account, sender)
+    conversation = upsert_conversation(contact, account, now)
+    first_message = not conversation.messages.filter(direction=MessageDirection.INBOUND).exists()
+    message = Message.objects.create(
+        organization_id=account.organization_id, conversation=conversation,
+        direction=MessageDirection.INBOUND, text=text or "", status=DeliveryStatus.RECEIVED,
+        payload={"kind": kind, "event_id": event_id, "interactive": interactive or None, "post_id": post_id,
+                 "story_id": story_id, "attachments": attachments or []},
+        created_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_inbound_at=occurred_at or now)
+    event = InboundEvent.objects.get(pk=row_id)
+    event.social_account = account
+    event.kind = kind
+    event.contact = contact
+    event.conversation = conversation
+    event.payload = raw or {}
+    event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload"])
+    return contact, conversation, message, event, first_message
+
+
+def _process(account, event, contact, conversation, message, *, event_id, kind, text, interactive, post_id,
+             story_id, parent_comment_id, attachments, first_message, now) -> InboundResult:
+    """Steps 2-4: offer to waiting runs, else match and enroll; record the outcome on the event row."""
+    first_on_channel = _is_first_on_channel(contact, account, message)
     reply = replies.InboundReply(
         kind=kind, text=text or "", interactive_type=interactive.get("type"), interactive_id=interactive.get("id"),
         attachments=attachments or [], message_id=message.id, event_id=event_id,
