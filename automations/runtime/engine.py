@@ -6,6 +6,10 @@ transcript). The walk itself never writes; node handlers only talk to `effects`.
 
 Positions: "visit node X (entered through port P)" or, when `port_key` is set, "leave node X through
 port P" — the shape a run has after a resume or at a missing edge.
+
+A node that fails (a crash, or a handled failure leaving through `error`) follows its `error` edge when
+one is wired; otherwise the run ends `failed` / `handler_failure` (SPEC §4, seed exit table). A missing
+edge for any other port ends the run `completed`.
 """
 
 from __future__ import annotations
@@ -238,6 +242,11 @@ class Walker:
             step(None, result.outcome, result.payload, result.error, result.rendered)
             return finish(RunStatus.COMPLETED, ExitReason.COMPLETED, key)
         payload = result.payload if forced is None else {**result.payload, "forced_port": forced}
+        if forced is None and result.outcome == StepOutcome.FAILED and port == "error" \
+                and self.graph.target(key, "error") is None:
+            # A handled failure nobody wired a recovery for is a failure (SPEC §4), not a completion.
+            step(None, StepOutcome.FAILED, payload, result.error, result.rendered)
+            return finish(RunStatus.FAILED, ExitReason.HANDLER_FAILURE, key)
         step(port, result.outcome, payload, result.error, result.rendered)
         return Position(key, port_key=port)
 

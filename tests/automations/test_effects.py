@@ -87,13 +87,14 @@ def test_a_provider_failure_after_commit_marks_the_message_failed(org, contact, 
     assert effects.deliver_messages([message.pk]) == 0 and provider.delivered == [message.pk]
 
 
-def test_an_account_the_provider_refuses_leaves_through_error(org, contact, conv, monkeypatch):
+def test_an_account_the_provider_refuses_fails_the_run_without_an_error_edge(org, contact, conv, monkeypatch):
     monkeypatch.setitem(effects.PROVIDERS, "sandbox", FailingProvider(refuse_account=True))
     run = hello_run(org, contact)
     advance(run.pk)
     run.refresh_from_db()
     step = StepRun.objects.get(run_id=run.pk)
-    assert (step.exited_via_port_key, step.error["code"], run.current_port_key) == ("error", "token_expired", "error")
+    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "token_expired")
+    assert (run.status, run.exit_reason, run.current_port_key) == ("failed", "handler_failure", None)
     assert not Message.objects.filter(run_id=run.pk).exists()
 
 

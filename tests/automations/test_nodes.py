@@ -100,8 +100,22 @@ def test_message_parts_the_channel_cannot_carry_are_skipped(org):
     card = {"type": "card", "title": "A card"}
     run = run_flow(org, person, [("greet", "message", {"blocks": [card]})], channel="whatsapp")
     step = steps_of(run)[0]
-    assert (step.exited_via_port_key, step.error["code"]) == ("error", "nothing_deliverable")
+    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "nothing_deliverable")
     assert step.payload["skipped"][0]["type"] == "card"
+    assert (run.status, run.exit_reason) == ("failed", "handler_failure")
+
+
+def test_message_delivery_failure_without_an_error_edge_fails_the_run(org, contact, conv, monkeypatch):
+    from automations.runtime import effects
+    from tests.automations.test_effects import FailingProvider
+
+    monkeypatch.setitem(effects.PROVIDERS, "sandbox", FailingProvider(refuse_account=True))
+    run = run_flow(org, contact, [("greet", "message", {"blocks": [{"type": "text", "text": "hi"}]})])
+    assert (run.status, run.exit_reason, run.current_node_key) == ("failed", "handler_failure", "greet")
+    [step] = steps_of(run)
+    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "token_expired")
+    run.automation.refresh_from_db()
+    assert (run.automation.total_failed, run.automation.total_completed) == (1, 0)
 
 
 # -- input ----------------------------------------------------------------------------------------------
@@ -334,14 +348,32 @@ def test_http_request_failures_leave_through_error(org, contact, conv, settings,
     assert run.exit_reason == "http_failed"
 
 
+def test_http_request_500_without_an_error_edge_fails_the_run(org, contact, conv, settings):
+    settings.RELAY_HTTP_ALLOW_PRIVATE = True
+    with factories.local_http_server({"/boom": (500, {}, b"down")}) as server:
+        run = run_flow(org, contact, [("call", "http_request", {"method": "GET", "url": server.url + "/boom"})])
+    assert (run.status, run.exit_reason, run.current_node_key) == ("failed", "handler_failure", "call")
+    [step] = steps_of(run)
+    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "http_status")
+    run.automation.refresh_from_db()
+    assert (run.automation.total_failed, run.automation.total_completed) == (1, 0)
+
+
+def test_action_group_abort_without_an_error_edge_fails_the_run(org, contact, conv):
+    actions = [{"id": "bad", "type": "contact_field_set", "field": "email", "value": "not-an-email"}]
+    run = run_flow(org, contact, [("do", "action_group", {"actions": actions})])
+    assert (run.status, run.exit_reason) == ("failed", "handler_failure")
+    assert steps_of(run)[0].error["action_id"] == "bad"
+
+
 def test_http_request_refuses_private_destinations_by_default(org, contact, conv, settings):
     settings.RELAY_HTTP_ALLOW_PRIVATE = False
     with factories.local_http_server({"/": (200, {}, b"secret")}) as server:
         run = run_flow(org, contact, [("call", "http_request", {"method": "GET", "url": server.url + "/"})])
     assert server.requests == []
     step = steps_of(run)[0]
-    assert (step.exited_via_port_key, step.error["code"]) == ("error", "destination_refused")
-    assert (run.status, run.current_port_key) == ("completed", "error")
+    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "destination_refused")
+    assert (run.status, run.exit_reason, run.current_node_key) == ("failed", "handler_failure", "call")
 
 
 # -- start_automation -----------------------------------------------------------------------------------

@@ -133,5 +133,22 @@ def test_simulation_reports_handler_failures(api, org):
     assert body["steps"][0]["outcome"] == "failed" and body["steps"][0]["payload"]["error"]["type"] == "ValueError"
 
 
+def test_simulation_reports_an_unwired_error_port_as_handler_failure(api, org):
+    card = {"blocks": [{"type": "card", "title": "A card"}]}  # nothing WhatsApp can carry
+    graph = factories.flow([("greet", "message", card), ("sorry", "end", {"reason": "sorry"})])
+    automation = factories.automation(org, graph, channel="whatsapp")
+    body = simulate(api, automation).json()
+    assert body["ended_because"] == "handler_failure"
+    [step] = body["steps"]
+    assert (step["outcome"], step["exited_via_port_key"], step["payload"]["error"]["code"]) == (
+        "failed", None, "nothing_deliverable")
+    graph["edges"] = [{"from_node": "greet", "from_port": "error", "to_node": "sorry", "to_port": "in"}]
+    automation.graph = graph
+    automation.save(update_fields=["graph"])
+    body = simulate(api, automation).json()
+    assert body["ended_because"] == "sorry"
+    assert [(s["node_key"], s["exited_via_port_key"]) for s in body["steps"]] == [("greet", "error"), ("sorry", None)]
+
+
 def test_simulate_other_organization_is_404(other_api, automation):
     assert other_api.post(f"/v1/automations/{automation.pk}/simulate", {}, format="json").status_code == 404
