@@ -1,5 +1,6 @@
 """Automations API: CRUD, PUT graph (validated, auto-pause), activate / pause / archive."""
 
+from django.db import transaction
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,7 +10,7 @@ from automations.models import Automation, AutomationStatus
 from contacts.models import Channel
 from relay.core.errors import ApiError
 from relay.core.pagination import paginate
-from relay.core.serializers import StrictSerializer, org_object_or_404
+from relay.core.serializers import StrictSerializer, locked_or_404, org_object_or_404, save_changes
 
 MAX_NODES = 500
 MAX_EDGES = 2000
@@ -122,12 +123,12 @@ class AutomationDetailView(APIView):
         return Response(AutomationSerializer(_automation(request, pk)).data)
 
     def patch(self, request, pk):
-        automation = _automation(request, pk)
-        serializer = AutomationUpdateSerializer(data=_body(request), partial=True)
-        serializer.is_valid(raise_exception=True)
-        for name, value in serializer.validated_data.items():
-            setattr(automation, name, value)
-        automation.save()
+        _automation(request, pk)
+        with transaction.atomic():
+            automation = locked_or_404(Automation, request.organization, pk)
+            serializer = AutomationUpdateSerializer(data=_body(request), partial=True)
+            serializer.is_valid(raise_exception=True)
+            save_changes(automation, serializer.validated_data)
         return Response(AutomationSerializer(automation).data)
 
     def delete(self, request, pk):

@@ -11,7 +11,7 @@ from automations.models import ActiveStatus, Automation, Binding, BindingType
 from contacts.models import SocialAccount
 from relay.core.errors import ApiError
 from relay.core.pagination import paginate
-from relay.core.serializers import OrgRelatedField, StrictSerializer, org_object_or_404
+from relay.core.serializers import OrgRelatedField, StrictSerializer, locked_or_404, org_object_or_404, save_changes
 
 
 class BindingSerializer(serializers.ModelSerializer):
@@ -48,7 +48,7 @@ def _conflict(account_id, binding_type):
                     status=409, details={"social_account_id": [account_id], "binding_type": [binding_type]})
 
 
-def _save(binding: Binding, *, create: bool) -> Binding:
+def _save(binding: Binding, *, create: bool, changed: list[str] | None = None) -> Binding:
     clash = Binding.objects.filter(social_account_id=binding.social_account_id, binding_type=binding.binding_type)
     if not create:
         clash = clash.exclude(pk=binding.pk)
@@ -56,7 +56,10 @@ def _save(binding: Binding, *, create: bool) -> Binding:
         raise _conflict(binding.social_account_id, binding.binding_type)
     try:
         with transaction.atomic():
-            binding.save(force_insert=create)
+            if create:
+                binding.save(force_insert=True)
+            else:
+                save_changes(binding, {}, also=changed or [])
     except IntegrityError:  # a concurrent request took the slot between the check and the insert
         raise _conflict(binding.social_account_id, binding.binding_type)
     return binding
@@ -91,13 +94,16 @@ class BindingDetailView(APIView):
         return Response(BindingSerializer(_binding(request, pk)).data)
 
     def patch(self, request, pk):
-        binding = _binding(request, pk)
-        serializer = BindingWriteSerializer(data=_body(request), partial=True,
-                                            context={"request": request, "binding": binding})
-        serializer.is_valid(raise_exception=True)
-        for name, value in serializer.validated_data.items():
-            setattr(binding, name, value)
-        return Response(BindingSerializer(_save(binding, create=False)).data)
+        _binding(request, pk)
+        with transaction.atomic():
+            binding = locked_or_404(Binding, request.organization, pk)
+            serializer = BindingWriteSerializer(data=_body(request), partial=True,
+                                                context={"request": request, "binding": binding})
+            serializer.is_valid(raise_exception=True)
+            for name, value in serializer.validated_data.items():
+                setattr(binding, name, value)
+            binding = _save(binding, create=False, changed=list(serializer.validated_data))
+        return Response(BindingSerializer(binding).data)
 
     def delete(self, request, pk):
         _binding(request, pk).delete()

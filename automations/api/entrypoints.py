@@ -12,7 +12,7 @@ from automations.models import ActiveStatus, Entrypoint, EntrypointKind
 from contacts.models import Channel, SocialAccount
 from relay.core.errors import ApiError
 from relay.core.pagination import paginate
-from relay.core.serializers import OrgRelatedField, StrictSerializer, org_object_or_404
+from relay.core.serializers import OrgRelatedField, StrictSerializer, locked_or_404, org_object_or_404
 
 WEBHOOK_PATH = "/v1/webhooks/automations/{slug}"
 
@@ -70,14 +70,17 @@ class EntrypointWriteSerializer(StrictSerializer):
 
 
 def _save(request, entrypoint: Entrypoint, *, create: bool):
+    """Validate against `entrypoint` (an update passes the row locked by the caller) and write it;
+    an update writes only the columns sent plus the derived ones."""
     serializer = EntrypointWriteSerializer(data=_body(request), partial=not create,
                                            context={"request": request, "entrypoint": entrypoint})
     serializer.is_valid(raise_exception=True)
     for name, value in serializer.validated_data.items():
         setattr(entrypoint, name, value)
     entrypoint.channel = entrypoint.automation.channel
+    changed = None if create else [*serializer.validated_data, "channel"]
     with transaction.atomic():
-        return rules.apply(entrypoint, create=create)
+        return rules.apply(entrypoint, create=create, changed=changed)
 
 
 def _with_secret(entrypoint: Entrypoint, secret: str | None) -> dict:
@@ -113,8 +116,12 @@ class EntrypointDetailView(APIView):
         return Response(EntrypointSerializer(_entrypoint(request, pk)).data)
 
     def patch(self, request, pk):
-        entrypoint = _entrypoint(request, pk)
-        _save(request, entrypoint, create=False)
+        _entrypoint(request, pk)
+        with transaction.atomic():
+            entrypoint = locked_or_404(Entrypoint, request.organization, pk,
+                                       queryset=Entrypoint.objects.select_related("automation"))
+            _save(request, entrypoint, create=False)
+        entrypoint.refresh_from_db()
         return Response(EntrypointSerializer(entrypoint).data)
 
     def delete(self, request, pk):

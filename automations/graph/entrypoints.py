@@ -173,17 +173,24 @@ def new_webhook_secret() -> str:
 
 # --- service: the writes the API and admin share -------------------------------------------------------
 
-def apply(entrypoint, *, create: bool) -> str | None:
+def apply(entrypoint, *, create: bool, changed: list[str] | None = None) -> str | None:
     """Fill defaults and derived fields, give a new webhook entrypoint its slug and secret, and save.
-    Returns the raw secret when one was generated (shown once), else None."""
+    With `changed` (an update), only those columns and the derived ones are written, so a concurrent
+    write to another column (rotate-secret's webhook_secret) is kept. Returns the raw secret when one
+    was generated (shown once), else None."""
     entrypoint.config = normalize_config(entrypoint.kind, entrypoint.config or {})
     entrypoint.specificity = derive_specificity(entrypoint.kind, entrypoint.config, entrypoint.filters,
                                                 entrypoint.social_account_id)
+    derived = ["config", "specificity", "updated_at"]
     secret = None
     if entrypoint.kind == "webhook_inbound" and not entrypoint.webhook_slug:
         entrypoint.webhook_slug = new_webhook_slug()
         secret = entrypoint.webhook_secret = new_webhook_secret()
-    entrypoint.save(force_insert=create)
+        derived += ["webhook_slug", "webhook_secret"]
+    if create or changed is None:
+        entrypoint.save(force_insert=create)
+    else:
+        entrypoint.save(update_fields=list(dict.fromkeys([*changed, *derived])))
     return secret
 
 

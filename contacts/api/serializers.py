@@ -1,10 +1,12 @@
+"""Contact, social-account, conversation and message bodies; contact writes send contact_changed."""
+
 from django.db import transaction
 from rest_framework import serializers
 
 from contacts.models import Channel, Contact, ContactIdentity, Conversation, Message, Provider, SocialAccount
 from contacts.signals import diff_contact, send_contact_changed_on_commit
 from relay.core.errors import ApiError
-from relay.core.serializers import OrgRelatedField, StrictModelSerializer, StrictSerializer
+from relay.core.serializers import OrgRelatedField, StrictModelSerializer, StrictSerializer, save_changes
 
 
 class SocialAccountSerializer(StrictModelSerializer):
@@ -68,12 +70,11 @@ class ContactSerializer(StrictModelSerializer):
     def update(self, instance, validated_data):
         identities = validated_data.pop("identities", None)
         before_tags, before_fields = list(instance.tags or []), dict(instance.custom_fields or {})
-        for name, value in validated_data.items():
-            setattr(instance, name, value)
-        instance.save()
+        save_changes(instance, validated_data, reload=False)  # `instance` is the view's locked row
         if identities is not None:
             self._replace_identities(instance, identities)
         send_contact_changed_on_commit(instance, diff_contact(before_tags, before_fields, instance))
+        instance.refresh_from_db()
         return instance
 
     def _replace_identities(self, contact, identities):

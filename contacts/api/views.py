@@ -1,3 +1,6 @@
+"""Social accounts, contacts (PATCH under a row lock), conversations and their messages."""
+
+from django.db import transaction
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -9,7 +12,7 @@ from contacts.api.serializers import (
 )
 from contacts.models import Contact, Conversation, SocialAccount
 from relay.core.pagination import paginate
-from relay.core.serializers import org_object_or_404
+from relay.core.serializers import locked_or_404, org_object_or_404
 
 
 class SocialAccountListView(APIView):
@@ -64,10 +67,11 @@ class ContactDetailView(APIView):
                                                             queryset=_contacts(request.organization))).data)
 
     def patch(self, request, pk):
-        contact = org_object_or_404(Contact, request.organization, pk)
-        serializer = ContactSerializer(contact, data=request.data, partial=True, context={"request": request})
-        serializer.is_valid(raise_exception=True)
-        contact = serializer.save()
+        with transaction.atomic():
+            contact = locked_or_404(Contact, request.organization, pk)
+            serializer = ContactSerializer(contact, data=request.data, partial=True, context={"request": request})
+            serializer.is_valid(raise_exception=True)
+            contact = serializer.save()
         return Response(ContactSerializer(contact).data)
 
     def delete(self, request, pk):

@@ -36,6 +36,28 @@ def org_object_or_404(model, organization, pk, *, queryset=None):
     return obj
 
 
+def locked_or_404(model, organization, pk, *, queryset=None):
+    """Like org_object_or_404, but the row is locked (FOR UPDATE) until the caller's transaction ends:
+    a PATCH applies its changes to the row as it is now, never to a snapshot a concurrent write has
+    since changed, and a row deleted meanwhile answers 404 instead of being re-inserted."""
+    qs = queryset if queryset is not None else model.objects.all()
+    return org_object_or_404(model, organization, pk, queryset=qs.select_for_update(of=("self",)))
+
+
+def save_changes(instance, changes: dict, *, also: tuple = (), reload: bool = True):
+    """Write only the columns a PATCH sent (plus `also` and updated_at), then reload the row: columns it
+    did not send keep whatever a concurrent writer stored, and the response shows the row as stored."""
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    fields = [*changes, *also]
+    if any(field.name == "updated_at" for field in instance._meta.concrete_fields):
+        fields.append("updated_at")
+    instance.save(update_fields=list(dict.fromkeys(fields)))
+    if reload:
+        instance.refresh_from_db()
+    return instance
+
+
 class OrgRelatedField(serializers.RelatedField):
     """A writable reference by public id, restricted to the request's organization."""
 
