@@ -31,15 +31,26 @@ def _encode(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> list:
+def _bad_cursor() -> ApiError:
+    return ApiError("invalid_cursor", "The cursor is malformed or expired.", details={"cursor": ["invalid"]})
+
+
+def _decode(cursor: str) -> tuple[datetime, str | int]:
+    """Cursors are opaque but client-held: anything but [aware ISO timestamp, str|int id] is a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != 2:
             raise ValueError
-        return values
+        stamp, last_id = values
+        if not isinstance(stamp, str) or isinstance(last_id, bool) or not isinstance(last_id, str | int):
+            raise ValueError
+        stamp_value = datetime.fromisoformat(stamp)
+        if stamp_value.tzinfo is None:
+            raise ValueError
+        return stamp_value, last_id
     except (ValueError, TypeError, json.JSONDecodeError):
-        raise ApiError("invalid_cursor", "The cursor is malformed or expired.", details={"cursor": ["invalid"]})
+        raise _bad_cursor() from None
 
 
 def paginate(request, queryset, serializer_class, *, time_field: str = "created_at", ascending=False,
@@ -50,15 +61,14 @@ def paginate(request, queryset, serializer_class, *, time_field: str = "created_
     queryset = queryset.order_by(f"{direction}{time_field}", f"{direction}id")
     cursor = request.query_params.get("cursor")
     if cursor:
-        stamp, last_id = _decode(cursor)
-        try:
-            stamp_value = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
-        except ValueError:
-            raise ApiError("invalid_cursor", "The cursor is malformed or expired.", details={"cursor": ["invalid"]})
+        stamp_value, last_id = _decode(cursor)
         op = "gt" if ascending else "lt"
-        queryset = queryset.filter(
-            Q(**{f"{time_field}__{op}": stamp_value}) | Q(**{time_field: stamp_value, f"id__{op}": last_id})
-        )
+        try:  # an id of the wrong type for this table (a string on bigint step-run ids)
+            queryset = queryset.filter(
+                Q(**{f"{time_field}__{op}": stamp_value}) | Q(**{time_field: stamp_value, f"id__{op}": last_id})
+            )
+        except (ValueError, TypeError):
+            raise _bad_cursor() from None
     rows = list(queryset[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
