@@ -6,7 +6,7 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from automations.models import AutomationRun
+from automations.models import AutomationRun, StepRun
 from automations.runtime.webhooks import json_path, mapped_context, sign
 from contacts.models import Contact
 from tests import factories
@@ -46,7 +46,9 @@ def test_good_signature_enrolls_with_mapped_context(hook, django_capture_on_comm
     run = AutomationRun.objects.get(pk=body["run_id"])
     assert run.context == {"order_id": "1234", "first_item": "A-1"}
     assert Contact.objects.get(pk=body["contact_id"]).email == "buyer@example.com"
-    assert run.status == "completed"
+    # It ran: a contact known only by email has no conversation, and greet has no error edge.
+    assert (run.status, run.exit_reason) == ("failed", "handler_failure")
+    assert StepRun.objects.get(run_id=run.pk).error["code"] == "no_conversation"
 
 
 def test_existing_contact_is_found_by_email(hook, org):
