@@ -6,6 +6,7 @@ from django.db import transaction
 
 from automations.graph.validator import validate_graph
 from automations.models import Automation, AutomationStatus, empty_graph
+from automations.runtime.resume import retire_runs_off_graph
 from relay.core.errors import ApiError
 
 # Which status each action may start from.
@@ -40,7 +41,8 @@ def create_automation(organization, *, name: str, channel: str, graph=None) -> A
 @transaction.atomic
 def save_graph(automation: Automation, graph) -> bool:
     """Validate and store `graph` with its errors and warnings (an invalid graph is stored too).
-    An `active` automation whose new graph has errors becomes `paused`; returns True when that happened."""
+    An `active` automation whose new graph has errors becomes `paused`; returns True when that happened.
+    Once committed, waiting runs whose node the new graph dropped exit `graph_changed` (edits are live)."""
     _locked(automation)
     if automation.status == AutomationStatus.ARCHIVED:
         raise ApiError("invalid_state", "An archived automation's graph cannot be changed.", status=422,
@@ -50,6 +52,8 @@ def save_graph(automation: Automation, graph) -> bool:
     if auto_paused:
         automation.status = AutomationStatus.PAUSED
     automation.save(update_fields=["graph", "graph_errors", "graph_warnings", "status", "updated_at"])
+    automation_id = automation.pk
+    transaction.on_commit(lambda: retire_runs_off_graph(automation_id))
     return auto_paused
 
 

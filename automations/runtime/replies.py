@@ -8,6 +8,11 @@
 Resuming goes through `runtime.resume.resume_waiting`, which cancels the wait's timeout job. If two
 events race for one run, the optimistic run write lets exactly one through; the loser offers its
 event to the next candidate (and, failing all, to the matcher).
+
+Graph-change safety (seed): a run whose waiting node is gone exits `graph_changed` when an event
+reaches it, and the event goes on to the other runs and the matcher. A tap on a button or quick reply
+this run sent, whose port its node no longer has, exits it `graph_changed` with that port — unless
+another run takes the tap.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from automations.models import AutomationRun, RunStatus, StepOutcome, StepRun, W
 from automations.nodes import message as message_node
 from automations.runtime.effects import Effects
 from automations.runtime.engine import GraphView
-from automations.runtime.resume import resume_waiting
+from automations.runtime.resume import exit_graph_changed, resume_waiting
 from automations.runtime.runs import write_run
-from contacts.models import Contact
+from contacts.models import Contact, Message, MessageDirection
 
 REPLY_KINDS = {"dm_received", "story_reply"}  # events that count as "the contact answered"
 SKIP_WORDS = {"skip"}
@@ -189,11 +194,13 @@ def offer_to_waiting_runs(contact: Contact, account, reply: InboundReply, *,
                           now: datetime | None = None) -> AutomationRun | None:
     """Resume the one waiting run this event answers; return it, or None if no run consumed it."""
     now = now or timezone.now()
+    orphaned_tap = None  # (run, port): a tap on a button this run sent whose port is gone
     for run in _waiting_runs(contact, account.pk):
         graph = GraphView(run.automation.graph)
         node = graph.node(run.current_node_key)
         if node is None:
-            continue  # the graph changed under this run; its timeout (or a stop) will retire it
+            exit_graph_changed(run, now)  # nothing can resume it any more; the event goes on
+            continue
         ports = graph.ports(node)
         kind = node.get("kind")
         moved = False
@@ -203,6 +210,8 @@ def offer_to_waiting_runs(contact: Contact, account, reply: InboundReply, *,
                 moved = resume_waiting(run, port, context_updates=_reply_context(node, reply, port),
                                        payload={"reply": reply.summary()}, now=now)
             else:
+                if orphaned_tap is None and _tapped_a_removed_port(run, ports, reply):
+                    orphaned_tap = (run, f"{reply.interactive_type}.{reply.interactive_id}")
                 continue
         elif kind == "input" and run.waiting_for == WaitingFor.INPUT and not reply.is_tap \
                 and reply.kind in REPLY_KINDS:
@@ -217,7 +226,27 @@ def offer_to_waiting_runs(contact: Contact, account, reply: InboundReply, *,
             continue
         if moved:
             return run
+    if orphaned_tap is not None:
+        run, port = orphaned_tap
+        exit_graph_changed(run, now, port)
     return None
+
+
+def _tapped_a_removed_port(run: AutomationRun, ports: list[str], reply: InboundReply) -> bool:
+    """Was this tap on a button/quick reply the run's waiting message sent, now gone from the node?
+
+    Checking what this run sent keeps a tap meant for another run (or a stale message) from retiring it."""
+    if not reply.is_tap or run.waiting_for != WaitingFor.REPLY:
+        return False
+    if f"{reply.interactive_type}.{reply.interactive_id}" in ports:
+        return False
+    field_name = {"button": "buttons", "quick_reply": "quick_replies"}.get(reply.interactive_type)
+    if field_name is None:
+        return False
+    sent = (Message.objects.filter(run_id=run.pk, node_key=run.current_node_key, direction=MessageDirection.OUTBOUND)
+            .values_list("payload", flat=True))
+    return any(isinstance(item, dict) and str(item.get("id")) == str(reply.interactive_id)
+               for payload in sent for item in (payload or {}).get(field_name) or [])
 
 
 def _reply_context(node: dict, reply: InboundReply, port: str) -> dict:

@@ -20,7 +20,9 @@ from automations.runtime.runner import execute, load_run
 from automations.runtime.runs import count_finish, finished, write_run
 
 
-def _exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None) -> bool:
+def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None) -> bool:
+    """End a live run `exited` / `graph_changed` (optimistic write, counter, pending jobs cancelled).
+    False: another worker moved the run first."""
     with transaction.atomic():
         if not write_run(run, **finished(RunStatus.EXITED, ExitReason.GRAPH_CHANGED, now,
                                          current_port_key=port_key)):
@@ -46,7 +48,7 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     graph = GraphView(automation.graph)
     node = graph.node(run.current_node_key)
     if node is None or port_key not in graph.ports(node):
-        return _exit_graph_changed(run, now_value, port_key)
+        return exit_graph_changed(run, now_value, port_key)
     step = Step(node["key"], node.get("kind", ""), None, port_key, step_outcome, payload=payload or {})
     driver = execute(run, Position(node["key"], port_key=port_key), gone_reason=ExitReason.GRAPH_CHANGED,
                      now=now, prelude=[step], context_updates=context_updates, cancel_wait_jobs=True)
@@ -65,10 +67,32 @@ def resume_parked(run, now: datetime | None = None) -> bool:
     automation = Automation.objects.only("graph").get(pk=run.automation_id)
     node = GraphView(automation.graph).node(run.current_node_key)
     if node is None:
-        return _exit_graph_changed(run, now_value)
+        return exit_graph_changed(run, now_value)
     driver = execute(run, Position(node["key"], entered_via=_parked_entry_port(run)),
                      gone_reason=ExitReason.GRAPH_CHANGED, now=now)
     return driver.persists > 0
+
+
+def retire_runs_off_graph(automation_id: str, *, now: datetime | None = None, attempts: int = 3) -> list[str]:
+    """Exit `graph_changed` every waiting run of the automation whose node the current graph no longer has.
+
+    Called after a graph save commits: a wait with no timeout job (input, wait_event, a waiting message)
+    would otherwise stay `waiting` forever and block the contact's re-entry. A run another worker moves
+    meanwhile is re-read and checked again. Returns the ids it exited."""
+    now = now or timezone.now()
+    graph = GraphView(Automation.objects.filter(pk=automation_id).values_list("graph", flat=True).first())
+    orphans = (AutomationRun.objects.filter(automation_id=automation_id, status=RunStatus.WAITING)
+               .exclude(current_node_key__in=list(graph.nodes)))
+    exited = []
+    for run in orphans:
+        for _ in range(attempts):
+            if exit_graph_changed(run, now):
+                exited.append(run.pk)
+                break
+            run.refresh_from_db()
+            if run.status != RunStatus.WAITING or graph.node(run.current_node_key) is not None:
+                break
+    return exited
 
 
 def _parked_entry_port(run: AutomationRun) -> str | None:
