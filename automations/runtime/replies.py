@@ -31,7 +31,7 @@ from automations.models import AutomationRun, RunStatus, StepOutcome, StepRun, W
 from automations.nodes import message as message_node
 from automations.runtime.effects import Effects
 from automations.runtime.engine import GraphView
-from automations.runtime.resume import exit_graph_changed, resume_waiting
+from automations.runtime.resume import exit_graph_changed, resume_waiting, waiting_entry_port
 from automations.runtime.runs import write_run
 from contacts.models import Contact, Message, MessageDirection
 
@@ -283,6 +283,7 @@ def _retry_input(run: AutomationRun, node: dict, attempts: dict, payload: dict, 
     context = copy.deepcopy(run.context or {})
     context[ATTEMPTS_KEY] = attempts
     prompt = _last_prompt(run)
+    entered_via = waiting_entry_port(run)
     with transaction.atomic():
         if not write_run(run, context=context):
             return False
@@ -293,7 +294,7 @@ def _retry_input(run: AutomationRun, node: dict, attempts: dict, payload: dict, 
             effects.apply()
         StepRun.objects.create(
             run_id=run.pk, automation_id=run.automation_id, node_key=node["key"], node_kind="input",
-            outcome=StepOutcome.WAITING, payload=payload, executed_at=now,
+            entered_via_port_key=entered_via, outcome=StepOutcome.WAITING, payload=payload, executed_at=now,
         )
     return True
 

@@ -49,7 +49,8 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     node = graph.node(run.current_node_key)
     if node is None or port_key not in graph.ports(node):
         return exit_graph_changed(run, now_value, port_key)
-    step = Step(node["key"], node.get("kind", ""), None, port_key, step_outcome, payload=payload or {})
+    step = Step(node["key"], node.get("kind", ""), waiting_entry_port(run), port_key, step_outcome,
+                payload=payload or {})
     driver = execute(run, Position(node["key"], port_key=port_key), gone_reason=ExitReason.GRAPH_CHANGED,
                      now=now, prelude=[step], context_updates=context_updates, cancel_wait_jobs=True)
     return driver.persists > 0
@@ -93,6 +94,13 @@ def retire_runs_off_graph(automation_id: str, *, now: datetime | None = None, at
             if run.status != RunStatus.WAITING or graph.node(run.current_node_key) is not None:
                 break
     return exited
+
+
+def waiting_entry_port(run: AutomationRun) -> str | None:
+    """The port the run entered the node it waits at (its latest `waiting` row there), so the resume row
+    and a re-prompt row read like the visit that started the wait."""
+    return (StepRun.objects.filter(run_id=run.pk, node_key=run.current_node_key, outcome=StepOutcome.WAITING)
+            .order_by("-executed_at", "-id").values_list("entered_via_port_key", flat=True).first())
 
 
 def _parked_entry_port(run: AutomationRun) -> str | None:

@@ -83,6 +83,17 @@ def test_valid_input_is_captured(api, org, account, django_capture_on_commit_cal
     assert captured.payload["captured"] == "me@example.com"
 
 
+def test_resume_and_reprompt_rows_keep_the_port_the_wait_was_entered_through(
+        api, org, account, django_capture_on_commit_callbacks):
+    ask_flow(org, {"max_retries": 2})
+    start = send(api, django_capture_on_commit_callbacks, event(account, "start"))
+    send(api, django_capture_on_commit_callbacks, event(account, "not an email"))
+    send(api, django_capture_on_commit_callbacks, event(account, "me@example.com"))
+    rows = StepRun.objects.filter(run_id=start["run_id"], node_key="ask").order_by("executed_at", "id")
+    assert [(r.outcome, r.entered_via_port_key, r.exited_via_port_key) for r in rows] == [
+        ("waiting", "next", None), ("waiting", "next", None), ("success", "next", "captured")]
+
+
 def test_invalid_reply_with_attempts_left_reprompts_then_last_leaves_via_invalid(
         api, org, account, django_capture_on_commit_callbacks):
     ask_flow(org, {"max_retries": 2})
