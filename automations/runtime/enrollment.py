@@ -30,7 +30,7 @@ from automations.models import (
     WaitingFor,
 )
 from automations.runtime.pauses import active_pause
-from automations.runtime.runs import count_enrolled
+from automations.runtime.runs import count_enrolled, count_finish
 from contacts.models import ContactIdentity, Conversation
 
 logger = logging.getLogger(__name__)
@@ -120,10 +120,14 @@ def _new_run(automation, contact, *, entrypoint, binding, social_account, conver
 
 
 def _record_skip(automation, contact, reason: str, blocked: str, now, **links) -> EnrollResult:
-    """Trigger path: keep a row saying this contact was not enrolled, and why (the debugging trail)."""
+    """Trigger path: keep a row saying this contact was not enrolled, and why (the debugging trail).
+
+    The row is an `exited` run (the seed's exited includes the reentry skip), so it counts in total_exited
+    and the counter matches the exited rows the runs API lists; it is not an enrollment."""
     run = _new_run(automation, contact, now=now, status=RunStatus.EXITED, exit_reason=reason,
                    completed_at=now, current_node_key=None, **links)
     run.save(force_insert=True)
+    count_finish(automation.pk, RunStatus.EXITED)
     return EnrollResult(run=run, blocked=blocked)
 
 

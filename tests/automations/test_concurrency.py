@@ -51,3 +51,4 @@ def test_twenty_threads_enrolling_one_contact_make_exactly_one_live_run(org, con
     assert automation.total_enrolled == 1
     skipped = AutomationRun.objects.filter(automation=automation, exit_reason="reentry_cooldown").count()
     assert skipped == (19 if source == TRIGGER else 0)
+    assert automation.total_exited == skipped

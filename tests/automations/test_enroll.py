@@ -97,6 +97,8 @@ def test_trigger_path_reentry_skip_is_recorded(automation, contact):
     assert (skip.status, skip.exit_reason, skip.entrypoint_id, skip.completed_at) == (
         "exited", "reentry_cooldown", entry.pk, skip.started_at)
     assert AutomationRun.objects.get(pk=live.pk).status == "active"
+    automation.refresh_from_db()
+    assert (automation.total_enrolled, automation.total_exited) == (1, 1)  # the skip row counts as exited
     # A skip row is not a prior run: it never blocks later enrollments by itself.
     AutomationRun.objects.filter(pk=live.pk).delete()
     assert enroll(automation, contact, entrypoint=factories.entrypoint(automation, allow_reentry=False)).ok
@@ -109,7 +111,7 @@ def test_trigger_path_skips_a_paused_contact_and_records_it(automation, contact)
     assert (result.run.status, result.run.exit_reason) == ("exited", "contact_paused")
     assert not StepRun.objects.exists()
     automation.refresh_from_db()
-    assert automation.total_enrolled == 0
+    assert (automation.total_enrolled, automation.total_exited) == (0, 1)
 
 
 def test_manual_enroll_of_a_paused_contact_parks_without_executing(automation, contact):
