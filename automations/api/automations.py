@@ -9,8 +9,14 @@ from automations.graph import service
 from automations.models import Automation, AutomationStatus
 from contacts.models import Channel
 from relay.core.errors import ApiError
-from relay.core.pagination import paginate
-from relay.core.serializers import StrictSerializer, locked_or_404, org_object_or_404, save_changes
+from relay.core.pagination import choice_param, paginate
+from relay.core.serializers import (
+    StrictSerializer,
+    locked_or_404,
+    org_object_or_404,
+    require_empty_body,
+    save_changes,
+)
 
 MAX_NODES = 500
 MAX_EDGES = 2000
@@ -96,13 +102,10 @@ class AutomationListView(APIView):
 
     def get(self, request):
         queryset = Automation.objects.filter(organization=request.organization)
-        status = request.query_params.get("status")
+        status = choice_param(request, "status", AutomationStatus.values)
         if status:
-            if status not in AutomationStatus.values:
-                raise ApiError("validation_error", "Unknown status filter.",
-                               details={"status": [f"must be one of {', '.join(AutomationStatus.values)}"]})
             queryset = queryset.filter(status=status)
-        channel = request.query_params.get("channel")
+        channel = choice_param(request, "channel", Channel.values)
         if channel:
             queryset = queryset.filter(channel=channel)
         return paginate(request, queryset, AutomationListItemSerializer)
@@ -160,5 +163,6 @@ class AutomationActionView(APIView):
     actions = {"activate": service.activate, "pause": service.pause, "archive": service.archive}
 
     def post(self, request, pk):
+        require_empty_body(request)
         automation = self.actions[self.action](_automation(request, pk))
         return Response(AutomationSerializer(automation).data)

@@ -10,7 +10,7 @@ from automations.api.automations import _body
 from automations.models import ActiveStatus, Automation, Binding, BindingType
 from contacts.models import SocialAccount
 from relay.core.errors import ApiError
-from relay.core.pagination import paginate
+from relay.core.pagination import choice_param, paginate
 from relay.core.serializers import OrgRelatedField, StrictSerializer, locked_or_404, org_object_or_404, save_changes
 
 
@@ -74,10 +74,13 @@ class BindingListView(APIView):
 
     def get(self, request):
         queryset = Binding.objects.filter(organization=request.organization)
-        for param, column in (("social_account_id", "social_account_id"), ("binding_type", "binding_type"),
-                              ("automation_id", "automation_id")):
+        for param in ("social_account_id", "automation_id"):
             if request.query_params.get(param):
-                queryset = queryset.filter(**{column: request.query_params[param]})
+                queryset = queryset.filter(**{param: request.query_params[param]})
+        for param, choices in (("binding_type", BindingType.values), ("status", ActiveStatus.values)):
+            value = choice_param(request, param, choices)
+            if value:
+                queryset = queryset.filter(**{param: value})
         return paginate(request, queryset, BindingSerializer)
 
     def post(self, request):

@@ -12,7 +12,13 @@ from automations.models import ActiveStatus, Entrypoint, EntrypointKind
 from contacts.models import Channel, SocialAccount
 from relay.core.errors import ApiError
 from relay.core.pagination import paginate
-from relay.core.serializers import OrgRelatedField, StrictSerializer, locked_or_404, org_object_or_404
+from relay.core.serializers import (
+    OrgRelatedField,
+    StrictSerializer,
+    locked_or_404,
+    org_object_or_404,
+    require_empty_body,
+)
 
 WEBHOOK_PATH = "/v1/webhooks/automations/{slug}"
 
@@ -133,6 +139,7 @@ class EntrypointRotateSecretView(APIView):
     serializer_class = EntrypointSerializer
 
     def post(self, request, pk):
+        require_empty_body(request)
         entrypoint = _entrypoint(request, pk)
         if entrypoint.kind != EntrypointKind.WEBHOOK_INBOUND:
             raise ApiError("not_a_webhook", "Only webhook_inbound entrypoints have a secret.", status=422,

@@ -23,7 +23,7 @@ from automations.runtime.simulator import SimulationError, simulate
 from contacts.models import Contact
 from relay.core.errors import ApiError
 from relay.core.pagination import paginate
-from relay.core.serializers import org_object_or_404
+from relay.core.serializers import org_object_or_404, require_empty_body
 
 ENROLL_REFUSALS = {
     AUTOMATION_NOT_ACTIVE: (422, "The automation is not active."),
@@ -138,6 +138,7 @@ class RunStopView(APIView):
 
     @extend_schema(request=None, responses={200: RunSerializer})
     def post(self, request, pk):
+        require_empty_body(request)
         run = _run(request, pk)
         try:
             stopped = stop_run(run)

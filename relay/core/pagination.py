@@ -27,6 +27,19 @@ def parse_limit(request) -> int:
     return limit
 
 
+def choice_param(request, name: str, choices) -> str | None:
+    """An enum list filter: absent → None, a known value → it, anything else → 400 validation_error
+    (a typo must not look like an empty result)."""
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    allowed = list(choices)
+    if value not in allowed:
+        raise ApiError("validation_error", f"Unknown {name} filter.",
+                       details={name: [f"must be one of {', '.join(allowed)}"]})
+    return value
+
+
 def _encode(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 

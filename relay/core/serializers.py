@@ -25,6 +25,23 @@ class StrictModelSerializer(StrictMixin, serializers.ModelSerializer):
     pass
 
 
+class EmptyBodySerializer(StrictSerializer):
+    """Declares no fields: every key of an action endpoint's body is an unknown field."""
+
+
+def require_empty_body(request) -> None:
+    """Action POSTs (activate, stop, rotate-secret …) take no body; reject fields rather than ignore them."""
+    from relay.core.errors import ApiError
+
+    data = request.data
+    if not data:
+        return
+    if not isinstance(data, dict):
+        raise ApiError("validation_error", "The body must be empty or a JSON object.",
+                       details={"non_field_errors": ["expected an object"]})
+    EmptyBodySerializer(data=dict(data)).is_valid(raise_exception=True)
+
+
 def org_object_or_404(model, organization, pk, *, queryset=None):
     """Fetch by public id within the caller's organization; another org's id is a plain 404."""
     from relay.core.errors import ApiError
