@@ -12,7 +12,7 @@ from contacts.models import Contact, SocialAccount
 from relay.core.serializers import OrgRelatedField, StrictSerializer
 
 INBOUND_KINDS = ["dm_received", "comment_created", "story_reply", "story_mention", "postback", "live_comment",
-                 "share_to_dm", "ad_click"]
+                 "share_to_dm", "ad_click", *inbound.CONTACT_CHANGE_KINDS]
 
 
 class InboundContactSerializer(StrictSerializer):
@@ -38,10 +38,18 @@ class InboundEventSerializer(StrictSerializer):
     parent_comment_id = serializers.CharField(required=False, max_length=200)
     attachments = serializers.ListField(child=serializers.DictField(), required=False, max_length=20)
     occurred_at = serializers.DateTimeField(required=False)
+    tag = serializers.CharField(required=False, max_length=100)
+    field = serializers.CharField(required=False, max_length=100)
+    value = serializers.JSONField(required=False, allow_null=True)
 
     def validate(self, attrs):
         if bool(attrs.get("contact")) == bool(attrs.get("contact_id")):
             raise serializers.ValidationError({"contact": ["Send exactly one of `contact` or `contact_id`."]})
+        kind = attrs["kind"]
+        if kind in ("tag_applied", "tag_removed") and not (attrs.get("tag") or "").strip():
+            raise serializers.ValidationError({"tag": [f"required for {kind}."]})
+        if kind == "field_changed" and (not attrs.get("field") or "value" not in attrs):
+            raise serializers.ValidationError({"field": ["`field` and `value` are required for field_changed."]})
         return attrs
 
 
@@ -61,13 +69,21 @@ class InboundEventView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         contact_data = data.get("contact") or {}
+        sender = inbound.Sender(
+            contact_id=data["contact_id"].id if data.get("contact_id") else None,
+            platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
+        )
+        if data["kind"] in inbound.CONTACT_CHANGE_KINDS:
+            result = inbound.receive_contact_change(
+                data["social_account_id"], event_id=data["event_id"], kind=data["kind"], sender=sender,
+                tag=(data.get("tag") or "").strip() or None, field=data.get("field"), value=data.get("value"),
+                raw=request.data,
+            )
+            return Response(result.as_response(), status=202)
         result = inbound.receive_event(
             data["social_account_id"],
             event_id=data["event_id"], kind=data["kind"],
-            sender=inbound.Sender(
-                contact_id=data["contact_id"].id if data.get("contact_id") else None,
-                platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
-            ),
+            sender=sender,
             text=data.get("text", ""), interactive=data.get("interactive"), post_id=data.get("post_id"),
             story_id=data.get("story_id"), parent_comment_id=data.get("parent_comment_id"),
             attachments=data.get("attachments"), occurred_at=data.get("occurred_at"), raw=request.data,

@@ -21,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from automations.models import InboundEvent, InboundOutcome
-from automations.runtime import enrollment, matcher, replies
+from automations.runtime import enrollment, internal_events, matcher, replies
 from contacts.models import (
     Contact,
     ContactIdentity,
@@ -263,3 +263,67 @@ def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) 
     event.trace = trace
     event.save(update_fields=["outcome", "run", "trace"])
     return InboundResult(event, outcome, run_id)
+
+
+CONTACT_CHANGE_KINDS = ("tag_applied", "tag_removed", "field_changed")
+
+
+def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: str | None, value) -> list:
+    """Apply one platform-side tag/field change to the locked contact row; return the internal events it
+    produced (empty when nothing changed: the tag was already there, the value already equal)."""
+    from contacts.signals import diff_contact
+
+    locked = Contact.objects.select_for_update().get(pk=contact.pk)
+    before_tags, before_fields = list(locked.tags or []), dict(locked.custom_fields or {})
+    if kind == "tag_applied" and tag not in before_tags:
+        locked.tags = [*before_tags, tag]
+    elif kind == "tag_removed":
+        locked.tags = [t for t in before_tags if t != tag]
+    elif kind == "field_changed":
+        locked.custom_fields = {**before_fields, field: value}
+    locked.save(update_fields=["tags", "custom_fields", "updated_at"])
+    changes = diff_contact(before_tags, before_fields, locked)
+    return [[kind, data] for kind, data in internal_events.events_from_changes(
+        changes["tags_added"], changes["tags_removed"], changes["fields_changed"])]
+
+
+def receive_contact_change(account: SocialAccount, *, event_id: str, kind: str, sender: Sender,
+                           tag: str | None = None, field: str | None = None, value=None, raw: dict | None = None,
+                           now: datetime | None = None) -> InboundResult:
+    """A tag/field change reported by the platform: apply it to the contact once (idempotent by event_id),
+    then start the automations listening for it, as a change through the contacts API does. The
+    events to fire are kept on the event row so a retry after a failure fires them exactly once."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        row_id = _claim_event_slot(account.organization_id, event_id, now)
+        if row_id is not None:
+            _lock_event(row_id)
+            try:
+                contact = upsert_sender(account, sender)
+                conversation = upsert_conversation(contact, account, now)
+                event = InboundEvent.objects.get(pk=row_id)
+                event.social_account, event.kind, event.contact, event.conversation = (account, kind, contact,
+                                                                                       conversation)
+                event.payload = raw or {}
+                event.trace = [{"pending_events": _apply_contact_change(contact, kind, tag, field, value)}]
+                event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload", "trace"])
+            except BaseException:
+                _unlock_event(row_id)
+                raise
+    if row_id is None:
+        original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
+        event = _unfinished(original)
+        if event is None:
+            return InboundResult(original, InboundOutcome.DUPLICATE, None)
+    try:
+        pending = [tuple(item) for item in ((event.trace or [{}])[0].get("pending_events") or [])]
+        contact = Contact.objects.get(pk=event.contact_id)
+        reports = internal_events.fire(contact, pending)
+        started = [r["run_id"] for r in reports if r.get("run_id")]
+        if started:
+            return _finish(event, InboundOutcome.ENROLLED, started[0], reports)
+        blocked = {r.get("blocked") for r in reports}
+        outcome = next((o for key, o in _BLOCKED_OUTCOMES.items() if key in blocked), InboundOutcome.NO_MATCH)
+        return _finish(event, outcome, None, reports)
+    finally:
+        _unlock_event(event.pk)
