@@ -134,7 +134,12 @@ class Message(models.Model):
 
     class Meta:
         db_table = "messages"
-        indexes = [models.Index(fields=["conversation", "-created_at"], name="message_conv_created")]
+        indexes = [
+            models.Index(fields=["conversation", "-created_at"], name="message_conv_created"),
+            # The outbox sweep (scheduler tick) looks only at outbound rows still pending.
+            models.Index(fields=["created_at"], name="message_outbox_pending",
+                         condition=models.Q(direction="outbound", status="pending")),
+        ]
 
     def __str__(self):
         return f"{self.direction}: {self.text[:40]}"

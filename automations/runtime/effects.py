@@ -41,9 +41,15 @@ class DeliveryError(Exception):
 
 
 class SandboxProvider:
-    """Records outbound messages as Message rows only; delivery always succeeds."""
+    """Records outbound messages as Message rows only; delivery always succeeds.
+
+    `records_in_transaction`: the Message row *is* the delivery, so it is written `sent` in the run's
+    own transaction (one commit per advance, nothing after it). A provider that talks to a network
+    leaves this False and goes through the outbox: the row is written `pending` with the step and
+    handed to `deliver` after commit (`deliver_messages`)."""
 
     name = "sandbox"
+    records_in_transaction = True
 
     def check(self, account) -> None:
         """Raise DeliveryError if this account cannot send right now (a real provider checks its token)."""
@@ -72,6 +78,10 @@ class Effects:
         self.pause_changes: dict[str | None, object] = {}  # scope -> paused_until (or None) / RESUMED
         self._ops: list = []
         self._messages: list[Message] = []
+        # Net tag/field changes since the last apply (last change per tag/slug wins), written as one
+        # UPDATE relative to the row, so a concurrent change to another tag or field is kept.
+        self._tag_changes: dict[str, bool] = {}  # tag -> added (True) / removed (False)
+        self._field_changes: dict[str, tuple[bool, object]] = {}  # slug -> (set?, value)
         self._snapshot_contact()
 
     # -- messages -------------------------------------------------------------------------------
@@ -94,6 +104,7 @@ class Effects:
                 status=DeliveryStatus.PENDING, run_id=self.run.pk, node_key=node_key,
             )
             message.idempotency_key = f"{self.run.pk}:{message.pk}"
+            message.provider_name = account.provider  # not a column: how apply() hands it over
             self._messages.append(message)
             ids.append(message.pk)
         return ids
@@ -108,9 +119,8 @@ class Effects:
         if tag in tags:
             return False
         self.contact.tags = [*tags, tag]
-        self._queue("tag_add", {"tag": tag}, lambda: self._sql(
-            "UPDATE contacts SET tags = array_append(tags, %s), updated_at = now() "
-            "WHERE id = %s AND NOT (%s = ANY(tags))", [tag, self.contact.pk, tag]))
+        self._tag_changes[tag] = True
+        self._queue("tag_add", {"tag": tag}, None)
         return True
 
     def tag_remove(self, tag: str) -> bool:
@@ -118,25 +128,21 @@ class Effects:
         if tag not in tags:
             return False
         self.contact.tags = [t for t in tags if t != tag]
-        self._queue("tag_remove", {"tag": tag}, lambda: self._sql(
-            "UPDATE contacts SET tags = array_remove(tags, %s), updated_at = now() WHERE id = %s",
-            [tag, self.contact.pk]))
+        self._tag_changes[tag] = False
+        self._queue("tag_remove", {"tag": tag}, None)
         return True
 
     def field_set(self, slug: str, value) -> None:
         self.contact.custom_fields = {**(self.contact.custom_fields or {}), slug: value}
-        self._queue("field_set", {"field": slug, "value": value}, lambda: self._sql(
-            "UPDATE contacts SET custom_fields = coalesce(custom_fields, '{}'::jsonb) || "
-            "jsonb_build_object(%s::text, %s::jsonb), updated_at = now() WHERE id = %s",
-            [slug, json.dumps(value), self.contact.pk]))
+        self._field_changes[slug] = (True, value)
+        self._queue("field_set", {"field": slug, "value": value}, None)
 
     def field_clear(self, slug: str) -> None:
         fields = dict(self.contact.custom_fields or {})
         fields.pop(slug, None)
         self.contact.custom_fields = fields
-        self._queue("field_clear", {"field": slug}, lambda: self._sql(
-            "UPDATE contacts SET custom_fields = coalesce(custom_fields, '{}'::jsonb) - %s::text, "
-            "updated_at = now() WHERE id = %s", [slug, self.contact.pk]))
+        self._field_changes[slug] = (False, None)
+        self._queue("field_clear", {"field": slug}, None)
 
     def contact_field_set(self, name: str, value: str) -> None:
         if name not in ("name", "email", "phone"):
@@ -208,26 +214,66 @@ class Effects:
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
     def pending(self) -> bool:
-        return bool(self._ops or self._messages)
+        return bool(self._ops or self._messages or self._tag_changes or self._field_changes)
 
     def apply(self) -> None:
         """Write everything buffered. Call inside the transaction that persisted the run."""
         messages, ops = self._messages, self._ops
         self._messages, self._ops = [], []
         if messages:
+            outbox = self._record_sent_in_transaction(messages)
             Message.objects.bulk_create(messages)
-            ids = [m.pk for m in messages]
-            transaction.on_commit(lambda: deliver_messages(ids))
+            if outbox:
+                ids = [m.pk for m in outbox]
+                transaction.on_commit(lambda: deliver_messages(ids))
+        self._write_contact_changes()
         for op in ops:
             op()
         self._announce_contact_changes()
 
     def discard(self) -> None:
         self._messages, self._ops = [], []
+        self._tag_changes, self._field_changes = {}, {}
 
     # -- helpers --------------------------------------------------------------------------------------
     def _queue(self, kind: str, details: dict, op) -> None:
-        self._ops.append(op)
+        if op is not None:
+            self._ops.append(op)
+
+    @staticmethod
+    def _record_sent_in_transaction(messages: list[Message]) -> list[Message]:
+        """Mark `sent` the messages whose provider records them in the run's transaction; return the
+        others (the outbox, delivered after commit)."""
+        outbox = []
+        for message in messages:
+            provider = PROVIDERS.get(message.provider_name)
+            if provider is not None and getattr(provider, "records_in_transaction", False):
+                message.provider_message_id = provider.deliver(message)
+                message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
+            else:
+                outbox.append(message)
+        return outbox
+
+    def _write_contact_changes(self) -> None:
+        """One UPDATE for every tag and custom-field change of this persist: tags appended in order
+        without duplicates, removed ones dropped; cleared slugs deleted, set slugs merged."""
+        tag_changes, field_changes = self._tag_changes, self._field_changes
+        self._tag_changes, self._field_changes = {}, {}
+        if self.contact is None or not (tag_changes or field_changes):
+            return
+        assignments, params = [], []
+        if tag_changes:
+            assignments.append(
+                "tags = ARRAY(SELECT t FROM unnest(array_cat(tags, %s::text[])) WITH ORDINALITY AS u(t, o) "
+                "WHERE NOT (t = ANY(%s::text[])) GROUP BY t ORDER BY min(o))")
+            params += [[t for t, added in tag_changes.items() if added],
+                       [t for t, added in tag_changes.items() if not added]]
+        if field_changes:
+            assignments.append("custom_fields = (coalesce(custom_fields, '{}'::jsonb) - %s::text[]) || %s::jsonb")
+            params += [[slug for slug, (is_set, _) in field_changes.items() if not is_set],
+                       json.dumps({slug: value for slug, (is_set, value) in field_changes.items() if is_set})]
+        self._sql(f"UPDATE contacts SET {', '.join(assignments)}, updated_at = now() WHERE id = %s",
+                  [*params, self.contact.pk])
 
     def _snapshot_contact(self) -> None:
         contact = self.contact
@@ -299,27 +345,34 @@ class RecordingEffects(Effects):
 
 
 def deliver_messages(message_ids) -> int:
-    """Hand pending outbound messages to their provider, once each: the row lock and the `pending`
-    status make a second delivery attempt (retry, duplicate worker) a no-op. Returns how many were sent."""
+    """Hand pending outbound messages to their provider, once each, in the order given: the row locks
+    and the `pending` status make a second delivery attempt (retry, duplicate worker) a no-op. One
+    transaction claims the batch and records every outcome. Returns how many were sent."""
+    order = {message_id: index for index, message_id in enumerate(message_ids)}
+    if not order:
+        return 0
     sent = 0
-    for message_id in message_ids:
-        try:
-            with transaction.atomic():
-                message = (Message.objects.select_for_update(skip_locked=True, of=("self",))
-                           .select_related("conversation__social_account")
-                           .filter(pk=message_id, status=DeliveryStatus.PENDING).first())
-                if message is None:
-                    continue
-                account = message.conversation.social_account
-                try:
-                    message.provider_message_id = get_provider(account.provider).deliver(message)
-                    message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
-                    sent += 1
-                except DeliveryError as exc:
-                    message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
-                message.save(update_fields=["provider_message_id", "status", "sent_at", "error"])
-        except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
-            logger.exception("delivering message %s failed", message_id)
+    with transaction.atomic():
+        messages = sorted(
+            Message.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("conversation__social_account")
+            .filter(pk__in=list(order), status=DeliveryStatus.PENDING),
+            key=lambda message: order[message.pk])
+        delivered = []
+        for message in messages:
+            try:
+                provider = get_provider(message.conversation.social_account.provider)
+                message.provider_message_id = provider.deliver(message)
+                message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
+                sent += 1
+            except DeliveryError as exc:
+                message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
+            except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
+                logger.exception("delivering message %s failed", message.pk)
+                continue
+            delivered.append(message)
+        if delivered:
+            Message.objects.bulk_update(delivered, ["provider_message_id", "status", "sent_at", "error"])
     return sent
 
 

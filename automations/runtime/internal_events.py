@@ -76,12 +76,7 @@ def fire(contact: Contact, events: list[tuple[str, dict]], *, trigger_depth: int
                        trigger_depth, enrollment.MAX_TRIGGER_DEPTH)
         return [{"event": kind, "blocked": "trigger_depth_exceeded"} for kind, _ in events]
     reports, served = [], set()
-    candidates = list(
-        Entrypoint.objects.filter(
-            organization_id=contact.organization_id, kind__in={kind for kind, _ in events},
-            status=ActiveStatus.ACTIVE, automation__status=AutomationStatus.ACTIVE,
-        ).select_related("automation").order_by("-specificity", "priority", "created_at", "id")
-    )
+    candidates = _candidates(contact.organization_id, events)
     for kind, data in events:
         for entrypoint in candidates:
             if entrypoint.kind != kind or entrypoint.automation_id in served:
@@ -102,10 +97,23 @@ def fire(contact: Contact, events: list[tuple[str, dict]], *, trigger_depth: int
     return reports
 
 
+def _candidates(organization_id: str, events: list[tuple[str, dict]]) -> list[Entrypoint]:
+    """Active entrypoints of active automations listening for these event kinds, in match order."""
+    return list(
+        Entrypoint.objects.filter(
+            organization_id=organization_id, kind__in={kind for kind, _ in events},
+            status=ActiveStatus.ACTIVE, automation__status=AutomationStatus.ACTIVE,
+        ).select_related("automation").order_by("-specificity", "priority", "created_at", "id")
+    )
+
+
 @receiver(contact_changed)
 def on_contact_changed(sender, contact, tags_added=(), tags_removed=(), fields_changed=None, trigger_depth=0,
                        **kwargs):
     events = events_from_changes(tags_added, tags_removed, fields_changed or {})
+    # Most organizations listen for few of these events: ask that first, read the contact only if needed.
+    if not events or not _candidates(contact.organization_id, events):
+        return
     fresh = Contact.objects.filter(pk=contact.pk).first()
     if fresh is not None:
         fire(fresh, events, trigger_depth=trigger_depth)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from automations.models import (
@@ -31,16 +32,35 @@ from automations.runtime.effects import RESUMED, Effects
 from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
 from automations.runtime.pauses import applying_pauses
 from automations.runtime.runs import count_finish, finished, write_run
-from contacts.models import Contact
+from contacts.models import Contact, ContactAutomationControl
 
 logger = logging.getLogger(__name__)
 
 
 def load_run(run_or_id) -> AutomationRun | None:
+    """The run by id, read in one query with everything an advance needs: its automation (graph),
+    contact, account, conversation, and whether the contact has any pause rows at all. A run object
+    passed in is returned as is (its relations are read again by `execute`)."""
     if isinstance(run_or_id, AutomationRun):
         return run_or_id
-    return (AutomationRun.objects.select_related("social_account", "conversation")
-            .filter(pk=run_or_id).first())
+    run = (AutomationRun.objects.select_related("social_account", "conversation", "automation", "contact")
+           .annotate(has_pause_rows=Exists(ContactAutomationControl.objects.filter(contact_id=OuterRef("contact_id"))))
+           .filter(pk=run_or_id).first())
+    if run is not None:
+        run._fresh_relations = True
+    return run
+
+
+def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contact | None, bool | None]:
+    """The automation and contact to walk with, plus the pause-rows hint. Those read with the run by
+    `load_run` are used once (then forgotten, so a run object kept around never walks on old data);
+    otherwise they are read now."""
+    fresh = run.__dict__.pop("_fresh_relations", False)
+    has_pause_rows = run.__dict__.pop("has_pause_rows", None)
+    if fresh:
+        return run.automation, run.contact, has_pause_rows
+    return (Automation.objects.filter(pk=run.automation_id).first(),
+            Contact.objects.filter(pk=run.contact_id).first(), None)
 
 
 class LiveDriver:
@@ -53,6 +73,10 @@ class LiveDriver:
         self.cancel_wait_jobs = cancel_wait_jobs  # a resume cancels the timeout jobs of the wait it ends
         self.persists = 0
         self._pauses: dict | None = None
+
+    def no_pause_rows(self) -> None:
+        """The contact had no pause rows when the run was read: skip reading them for the first persist."""
+        self._pauses = {}
 
     # -- walker hooks ---------------------------------------------------------------------------
     def record(self, step: Step) -> None:
@@ -135,10 +159,11 @@ def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datet
     """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
     `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
     first write won)."""
-    automation = Automation.objects.filter(pk=run.automation_id).first()
-    contact = Contact.objects.filter(pk=run.contact_id).first()
+    automation, contact, has_pause_rows = _take_fresh_relations(run)
     effects = Effects(run=run, contact=contact, automation=automation)
     driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs)
+    if has_pause_rows is False:
+        driver.no_pause_rows()
     if automation is None or contact is None:  # deleted meanwhile: the run row goes with them (cascade)
         return driver
     for step in prelude or []:

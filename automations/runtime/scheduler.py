@@ -8,7 +8,8 @@ runs one by hand. One `tick(now)`:
    `schedule_trigger` job (at its next cron occurrence; re-planned when cron/timezone changed);
 3. claims at most `batch` due pending jobs, oldest first, and processes each;
 4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): takes each over
-   (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window.
+   (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window;
+5. sends outbox messages a dead worker left `pending` after its commit (`effects.deliver_pending`).
 
 Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
 `SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction
@@ -64,6 +65,7 @@ from automations.models import (
     WaitingFor,
 )
 from automations.partitions import ensure_partitions
+from automations.runtime.effects import deliver_pending
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class TickReport:
     skipped: int = 0  # claimed but cancelled or re-claimed before we got to it
     enrolled: int = 0  # runs started by schedule triggers
     reconciled: int = 0  # stale active runs re-enqueued
+    redelivered: int = 0  # outbox messages left pending by a dead worker, sent now
     schedules_planned: int = 0
     partitions_created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -114,6 +117,7 @@ class TickReport:
         parts = [f"tick at {self.now.isoformat()}: claimed {self.claimed}", f"done {self.done}",
                  f"noop {self.noop}", f"retried {self.retried}", f"failed {self.failed}",
                  f"skipped {self.skipped}", f"enrolled {self.enrolled}", f"reconciled {self.reconciled}",
+                 f"redelivered {self.redelivered}",
                  f"schedules planned {self.schedules_planned}",
                  f"partitions created {len(self.partitions_created)}"]
         text = ", ".join(parts)
@@ -159,6 +163,11 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
     except Exception as exc:
         logger.exception("scheduler: reconcile failed")
         report.errors.append(f"reconcile_stale_runs: {exc}")
+    try:
+        report.redelivered = deliver_pending()
+    except Exception as exc:
+        logger.exception("scheduler: outbox sweep failed")
+        report.errors.append(f"deliver_pending: {exc}")
     return report
 
 
@@ -184,7 +193,7 @@ def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
 
 def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
     """Run one claimed job; return the TickReport counter it belongs to."""
-    job = (ScheduledJob.objects.select_related("run", "entrypoint")
+    job = (ScheduledJob.objects.select_related("entrypoint")
            .filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).first())
     if job is None:
         return "skipped"
@@ -224,10 +233,13 @@ def _record_failure(claim: Claim, exc: Exception, now: datetime) -> str:
 
 def _waiting_run(job: ScheduledJob) -> AutomationRun | None:
     """The job's run if it is still waiting where and for what the job was scheduled, else None."""
-    run = job.run
+    if job.run_id is None:
+        return None
+    from automations.runtime.runner import load_run
+
+    run = load_run(job.run_id)  # read now, with what the resume needs, in one query
     if run is None:
         return None
-    run.refresh_from_db()
     if run.status != RunStatus.WAITING or run.waiting_for != WAITING_FOR_BY_KIND[job.kind]:
         return None
     node_key = (job.payload or {}).get("node_key")

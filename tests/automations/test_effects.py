@@ -34,6 +34,38 @@ def hello_run(org, contact, text="hello"):
     return enroll(automation, contact).run
 
 
+class OutboxProvider(effects.SandboxProvider):
+    """A provider that talks to a network: its messages go through the outbox (delivered after commit)."""
+
+    records_in_transaction = False
+
+    def __init__(self):
+        self.delivered = []
+
+    def deliver(self, message):
+        self.delivered.append(message.pk)
+        return f"net-{message.pk}"
+
+
+@pytest.fixture
+def outbox(monkeypatch):
+    provider = OutboxProvider()
+    monkeypatch.setitem(effects.PROVIDERS, "sandbox", provider)
+    return provider
+
+
+def test_the_sandbox_records_a_message_sent_in_the_run_transaction(org, contact, conv, monkeypatch,
+                                                                   django_capture_on_commit_callbacks):
+    handed_over = []
+    monkeypatch.setattr(effects, "deliver_messages", lambda ids: handed_over.extend(ids))
+    run = hello_run(org, contact)
+    with django_capture_on_commit_callbacks(execute=True):
+        advance(run.pk)
+    message = Message.objects.get(run_id=run.pk)
+    assert (message.status, message.provider_message_id) == ("sent", f"sandbox-{message.pk}")
+    assert message.sent_at is not None and handed_over == []
+
+
 class FailingProvider:
     name = "sandbox"
 
@@ -50,7 +82,7 @@ class FailingProvider:
         raise effects.DeliveryError("rejected", "provider said no")
 
 
-def test_outbox_row_is_written_with_the_step_and_delivered_after_commit(org, contact, conv,
+def test_outbox_row_is_written_with_the_step_and_delivered_after_commit(org, contact, conv, outbox,
                                                                         django_capture_on_commit_callbacks):
     run = hello_run(org, contact)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -61,11 +93,11 @@ def test_outbox_row_is_written_with_the_step_and_delivered_after_commit(org, con
     assert len(callbacks) == 1  # delivery waits for the commit
     callbacks[0]()
     message.refresh_from_db()
-    assert (message.status, message.provider_message_id) == ("sent", f"sandbox-{message.pk}")
-    assert message.sent_at is not None
+    assert (message.status, message.provider_message_id) == ("sent", f"net-{message.pk}")
+    assert message.sent_at is not None and outbox.delivered == [message.pk]
 
 
-def test_delivery_is_idempotent(org, contact, conv):
+def test_delivery_is_idempotent(org, contact, conv, outbox):
     run = hello_run(org, contact)
     advance(run.pk)
     message = Message.objects.get(run_id=run.pk)
@@ -98,7 +130,7 @@ def test_an_account_the_provider_refuses_fails_the_run_without_an_error_edge(org
     assert not Message.objects.filter(run_id=run.pk).exists()
 
 
-def test_the_sweeper_delivers_messages_left_pending(org, contact, conv):
+def test_the_sweeper_delivers_messages_left_pending(org, contact, conv, outbox):
     run = hello_run(org, contact)
     advance(run.pk)  # in a test transaction the on-commit delivery never runs: the row stays pending
     Message.objects.filter(run_id=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
@@ -107,9 +139,20 @@ def test_the_sweeper_delivers_messages_left_pending(org, contact, conv):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_committed_run_delivers_its_messages(org, contact, conv):
+def test_a_committed_run_delivers_its_messages(org, contact, conv, outbox):
     run = hello_run(org, contact)  # eager advance_run after the enrollment commits
     assert AutomationRun.objects.get(pk=run.pk).status == "completed"
+    message = Message.objects.get(run_id=run.pk)
+    assert (message.status, outbox.delivered) == ("sent", [message.pk])
+
+
+def test_the_tick_sweeps_the_outbox(org, contact, conv, outbox):
+    from automations.runtime.scheduler import tick
+
+    run = hello_run(org, contact)
+    advance(run.pk)  # in a test transaction the on-commit delivery never runs: the row stays pending
+    Message.objects.filter(run_id=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert tick().redelivered == 1
     assert Message.objects.get(run_id=run.pk).status == "sent"
 
 

@@ -59,7 +59,7 @@ def test_message_sends_text_buttons_and_quick_replies_then_waits(org, contact, c
         "waiting", "reply", "greet", NOW + timedelta(minutes=30))
     message = Message.objects.get(run_id=run.pk)
     assert (message.direction, message.status, message.conversation_id, message.node_key) == (
-        "outbound", "pending", conv.pk, "greet")
+        "outbound", "sent", conv.pk, "greet")  # the sandbox records the message sent with the step
     assert message.text == f"Hi {contact.name}, size? pick one"
     assert [b["id"] for b in message.payload["buttons"]] == ["big", "site"]
     assert message.payload["quick_replies"] == [{"id": "later", "label": "Later"}]
