@@ -1,5 +1,12 @@
-from django.contrib import admin
+"""Contacts admin. Pause rows are written through `runtime.controls`, as the API writes them: a saved row
+gets its `pause_expiry` job, a deleted row resumes the runs it parked."""
 
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.utils import timezone
+
+from automations.runtime import controls
 from contacts.models import (
     Contact,
     ContactAutomationControl,
@@ -22,8 +29,39 @@ class IdentityInline(admin.TabularInline):
     extra = 0
 
 
+class ControlForm(forms.ModelForm):
+    def clean_paused_until(self):
+        """controls.pause_contact refuses a past paused_until; say so on the field instead of a 500."""
+        until = self.cleaned_data.get("paused_until")
+        if until is not None and self.has_changed() and until <= timezone.now():
+            raise forms.ValidationError("Must be in the future (leave empty to pause until resumed).")
+        return until
+
+
+def save_pause(obj: ContactAutomationControl) -> None:
+    """Write an admin-edited pause row through controls.pause_contact (upsert by scope, expiry job
+    rescheduled); if the edit moved the row to another contact/automation, the old scope is resumed."""
+    previous = None if obj._state.adding else ContactAutomationControl.objects.filter(pk=obj.pk).first()
+    control, _ = controls.pause_contact(obj.contact, automation=obj.automation, pause_reason=obj.pause_reason,
+                                        paused_until=obj.paused_until)
+    if previous is not None and (previous.contact_id, previous.automation_id) != (control.contact_id,
+                                                                                  control.automation_id):
+        delete_pause(previous)
+    for name in ("id", "organization_id", "created_at", "updated_at"):
+        setattr(obj, name, getattr(control, name))
+    obj._state.adding = False
+
+
+def delete_pause(obj: ContactAutomationControl) -> None:
+    """Delete through controls.resume_contact once the admin's transaction commits: it cancels the
+    expiry job and resumes the parked runs, which advance and commit on their own."""
+    contact, automation = obj.contact, obj.automation
+    transaction.on_commit(lambda: controls.resume_contact(contact, automation=automation))
+
+
 class ControlInline(admin.TabularInline):
     model = ContactAutomationControl
+    form = ControlForm
     fk_name = "contact"
     extra = 0
     fields = ("automation", "pause_reason", "paused_until", "created_at")
@@ -36,6 +74,15 @@ class ContactAdmin(admin.ModelAdmin):
     list_filter = ("organization",)
     search_fields = ("id", "name", "email", "phone")
     inlines = [IdentityInline, ControlInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ContactAutomationControl:
+            return super().save_formset(request, form, formset, change)
+        changed = formset.save(commit=False)  # nothing written yet: pause rows go through controls
+        for obj in formset.deleted_objects:
+            delete_pause(obj)
+        for obj in changed:
+            save_pause(obj)
 
 
 class MessageInline(admin.TabularInline):
@@ -66,6 +113,19 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(ContactAutomationControl)
 class ContactAutomationControlAdmin(admin.ModelAdmin):
+    form = ControlForm
     list_display = ("id", "contact", "automation", "pause_reason", "paused_until", "created_at")
     search_fields = ("id", "contact__id")
     raw_id_fields = ("contact", "automation")
+    fields = ("contact", "automation", "pause_reason", "paused_until", "organization", "created_at")
+    readonly_fields = ("organization", "created_at")  # both follow from the contact / the write
+
+    def save_model(self, request, obj, form, change):
+        save_pause(obj)
+
+    def delete_model(self, request, obj):
+        delete_pause(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("contact", "automation"):
+            delete_pause(obj)
