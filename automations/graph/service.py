@@ -24,9 +24,11 @@ def _store_validation(automation: Automation, graph) -> list[dict]:
 
 
 def _locked(automation: Automation) -> Automation:
-    """Re-read the row under a lock so a concurrent activate/save cannot interleave."""
+    """Re-read the row under a lock so a concurrent activate/save cannot interleave, and work on what
+    it holds now (a caller's copy may carry an older graph or status)."""
     fresh = Automation.objects.select_for_update().get(pk=automation.pk)
-    automation.status = fresh.status
+    for field in Automation._meta.concrete_fields:
+        setattr(automation, field.attname, getattr(fresh, field.attname))
     return automation
 
 

@@ -213,3 +213,18 @@ def test_requires_an_api_key(db):
     from rest_framework.test import APIClient
 
     assert APIClient().get("/v1/automations").status_code == 401
+
+
+def test_lifecycle_actions_work_on_the_row_as_it_is_now_not_a_stale_copy(org):
+    """A caller's older copy (another request saved a broken graph since) must not activate the old graph."""
+    from automations.graph import service
+
+    automation = factories.automation(org)
+    service.save_graph(automation, good_graph())
+    stale = Automation.objects.get(pk=automation.pk)
+    service.save_graph(Automation.objects.get(pk=automation.pk), broken_graph())
+    with pytest.raises(Exception) as caught:
+        service.activate(stale)
+    assert getattr(caught.value, "code", None) == "graph_invalid"
+    fresh = Automation.objects.get(pk=automation.pk)
+    assert fresh.status == "draft" and fresh.graph["edges"][0]["from_port"] == "button.small"
