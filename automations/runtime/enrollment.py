@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -131,6 +131,18 @@ def _record_skip(automation, contact, reason: str, blocked: str, now, **links) -
     return EnrollResult(run=run, blocked=blocked)
 
 
+def _serialize_enrollments(automation_id: str, contact_id: str) -> None:
+    """One enrollment decision at a time per (automation, contact), until the deciding transaction ends.
+
+    The partial unique index stops two *live* runs, but not check-then-insert across a run's end: event A
+    enrolls and its run completes before event B inserts; B's re-entry check ran before A committed, and
+    A's run is no longer live when B inserts. Under this lock B's check sees A's committed run (live, or
+    completed within the cooldown)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [f"enroll:{automation_id}:{contact_id}"])
+
+
 def enqueue_advance(run_id: str) -> None:
     """Hand the run to a Celery worker (called on commit)."""
     from automations import tasks
@@ -155,6 +167,7 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
         return EnrollResult(blocked=TRIGGER_DEPTH_EXCEEDED)
 
     with transaction.atomic():
+        _serialize_enrollments(automation.pk, contact.pk)
         social_account, conversation = _channel_of(automation, contact, entrypoint=entrypoint, binding=binding,
                                                    conversation=conversation, social_account=social_account)
         links = {"entrypoint": entrypoint, "binding": binding, "social_account": social_account,
