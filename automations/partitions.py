@@ -65,12 +65,12 @@ def ensure_partitions(now: datetime | None = None, months_back: int = MONTHS_BAC
             name = partition_name(month)
             if name in existing:
                 continue
+            # DDL takes no bind parameters (server-side binding): the bounds are literals we format.
+            lower = datetime(month.year, month.month, 1, tzinfo=UTC).isoformat()
+            upper = datetime(add_months(month, 1).year, add_months(month, 1).month, 1, tzinfo=UTC).isoformat()
             cursor.execute(
-                f'CREATE TABLE "{name}" PARTITION OF "{PARENT_TABLE}" FOR VALUES FROM (%s) TO (%s)',
-                [
-                    datetime(month.year, month.month, 1, tzinfo=UTC),
-                    datetime(add_months(month, 1).year, add_months(month, 1).month, 1, tzinfo=UTC),
-                ],
+                f'CREATE TABLE "{name}" PARTITION OF "{PARENT_TABLE}" '
+                f"FOR VALUES FROM ('{lower}') TO ('{upper}')"
             )
             created.append(name)
     return created

@@ -68,6 +68,12 @@ else:
     _database = parse_database_url(DATABASE_URL)
 _database["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
 _database["CONN_HEALTH_CHECKS"] = True
+# Server-side parameter binding lets psycopg prepare the runtime's hot statements (after a few uses on
+# a connection), so PostgreSQL stops re-planning them on every advance. Turn it off
+# (RELAY_DB_SERVER_SIDE_BINDING=0) behind a transaction-mode connection pooler.
+if env_bool("RELAY_DB_SERVER_SIDE_BINDING", True):
+    _database.setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
+    _database["OPTIONS"].setdefault("prepare_threshold", 2)
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
