@@ -6,8 +6,10 @@ node it belongs to and the port it resumes through: `{"node_key": …, "port_key
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from automations.models import AutomationRun, JobKind, JobStatus, ScheduledJob
@@ -22,9 +24,33 @@ def schedule(run: AutomationRun, kind: str, due_at: datetime, payload: dict | No
                                        due_at=due_at, payload=payload or {})
 
 
-def cancel_pending(run: AutomationRun, kinds=None) -> int:
-    """Cancel the run's pending jobs (all kinds, or only `kinds`); return how many."""
+@dataclass(frozen=True)
+class FinishingJob:
+    """The claimed job that is resuming a run: its lease (claim token) and its original due time."""
+
+    id: str
+    lease: datetime
+    original_due: datetime
+
+
+def cancel_pending(run: AutomationRun, kinds=None, *, finishing: FinishingJob | None = None) -> int:
+    """Cancel the run's pending jobs (all kinds, or only `kinds`); return how many.
+
+    `finishing` — the scheduler's claimed job that caused this resume — is marked `done` (due_at back to
+    its original time) by the same statement, so the tick needs no second commit for it."""
     pending = ScheduledJob.objects.filter(run_id=run.pk, status=JobStatus.PENDING)
     if kinds is not None:
         pending = pending.filter(kind__in=list(kinds))
-    return pending.update(status=JobStatus.CANCELLED, updated_at=timezone.now())
+    if finishing is None:
+        return pending.update(status=JobStatus.CANCELLED, updated_at=timezone.now())
+    this_claim = Q(pk=finishing.id, due_at=finishing.lease)
+    fields = {name: ScheduledJob._meta.get_field(name) for name in ("status", "due_at", "last_error")}
+    return pending.update(
+        status=Case(When(this_claim, then=Value(JobStatus.DONE)), default=Value(JobStatus.CANCELLED),
+                    output_field=fields["status"]),
+        due_at=Case(When(this_claim, then=Value(finishing.original_due)), default=F("due_at"),
+                    output_field=fields["due_at"]),
+        last_error=Case(When(this_claim, then=Value("")), default=F("last_error"),
+                        output_field=fields["last_error"]),
+        updated_at=timezone.now(),
+    )

@@ -16,7 +16,7 @@ from automations.models import Automation, AutomationRun, ExitReason, RunStatus,
 from automations.runtime import jobs
 from automations.runtime.engine import GraphView, Position, Step
 from automations.runtime.pauses import active_pause
-from automations.runtime.runner import execute, load_run
+from automations.runtime.runner import execute, graph_of, load_run
 from automations.runtime.runs import count_finish, finished, write_run
 
 
@@ -33,26 +33,28 @@ def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None =
 
 
 def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, payload: dict | None = None,
-                   step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None) -> bool:
+                   step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None,
+                   finishing_job: jobs.FinishingJob | None = None) -> bool:
     """Leave the node a `waiting` run waits at through `port_key` and keep advancing.
 
     Writes the waiting node's step row (`exited_via_port_key` = port_key, `payload`, `step_outcome`),
     merges `context_updates` into the run context, cancels the wait's pending timeout jobs. Runs parked
-    by a contact pause are not touched (use resume_parked). Returns True iff this call moved the run
+    by a contact pause are not touched (use resume_parked). `finishing_job` (the scheduler's claimed
+    timeout job) is marked done in the same transaction. Returns True iff this call moved the run
     (False: not waiting, or another worker moved it first)."""
     run = load_run(run)
     if run is None or run.status != RunStatus.WAITING or run.waiting_for == WaitingFor.EXTERNAL_EVENT:
         return False
     now_value = now or timezone.now()
-    automation = Automation.objects.only("graph").get(pk=run.automation_id)
-    graph = GraphView(automation.graph)
+    graph = GraphView(graph_of(run))
     node = graph.node(run.current_node_key)
     if node is None or port_key not in graph.ports(node):
         return exit_graph_changed(run, now_value, port_key)
     step = Step(node["key"], node.get("kind", ""), waiting_entry_port(run), port_key, step_outcome,
                 payload=payload or {})
     driver = execute(run, Position(node["key"], port_key=port_key), gone_reason=ExitReason.GRAPH_CHANGED,
-                     now=now, prelude=[step], context_updates=context_updates, cancel_wait_jobs=True)
+                     now=now, prelude=[step], context_updates=context_updates, cancel_wait_jobs=True,
+                     finishing_job=finishing_job)
     return driver.persists > 0
 
 

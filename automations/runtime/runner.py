@@ -51,6 +51,13 @@ def load_run(run_or_id) -> AutomationRun | None:
     return run
 
 
+def graph_of(run: AutomationRun) -> dict:
+    """The run's automation graph as it is now: the copy `load_run` just read, else read it."""
+    if run.__dict__.get("_fresh_relations"):
+        return run.automation.graph
+    return Automation.objects.only("graph").get(pk=run.automation_id).graph
+
+
 def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contact | None, bool | None]:
     """The automation and contact to walk with, plus the pause-rows hint. Those read with the run by
     `load_run` are used once (then forgotten, so a run object kept around never walks on old data);
@@ -66,11 +73,13 @@ def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contac
 class LiveDriver:
     """Persistence for a real run: buffered step rows, one transaction per persist."""
 
-    def __init__(self, run: AutomationRun, effects: Effects, *, cancel_wait_jobs: bool = False):
+    def __init__(self, run: AutomationRun, effects: Effects, *, cancel_wait_jobs: bool = False,
+                 finishing_job: jobs.FinishingJob | None = None):
         self.run = run
         self.effects = effects
         self.steps: list[StepRun] = []
         self.cancel_wait_jobs = cancel_wait_jobs  # a resume cancels the timeout jobs of the wait it ends
+        self.finishing_job = finishing_job  # …and marks done the one that resumed it (scheduler)
         self.persists = 0
         self._pauses: dict | None = None
 
@@ -121,7 +130,7 @@ class LiveDriver:
                 self.effects.discard()
                 return False
             if self.cancel_wait_jobs:
-                jobs.cancel_pending(self.run, jobs.WAIT_JOB_KINDS)
+                jobs.cancel_pending(self.run, jobs.WAIT_JOB_KINDS, finishing=self.finishing_job)
                 self.cancel_wait_jobs = False
             self.effects.apply()
             if self.steps:
@@ -155,13 +164,13 @@ class LiveDriver:
 
 def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datetime | None = None,
             prelude: list[Step] | None = None, context_updates: dict | None = None,
-            cancel_wait_jobs: bool = False) -> LiveDriver:
+            cancel_wait_jobs: bool = False, finishing_job: jobs.FinishingJob | None = None) -> LiveDriver:
     """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
     `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
     first write won)."""
     automation, contact, has_pause_rows = _take_fresh_relations(run)
     effects = Effects(run=run, contact=contact, automation=automation)
-    driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs)
+    driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs, finishing_job=finishing_job)
     if has_pause_rows is False:
         driver.no_pause_rows()
     if automation is None or contact is None:  # deleted meanwhile: the run row goes with them (cascade)

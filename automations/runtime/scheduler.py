@@ -65,6 +65,7 @@ from automations.models import (
     WaitingFor,
 )
 from automations.partitions import ensure_partitions
+from automations.runtime import jobs
 from automations.runtime.effects import deliver_pending
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
            .filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).first())
     if job is None:
         return "skipped"
+    job.claim = claim  # a resume marks its own job done in the run's transaction (jobs.FinishingJob)
     handler = HANDLERS.get(job.kind)
     try:
         if handler is None:
@@ -254,8 +256,11 @@ def _resume_through_port(job: ScheduledJob, now: datetime, report: TickReport) -
         return False
     from automations.runtime.resume import resume_waiting
 
+    claim = job.claim
+    claimed = jobs.FinishingJob(id=claim.id, lease=claim.lease, original_due=claim.original_due)
     return bool(resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk,
-                                                                      "job_kind": job.kind}, now=now))
+                                                                      "job_kind": job.kind}, now=now,
+                               finishing_job=claimed))
 
 
 def _pause_expiry(job: ScheduledJob, now: datetime, report: TickReport) -> bool:

@@ -111,6 +111,32 @@ def test_resume_delay_resumes_through_next_when_due(org, contact, now):
     assert (job.status, job.attempts, job.due_at) == (JobStatus.DONE, 1, now + timedelta(minutes=10))
 
 
+def test_the_resumed_job_is_marked_done_in_the_run_transaction(org, contact, now, monkeypatch):
+    """The claimed job turns `done` with the run's own write: the tick's closing update finds nothing
+    left to change (here it is disabled, and the job is still done with its original due time)."""
+    run = run_until_it_stops(delay_flow(org, minutes=10), contact, now)
+    job = pending_job(run, JobKind.RESUME_DELAY)
+    other = ScheduledJob.objects.create(organization=org, run_id=run.pk, kind=JobKind.INPUT_TIMEOUT,
+                                        due_at=now + timedelta(days=1), payload={"node_key": "wait"})
+    closing = []
+    original_filter = ScheduledJob.objects.filter
+
+    def spy_filter(*args, **kwargs):
+        if kwargs.get("status__in") == [JobStatus.PENDING, JobStatus.CANCELLED]:
+            closing.append(kwargs)
+            return ScheduledJob.objects.none()
+        return original_filter(*args, **kwargs)
+
+    monkeypatch.setattr(ScheduledJob.objects, "filter", spy_filter)
+    report = tick(now=now + timedelta(minutes=10))
+    monkeypatch.undo()
+    assert (report.claimed, report.done) == (1, 1) and closing  # the closing update was attempted
+    job.refresh_from_db()
+    other.refresh_from_db()
+    assert (job.status, job.due_at, job.last_error) == (JobStatus.DONE, now + timedelta(minutes=10), "")
+    assert other.status == JobStatus.CANCELLED  # the run's other wait jobs are cancelled as before
+
+
 def test_input_timeout_follows_the_timeout_edge_when_wired(org, contact, now):
     automation = start_then(org, "ask", "input", {"field": "email", "input_type": "email", "timeout_min": 5},
                             "timeout", end_reason="no_answer")
