@@ -99,8 +99,12 @@ class OrgRelatedField(serializers.RelatedField):
         if not isinstance(data, str):
             self.fail("incorrect_type", data_type=type(data).__name__)
         obj = self.get_queryset().filter(pk=data).first()
-        if obj is None:
-            self.fail("does_not_exist", model=self.model._meta.verbose_name, value=data)
+        if obj is None:  # unknown, or another organization's: 404 either way, as for ids in the path
+            from relay.core.errors import ApiError
+
+            raise ApiError("not_found", self.error_messages["does_not_exist"].format(
+                model=self.model._meta.verbose_name, value=data), status=404,
+                details={"field": self.field_name, "id": data})
         return obj
 
     def to_representation(self, value):

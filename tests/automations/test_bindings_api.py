@@ -68,8 +68,6 @@ def test_channel_must_match(api, org, account):
 @pytest.mark.parametrize("change, field", [
     ({"binding_type": "goodbye"}, "binding_type"),
     ({"status": "deleted"}, "status"),
-    ({"automation_id": "auto_missing"}, "automation_id"),
-    ({"social_account_id": "acc_missing"}, "social_account_id"),
     ({"config": "x"}, "config"),
 ])
 def test_bad_bodies_are_400_and_write_nothing(api, account, automation, change, field):
@@ -94,5 +92,8 @@ def test_other_orgs_rows_are_invisible(api, org, account, automation, other_org)
     assert api.delete(base).status_code == 404
     assert api.get("/v1/automation-bindings").json()["data"] == []
     # another org's automation or account cannot be referenced
-    assert create(api, account, foreign_automation).status_code == 400
+    assert create(api, account, foreign_automation).status_code == 404
+    assert create(api, factories.social_account(other_org), automation).status_code == 404
+    assert api.post("/v1/automation-bindings", {"social_account_id": "acc_missing", "binding_type": "default_reply",
+                                                "automation_id": automation.id}, format="json").status_code == 404
     assert Binding.objects.get(pk=foreign.id).status == "active"

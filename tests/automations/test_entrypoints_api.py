@@ -123,7 +123,6 @@ def test_get_list_delete(api, automation):
     ({"kind": "dm_received", "reentry_cooldown_min": -1}, "reentry_cooldown_min"),
     ({"kind": "dm_received", "status": "deleted"}, "status"),
     ({"kind": "dm_received", "config": []}, "config"),
-    ({"kind": "dm_received", "social_account_id": "acc_missing"}, "social_account_id"),
 ])
 def test_invalid_bodies_are_400_with_field_details_and_write_nothing(api, automation, body, field):
     response = post(api, automation, **body)
@@ -184,8 +183,10 @@ def test_channel_must_equal_the_automations(api, org, automation):
 
 def test_another_orgs_social_account_is_rejected(api, automation, other_org):
     foreign = factories.social_account(other_org)
-    response = post(api, automation, kind="dm_received", social_account_id=foreign.id)
-    assert response.status_code == 400 and Entrypoint.objects.count() == 0
+    for account_id in (foreign.id, "acc_missing"):  # another organization's id is as unknown as a made-up one
+        response = post(api, automation, kind="dm_received", social_account_id=account_id)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert Entrypoint.objects.count() == 0
 
 
 def test_webhook_secret_is_shown_once_and_rotates(api, automation):

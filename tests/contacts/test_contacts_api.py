@@ -51,7 +51,7 @@ def test_identity_on_another_orgs_account_is_rejected(api, other_org):
     response = api.post("/v1/contacts", {
         "name": "Bob", "identities": [{"social_account_id": foreign_account.id, "platform_user_id": "p"}],
     }, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert Contact.objects.count() == 0
 
 

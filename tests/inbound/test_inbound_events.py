@@ -64,7 +64,8 @@ def test_event_body_is_validated(api, account):
 def test_other_orgs_account_is_rejected(api, other_org):
     foreign = factories.social_account(other_org)
     response = api.post("/v1/inbound-events", event(foreign, "hi"), format="json")
-    assert response.status_code == 400
+    assert response.status_code == 404  # another organization's id: not found, as in a path
+    assert response.json()["error"]["details"] == {"field": "social_account_id", "id": foreign.id}
     assert InboundEvent.objects.count() == 0
 
 
