@@ -126,7 +126,12 @@ class RunStepsView(APIView):
     serializer_class = StepRunSerializer
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
-                   description="The run's step timeline, oldest first.")
+                   description=(
+                       "The run's step timeline, oldest first. Step rows are append-only, so a node "
+                       "that waits has two rows: the visit (`outcome` `waiting`, e.g. with the sent "
+                       "`message_id`), then the resume (the port it left by, e.g. `button.large`, and "
+                       "what resumed it: the reply, the job). A re-prompted input adds one row per "
+                       "invalid reply; a run parked by a contact pause has a row with `payload.parked`."))
     def get(self, request, pk):
         run = _run(request, pk)
         return paginate(request, StepRun.objects.filter(run_id=run.pk), StepRunSerializer,

@@ -65,12 +65,13 @@ def test_a_run_that_ends_between_another_enrollments_check_and_insert_still_bloc
     automation = factories.automation(org, factories.flow([("bye", "end", {"reason": "done"})]), status="active")
     factories.conversation(contact, account)  # nothing else (a conversation insert) orders the two
     real_check = enrollment.reentry_blocked
-    b_checked, a_done = threading.Event(), threading.Event()
+    a_checking, b_checked, a_done = threading.Event(), threading.Event(), threading.Event()
     roles = {}
 
     def check(*args, **kwargs):
         blocked = real_check(*args, **kwargs)
         if roles.get(threading.get_ident()) == "A":
+            a_checking.set()
             b_checked.wait(timeout=2)  # without serialising, B decides now, before A commits
         else:
             b_checked.set()
@@ -98,8 +99,7 @@ def test_a_run_that_ends_between_another_enrollments_check_and_insert_still_bloc
 
     a = threading.Thread(target=enroll_as, args=("A",))
     a.start()
-    while not roles:  # A is inside enroll first
-        pass
+    assert a_checking.wait(timeout=10)  # A is deciding (holding whatever its decision holds) first
     b = threading.Thread(target=enroll_as, args=("B",))
     b.start()
     a.join(timeout=30)
