@@ -121,6 +121,8 @@ class ContactAutomationControlAdmin(admin.ModelAdmin):
     readonly_fields = ("organization", "created_at")  # both follow from the contact / the write
 
     def save_model(self, request, obj, form, change):
+        if change and not form.has_changed():  # nothing edited: rewriting it would re-check a passed expiry
+            return
         save_pause(obj)
 
     def delete_model(self, request, obj):

@@ -144,3 +144,20 @@ def test_contact_page_inline_deletes_and_adds_pauses_through_controls(admin_clie
     assert response.status_code == 302, response.context and response.context["errors"]
     control = ContactAutomationControl.objects.get(contact=contact)
     assert [j.due_at for j in expiry_jobs(control.pk)] == [until]
+
+
+def test_saving_an_unchanged_pause_whose_expiry_passed_changes_nothing(admin_client, contact, now):
+    until = (now + timedelta(hours=2)).replace(microsecond=0)
+    response = admin_client.post(f"{CONTROLS}/add/", {"contact": contact.pk, "automation": "",
+                                                      "pause_reason": "manual_takeover", **split(until)})
+    assert response.status_code == 302
+    control = ContactAutomationControl.objects.get(contact=contact)
+    ContactAutomationControl.objects.filter(pk=control.pk).update(paused_until=now - timedelta(minutes=5))
+    [job] = expiry_jobs(control.pk)
+
+    page = admin_client.get(f"{CONTROLS}/{control.pk}/change/")
+    response = admin_client.post(f"{CONTROLS}/{control.pk}/change/", form_data(page))
+    assert response.status_code == 302
+    stored = ContactAutomationControl.objects.get(pk=control.pk)
+    assert (stored.updated_at, stored.paused_until) == (control.updated_at, now - timedelta(minutes=5))
+    assert [j.pk for j in expiry_jobs(control.pk)] == [job.pk]
