@@ -11,6 +11,14 @@ def advance_run(run_id: str) -> None:
     advance(run_id)
 
 
+@shared_task(name="automations.deliver_messages", ignore_result=True)
+def deliver_messages(message_ids: list[str]) -> int:
+    """Send outbox messages (the tick hands over those a dead worker left pending)."""
+    from automations.runtime.effects import deliver_messages as deliver
+
+    return deliver(message_ids)
+
+
 @shared_task(name="automations.tasks.scheduler_tick", ignore_result=True)
 def scheduler_tick() -> dict:
     """celery-beat's tick (PeriodicTask from `manage.py setup_schedules`): claim and process due jobs."""

@@ -104,7 +104,6 @@ class Effects:
                 status=DeliveryStatus.PENDING, run_id=self.run.pk, node_key=node_key,
             )
             message.idempotency_key = f"{self.run.pk}:{message.pk}"
-            message.provider_name = account.provider  # not a column: how apply() hands it over
             self._messages.append(message)
             ids.append(message.pk)
         return ids
@@ -240,19 +239,15 @@ class Effects:
         if op is not None:
             self._ops.append(op)
 
-    @staticmethod
-    def _record_sent_in_transaction(messages: list[Message]) -> list[Message]:
-        """Mark `sent` the messages whose provider records them in the run's transaction; return the
-        others (the outbox, delivered after commit)."""
-        outbox = []
+    def _record_sent_in_transaction(self, messages: list[Message]) -> list[Message]:
+        """Mark `sent` the messages if the run's provider records them in the run's transaction and
+        return none; else return them all (the outbox, delivered after commit)."""
+        provider = PROVIDERS.get(self.run.social_account.provider)
+        if not getattr(provider, "records_in_transaction", False):
+            return messages
         for message in messages:
-            provider = PROVIDERS.get(message.provider_name)
-            if provider is not None and getattr(provider, "records_in_transaction", False):
-                message.provider_message_id = provider.deliver(message)
-                message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
-            else:
-                outbox.append(message)
-        return outbox
+            _mark_sent(message, provider.deliver(message))
+        return []
 
     def _write_contact_changes(self) -> None:
         """One UPDATE for every tag and custom-field change of this persist: tags appended in order
@@ -344,42 +339,46 @@ class RecordingEffects(Effects):
         raise RuntimeError("RecordingEffects never writes")
 
 
+def _mark_sent(message: Message, provider_message_id: str) -> None:
+    message.provider_message_id = provider_message_id
+    message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
+
+
 def deliver_messages(message_ids) -> int:
-    """Hand pending outbound messages to their provider, once each, in the order given: the row locks
-    and the `pending` status make a second delivery attempt (retry, duplicate worker) a no-op. One
-    transaction claims the batch and records every outcome. Returns how many were sent."""
-    order = {message_id: index for index, message_id in enumerate(message_ids)}
-    if not order:
-        return 0
+    """Hand pending outbound messages to their provider, once each, in the order given: the row lock
+    and the `pending` status make a second delivery attempt (retry, duplicate worker) a no-op. One short
+    transaction per message, so a lock is held across one provider call at most, and a failure (or a
+    worker dying) leaves only that message pending; providers pass `idempotency_key` on so a resend
+    after such a death is recognised. Returns how many were sent."""
     sent = 0
-    with transaction.atomic():
-        messages = sorted(
-            Message.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("conversation__social_account")
-            .filter(pk__in=list(order), status=DeliveryStatus.PENDING),
-            key=lambda message: order[message.pk])
-        delivered = []
-        for message in messages:
-            try:
-                provider = get_provider(message.conversation.social_account.provider)
-                message.provider_message_id = provider.deliver(message)
-                message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
-                sent += 1
-            except DeliveryError as exc:
-                message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
-            except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
-                logger.exception("delivering message %s failed", message.pk)
-                continue
-            delivered.append(message)
-        if delivered:
-            Message.objects.bulk_update(delivered, ["provider_message_id", "status", "sent_at", "error"])
+    for message_id in message_ids:
+        try:
+            with transaction.atomic():
+                message = (Message.objects.select_for_update(skip_locked=True, of=("self",))
+                           .select_related("conversation__social_account")
+                           .filter(pk=message_id, status=DeliveryStatus.PENDING).first())
+                if message is None:
+                    continue
+                try:
+                    provider = get_provider(message.conversation.social_account.provider)
+                    _mark_sent(message, provider.deliver(message))
+                    sent += 1
+                except DeliveryError as exc:
+                    message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
+                message.save(update_fields=["provider_message_id", "status", "sent_at", "error"])
+        except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
+            logger.exception("delivering message %s failed", message_id)
     return sent
 
 
-def deliver_pending(older_than_seconds: int = 60, limit: int = 200) -> int:
-    """Sweep outbox rows left pending (a worker died between commit and delivery)."""
+def stale_outbox_ids(older_than_seconds: int = 60, limit: int = 200) -> list[str]:
+    """Outbox rows left pending (a worker died between commit and delivery), oldest first."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = Message.objects.filter(direction=MessageDirection.OUTBOUND, status=DeliveryStatus.PENDING,
                                    created_at__lt=cutoff).order_by("created_at")
-    ids = list(stale.values_list("pk", flat=True)[:limit])
-    return deliver_messages(ids)
+    return list(stale.values_list("pk", flat=True)[:limit])
+
+
+def deliver_pending(older_than_seconds: int = 60, limit: int = 200) -> int:
+    """Sweep outbox rows left pending, in this process."""
+    return deliver_messages(stale_outbox_ids(older_than_seconds, limit))

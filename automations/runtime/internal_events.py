@@ -65,8 +65,10 @@ def _conversation_for(contact: Contact, entrypoint: Entrypoint) -> Conversation 
     return conversations.select_related("social_account").order_by("-last_inbound_at", "-created_at").first()
 
 
-def fire(contact: Contact, events: list[tuple[str, dict]], *, trigger_depth: int = 0) -> list[dict]:
-    """Enroll the contact into every automation whose entrypoint matches one of `events`.
+def fire(contact: Contact, events: list[tuple[str, dict]], *, trigger_depth: int = 0,
+         candidates: list[Entrypoint] | None = None) -> list[dict]:
+    """Enroll the contact into every automation whose entrypoint matches one of `events` (`candidates`:
+    the listening entrypoints, if the caller already read them).
 
     Returns one report per automation considered: {automation_id, entrypoint_id, event, run_id|blocked}."""
     if not events:
@@ -76,7 +78,8 @@ def fire(contact: Contact, events: list[tuple[str, dict]], *, trigger_depth: int
                        trigger_depth, enrollment.MAX_TRIGGER_DEPTH)
         return [{"event": kind, "blocked": "trigger_depth_exceeded"} for kind, _ in events]
     reports, served = [], set()
-    candidates = _candidates(contact.organization_id, events)
+    if candidates is None:
+        candidates = _candidates(contact.organization_id, events)
     for kind, data in events:
         for entrypoint in candidates:
             if entrypoint.kind != kind or entrypoint.automation_id in served:
@@ -112,8 +115,9 @@ def on_contact_changed(sender, contact, tags_added=(), tags_removed=(), fields_c
                        **kwargs):
     events = events_from_changes(tags_added, tags_removed, fields_changed or {})
     # Most organizations listen for few of these events: ask that first, read the contact only if needed.
-    if not events or not _candidates(contact.organization_id, events):
+    candidates = _candidates(contact.organization_id, events) if events else []
+    if not candidates:
         return
     fresh = Contact.objects.filter(pk=contact.pk).first()
     if fresh is not None:
-        fire(fresh, events, trigger_depth=trigger_depth)
+        fire(fresh, events, trigger_depth=trigger_depth, candidates=candidates)

@@ -25,19 +25,22 @@ def schedule(run: AutomationRun, kind: str, due_at: datetime, payload: dict | No
 
 
 @dataclass(frozen=True)
-class FinishingJob:
-    """The claimed job that is resuming a run: its lease (claim token) and its original due time."""
+class Claim:
+    """A job the scheduler claimed: its lease (`due_at` while claimed, the claim token), its original
+    due time, and the attempt this is."""
 
     id: str
-    lease: datetime
     original_due: datetime
+    attempts: int  # including this claim
+    lease: datetime
 
 
-def cancel_pending(run: AutomationRun, kinds=None, *, finishing: FinishingJob | None = None) -> int:
+def cancel_pending(run: AutomationRun, kinds=None, *, finishing: Claim | None = None) -> int:
     """Cancel the run's pending jobs (all kinds, or only `kinds`); return how many.
 
     `finishing` — the scheduler's claimed job that caused this resume — is marked `done` (due_at back to
-    its original time) by the same statement, so the tick needs no second commit for it."""
+    its original time) by the same statement, in the run's transaction: the tick's own closing update
+    then finds nothing left to write."""
     pending = ScheduledJob.objects.filter(run_id=run.pk, status=JobStatus.PENDING)
     if kinds is not None:
         pending = pending.filter(kind__in=list(kinds))

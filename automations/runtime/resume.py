@@ -34,7 +34,7 @@ def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None =
 
 def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, payload: dict | None = None,
                    step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None,
-                   finishing_job: jobs.FinishingJob | None = None) -> bool:
+                   finishing_job: jobs.Claim | None = None) -> bool:
     """Leave the node a `waiting` run waits at through `port_key` and keep advancing.
 
     Writes the waiting node's step row (`exited_via_port_key` = port_key, `payload`, `step_outcome`),

@@ -74,7 +74,7 @@ class LiveDriver:
     """Persistence for a real run: buffered step rows, one transaction per persist."""
 
     def __init__(self, run: AutomationRun, effects: Effects, *, cancel_wait_jobs: bool = False,
-                 finishing_job: jobs.FinishingJob | None = None):
+                 finishing_job: jobs.Claim | None = None):
         self.run = run
         self.effects = effects
         self.steps: list[StepRun] = []
@@ -164,7 +164,7 @@ class LiveDriver:
 
 def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datetime | None = None,
             prelude: list[Step] | None = None, context_updates: dict | None = None,
-            cancel_wait_jobs: bool = False, finishing_job: jobs.FinishingJob | None = None) -> LiveDriver:
+            cancel_wait_jobs: bool = False, finishing_job: jobs.Claim | None = None) -> LiveDriver:
     """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
     `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
     first write won)."""

@@ -9,7 +9,7 @@ runs one by hand. One `tick(now)`:
 3. claims at most `batch` due pending jobs, oldest first, and processes each;
 4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): takes each over
    (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window;
-5. sends outbox messages a dead worker left `pending` after its commit (`effects.deliver_pending`).
+5. hands outbox messages a dead worker left `pending` after its commit to a delivery task.
 
 Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
 `SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction
@@ -65,8 +65,8 @@ from automations.models import (
     WaitingFor,
 )
 from automations.partitions import ensure_partitions
-from automations.runtime import jobs
-from automations.runtime.effects import deliver_pending
+from automations.runtime.effects import stale_outbox_ids
+from automations.runtime.jobs import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class TickReport:
     skipped: int = 0  # claimed but cancelled or re-claimed before we got to it
     enrolled: int = 0  # runs started by schedule triggers
     reconciled: int = 0  # stale active runs re-enqueued
-    redelivered: int = 0  # outbox messages left pending by a dead worker, sent now
+    redelivered: int = 0  # outbox messages a dead worker left pending, handed to a delivery task
     schedules_planned: int = 0
     partitions_created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -125,14 +125,6 @@ class TickReport:
         if self.errors:
             text += "\n" + "\n".join(f"error: {e}" for e in self.errors)
         return text
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    original_due: datetime
-    attempts: int  # including this claim
-    lease: datetime
 
 
 # ---------------------------------------------------------------------------------------------- tick
@@ -165,11 +157,21 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
         logger.exception("scheduler: reconcile failed")
         report.errors.append(f"reconcile_stale_runs: {exc}")
     try:
-        report.redelivered = deliver_pending()
+        report.redelivered = _hand_over_stale_outbox()
     except Exception as exc:
         logger.exception("scheduler: outbox sweep failed")
-        report.errors.append(f"deliver_pending: {exc}")
+        report.errors.append(f"outbox sweep: {exc}")
     return report
+
+
+def _hand_over_stale_outbox() -> int:
+    """Outbox messages a dead worker left pending go to a delivery task: the tick never waits on a provider."""
+    ids = stale_outbox_ids()
+    if ids:
+        from automations import tasks
+
+        tasks.deliver_messages.delay(ids)
+    return len(ids)
 
 
 def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
@@ -198,12 +200,11 @@ def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
            .filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).first())
     if job is None:
         return "skipped"
-    job.claim = claim  # a resume marks its own job done in the run's transaction (jobs.FinishingJob)
     handler = HANDLERS.get(job.kind)
     try:
         if handler is None:
             raise ValueError(f"unknown job kind {job.kind!r}")
-        acted = handler(job, now, report)
+        acted = handler(job, claim, now, report)
     except Exception as exc:
         logger.warning("scheduler: job %s (%s) failed on attempt %s", job.pk, job.kind, claim.attempts,
                        exc_info=True)
@@ -250,20 +251,18 @@ def _waiting_run(job: ScheduledJob) -> AutomationRun | None:
     return run
 
 
-def _resume_through_port(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
+def _resume_through_port(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport) -> bool:
     run = _waiting_run(job)
     if run is None:
         return False
     from automations.runtime.resume import resume_waiting
 
-    claim = job.claim
-    claimed = jobs.FinishingJob(id=claim.id, lease=claim.lease, original_due=claim.original_due)
     return bool(resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk,
                                                                       "job_kind": job.kind}, now=now,
-                               finishing_job=claimed))
+                               finishing_job=claim))
 
 
-def _pause_expiry(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
+def _pause_expiry(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport) -> bool:
     from automations.runtime.controls import expire_pause
 
     result = expire_pause(job.payload or {}, now=now)
@@ -439,7 +438,7 @@ def audience_tags(filters: dict) -> list[str | list[str]]:
     return required
 
 
-def _schedule_trigger(job: ScheduledJob, now: datetime, report: TickReport) -> bool:
+def _schedule_trigger(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport) -> bool:
     entrypoint = job.entrypoint
     if entrypoint is not None:
         entrypoint = (Entrypoint.objects.select_related("automation", "social_account")

@@ -130,6 +130,26 @@ def test_an_account_the_provider_refuses_fails_the_run_without_an_error_edge(org
     assert not Message.objects.filter(run_id=run.pk).exists()
 
 
+def test_a_provider_crash_on_one_message_leaves_only_that_one_pending(org, contact, conv, monkeypatch):
+    class FlakyProvider(OutboxProvider):
+        def deliver(self, message):
+            if message.text == "first":
+                raise ConnectionError("provider unreachable")
+            return super().deliver(message)
+
+    provider = FlakyProvider()
+    monkeypatch.setitem(effects.PROVIDERS, "sandbox", provider)
+    automation = factories.automation(org, factories.flow([("say", "message", {"blocks": [
+        {"type": "text", "text": "first"}, {"type": "text", "text": "second"}]})]), status="active")
+    run = enroll(automation, contact).run
+    advance(run.pk)
+    first, second = (Message.objects.get(run_id=run.pk, text=text) for text in ("first", "second"))
+    assert effects.deliver_messages([first.pk, second.pk]) == 1
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status, provider.delivered) == ("pending", "sent", [second.pk])
+
+
 def test_the_sweeper_delivers_messages_left_pending(org, contact, conv, outbox):
     run = hello_run(org, contact)
     advance(run.pk)  # in a test transaction the on-commit delivery never runs: the row stays pending
