@@ -126,7 +126,6 @@ class AutomationDetailView(APIView):
         return Response(AutomationSerializer(_automation(request, pk)).data)
 
     def patch(self, request, pk):
-        _automation(request, pk)
         with transaction.atomic():
             automation = locked_or_404(Automation, request.organization, pk)
             serializer = AutomationUpdateSerializer(data=_body(request), partial=True)

@@ -48,20 +48,25 @@ def _conflict(account_id, binding_type):
                     status=409, details={"social_account_id": [account_id], "binding_type": [binding_type]})
 
 
-def _save(binding: Binding, *, create: bool, changed: list[str] | None = None) -> Binding:
-    clash = Binding.objects.filter(social_account_id=binding.social_account_id, binding_type=binding.binding_type)
+def _save(binding: Binding, *, create: bool, changes: dict | None = None) -> Binding:
+    """Insert `binding` (create) or write `changes` to it (an update), refusing a second binding of the
+    same type on the account."""
+    changes = changes or {}
+    account = changes["social_account"].pk if "social_account" in changes else binding.social_account_id
+    binding_type = changes.get("binding_type", binding.binding_type)
+    clash = Binding.objects.filter(social_account_id=account, binding_type=binding_type)
     if not create:
         clash = clash.exclude(pk=binding.pk)
     if clash.exists():
-        raise _conflict(binding.social_account_id, binding.binding_type)
+        raise _conflict(account, binding_type)
     try:
         with transaction.atomic():
             if create:
                 binding.save(force_insert=True)
             else:
-                save_changes(binding, {}, also=changed or [])
+                save_changes(binding, changes)
     except IntegrityError:  # a concurrent request took the slot between the check and the insert
-        raise _conflict(binding.social_account_id, binding.binding_type)
+        raise _conflict(account, binding_type)
     return binding
 
 
@@ -97,15 +102,12 @@ class BindingDetailView(APIView):
         return Response(BindingSerializer(_binding(request, pk)).data)
 
     def patch(self, request, pk):
-        _binding(request, pk)
         with transaction.atomic():
             binding = locked_or_404(Binding, request.organization, pk)
             serializer = BindingWriteSerializer(data=_body(request), partial=True,
                                                 context={"request": request, "binding": binding})
             serializer.is_valid(raise_exception=True)
-            for name, value in serializer.validated_data.items():
-                setattr(binding, name, value)
-            binding = _save(binding, create=False, changed=list(serializer.validated_data))
+            binding = _save(binding, create=False, changes=serializer.validated_data)
         return Response(BindingSerializer(binding).data)
 
     def delete(self, request, pk):

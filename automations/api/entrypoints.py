@@ -122,7 +122,6 @@ class EntrypointDetailView(APIView):
         return Response(EntrypointSerializer(_entrypoint(request, pk)).data)
 
     def patch(self, request, pk):
-        _entrypoint(request, pk)
         with transaction.atomic():
             entrypoint = locked_or_404(Entrypoint, request.organization, pk,
                                        queryset=Entrypoint.objects.select_related("automation"))

@@ -97,29 +97,52 @@ def test_entrypoint_patch_keeps_a_rotated_secret(api, org, monkeypatch):
     assert stored.webhook_secret == rotated["secret"] != created["webhook_secret"]
 
 
-@pytest.mark.parametrize("path,model,module,finder", [
-    ("/v1/automations/{id}", Automation, automations_api, "_automation"),
-    ("/v1/automation-bindings/{id}", Binding, bindings_api, "_binding"),
-    ("/v1/automation-entrypoints/{id}", Entrypoint, entrypoints_api, "_entrypoint"),
+@pytest.mark.parametrize("path,model", [
+    ("/v1/automations/{id}", Automation),
+    ("/v1/automation-bindings/{id}", Binding),
+    ("/v1/automation-entrypoints/{id}", Entrypoint),
 ])
-def test_patch_racing_a_delete_answers_404_and_does_not_recreate(api, org, account, monkeypatch, path, model,
-                                                                 module, finder):
+def test_patch_racing_a_delete_answers_404_and_does_not_recreate(api, org, account, path, model):
     automation = factories.automation(org)
     rows = {Automation: automation, Binding: factories.binding(automation, account),
             Entrypoint: factories.entrypoint(automation)}
     row = rows[model]
-    original = getattr(module, finder)
-
-    def read_then_deleted(request, pk):
-        found = original(request, pk)
-        model.objects.filter(pk=pk).delete()
-        return found
-
-    monkeypatch.setattr(module, finder, read_then_deleted)
+    # The view's only read is the locked one, so a DELETE committed before it is the race: that read
+    # waits for the deleting transaction and then finds nothing.
+    model.objects.filter(pk=row.pk).delete()
     body = {"name": "x"} if model is Automation else {"status": "inactive"}
     response = api.patch(path.format(id=row.pk), body, format="json")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert not model.objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.parametrize("path,model,module", [
+    ("/v1/automations/{id}", Automation, automations_api),
+    ("/v1/automation-bindings/{id}", Binding, bindings_api),
+    ("/v1/automation-entrypoints/{id}", Entrypoint, entrypoints_api),
+])
+def test_patch_reads_the_row_once_under_its_lock(api, org, account, monkeypatch, path, model, module):
+    automation = factories.automation(org)
+    rows = {Automation: automation, Binding: factories.binding(automation, account),
+            Entrypoint: factories.entrypoint(automation)}
+    reads = []
+    original = module.org_object_or_404
+
+    def counted(*args, **kwargs):
+        reads.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "org_object_or_404", counted)
+    body = {"name": "x"} if model is Automation else {"status": "paused"}
+    assert api.patch(path.format(id=rows[model].pk), body, format="json").status_code == 200
+    assert reads == []  # the only read of the row is locked_or_404's
+    elsewhere = factories.organization()
+    theirs = factories.automation(elsewhere)
+    other_rows = {Automation: theirs, Binding: factories.binding(theirs, factories.social_account(elsewhere)),
+                  Entrypoint: factories.entrypoint(theirs)}
+    for pk in (other_rows[model].pk, "missing"):
+        response = api.patch(path.format(id=pk), body, format="json")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
 def test_contact_patch_of_a_deleted_contact_is_404(api, org, monkeypatch):
