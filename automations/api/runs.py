@@ -22,7 +22,7 @@ from automations.runtime.runs import RunConflict, stop_run
 from automations.runtime.simulator import SimulationError, simulate
 from contacts.models import Contact
 from relay.core.errors import ApiError
-from relay.core.pagination import paginate
+from relay.core.pagination import choice_param, paginate
 from relay.core.serializers import org_object_or_404, require_empty_body
 
 ENROLL_REFUSALS = {
@@ -55,11 +55,8 @@ class AutomationRunsView(APIView):
     def get(self, request, pk):
         automation = org_object_or_404(Automation, request.organization, pk)
         runs = AutomationRun.objects.filter(automation=automation)
-        status = request.query_params.get("status")
+        status = choice_param(request, "status", RunStatus.values)
         if status:
-            if status not in RunStatus.values:
-                raise ApiError("validation_error", "Unknown status.",
-                               details={"status": [f"must be one of {', '.join(RunStatus.values)}"]})
             runs = runs.filter(status=status)
         if request.query_params.get("contact_id"):
             runs = runs.filter(contact_id=request.query_params["contact_id"])
