@@ -15,6 +15,7 @@ import string
 from automations.graph import filters as filter_rules
 from automations.graph.config_checks import is_context_key, is_nonempty_str
 from automations.graph.regex_guard import check_pattern
+from relay.core.serializers import save_changes
 
 SPECIFICITY_EXACT = 30
 SPECIFICITY_ASSET = 25
@@ -190,7 +191,7 @@ def apply(entrypoint, *, create: bool, changed: list[str] | None = None) -> str 
     if create or changed is None:
         entrypoint.save(force_insert=create)
     else:
-        entrypoint.save(update_fields=list(dict.fromkeys([*changed, *derived])))
+        save_changes(entrypoint, {}, also=[*changed, *derived])
     return secret
 
 
