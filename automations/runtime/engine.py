@@ -210,12 +210,16 @@ class Walker:
             self.driver.record(Step(key, kind, position.entered_via, exited, outcome, duration_ms,
                                     payload if payload is not None else {}, err, rendered, executed_at))
 
+        def handler_failure(payload=None, err=None, rendered=None):
+            """A failure nobody wired an `error` edge for fails the run (SPEC §4), never completes it."""
+            step(None, StepOutcome.FAILED, payload, err, rendered)
+            return finish(RunStatus.FAILED, ExitReason.HANDLER_FAILURE, key)
+
         if error is not None:
             if "error" in ports and self.graph.target(key, "error") is not None:
                 step("error", StepOutcome.FAILED, err=error)
                 return Position(key, port_key="error")
-            step(None, StepOutcome.FAILED, err=error)
-            return finish(RunStatus.FAILED, ExitReason.HANDLER_FAILURE, key)
+            return handler_failure(err=error)
 
         if result.context_updates:
             self.context.update(copy.deepcopy(result.context_updates))
@@ -244,9 +248,7 @@ class Walker:
         payload = result.payload if forced is None else {**result.payload, "forced_port": forced}
         if forced is None and result.outcome == StepOutcome.FAILED and port == "error" \
                 and self.graph.target(key, "error") is None:
-            # A handled failure nobody wired a recovery for is a failure (SPEC §4), not a completion.
-            step(None, StepOutcome.FAILED, payload, result.error, result.rendered)
-            return finish(RunStatus.FAILED, ExitReason.HANDLER_FAILURE, key)
+            return handler_failure(payload, result.error, result.rendered)
         step(port, result.outcome, payload, result.error, result.rendered)
         return Position(key, port_key=port)
 

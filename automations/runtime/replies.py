@@ -56,6 +56,11 @@ class InboundReply:
     def is_tap(self) -> bool:
         return bool(self.interactive_type and self.interactive_id)
 
+    @property
+    def tap_port(self) -> str | None:
+        """The message-node port a tap answers (`button.<id>` / `quick_reply.<id>`); None for a typed reply."""
+        return f"{self.interactive_type}.{self.interactive_id}" if self.is_tap else None
+
     def summary(self) -> dict:
         data = {"kind": self.kind, "text": self.text, "message_id": self.message_id, "event_id": self.event_id}
         if self.is_tap:
@@ -180,8 +185,7 @@ def _message_port(run: AutomationRun, node: dict, ports: list[str], reply: Inbou
         return None
     config = node.get("config") or {}
     if reply.is_tap:
-        port = f"{reply.interactive_type}.{reply.interactive_id}"
-        return port if port in ports else None
+        return reply.tap_port if reply.tap_port in ports else None
     if reply.kind not in REPLY_KINDS:
         return None
     port = _label_port(config, reply.text)
@@ -211,7 +215,7 @@ def offer_to_waiting_runs(contact: Contact, account, reply: InboundReply, *,
                                        payload={"reply": reply.summary()}, now=now)
             else:
                 if orphaned_tap is None and _tapped_a_removed_port(run, ports, reply):
-                    orphaned_tap = (run, f"{reply.interactive_type}.{reply.interactive_id}")
+                    orphaned_tap = (run, reply.tap_port)
                 continue
         elif kind == "input" and run.waiting_for == WaitingFor.INPUT and not reply.is_tap \
                 and reply.kind in REPLY_KINDS:
@@ -238,7 +242,7 @@ def _tapped_a_removed_port(run: AutomationRun, ports: list[str], reply: InboundR
     Checking what this run sent keeps a tap meant for another run (or a stale message) from retiring it."""
     if not reply.is_tap or run.waiting_for != WaitingFor.REPLY:
         return False
-    if f"{reply.interactive_type}.{reply.interactive_id}" in ports:
+    if reply.tap_port in ports:
         return False
     field_name = {"button": "buttons", "quick_reply": "quick_replies"}.get(reply.interactive_type)
     if field_name is None:

@@ -70,11 +70,10 @@ class ContactSerializer(StrictModelSerializer):
     def update(self, instance, validated_data):
         identities = validated_data.pop("identities", None)
         before_tags, before_fields = list(instance.tags or []), dict(instance.custom_fields or {})
-        save_changes(instance, validated_data, reload=False)  # `instance` is the view's locked row
+        save_changes(instance, validated_data)  # `instance` is the view's locked row
         if identities is not None:
             self._replace_identities(instance, identities)
         send_contact_changed_on_commit(instance, diff_contact(before_tags, before_fields, instance))
-        instance.refresh_from_db()
         return instance
 
     def _replace_identities(self, contact, identities):

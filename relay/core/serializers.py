@@ -61,7 +61,7 @@ def locked_or_404(model, organization, pk, *, queryset=None):
     return org_object_or_404(model, organization, pk, queryset=qs.select_for_update(of=("self",)))
 
 
-def save_changes(instance, changes: dict, *, also: tuple = (), reload: bool = True):
+def save_changes(instance, changes: dict, *, also=()):
     """Write only the columns a PATCH sent (plus `also` and updated_at), then reload the row: columns it
     did not send keep whatever a concurrent writer stored, and the response shows the row as stored."""
     for name, value in changes.items():
@@ -70,8 +70,7 @@ def save_changes(instance, changes: dict, *, also: tuple = (), reload: bool = Tr
     if any(field.name == "updated_at" for field in instance._meta.concrete_fields):
         fields.append("updated_at")
     instance.save(update_fields=list(dict.fromkeys(fields)))
-    if reload:
-        instance.refresh_from_db()
+    instance.refresh_from_db()
     return instance
 
 
