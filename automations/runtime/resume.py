@@ -67,8 +67,7 @@ def resume_parked(run, now: datetime | None = None) -> bool:
     now_value = now or timezone.now()
     if active_pause(run.contact_id, run.automation_id, now_value) is not None:
         return False
-    automation = Automation.objects.only("graph").get(pk=run.automation_id)
-    node = GraphView(automation.graph).node(run.current_node_key)
+    node = GraphView(graph_of(run)).node(run.current_node_key)
     if node is None:
         return exit_graph_changed(run, now_value)
     driver = execute(run, Position(node["key"], entered_via=_parked_entry_port(run)),
