@@ -4,9 +4,9 @@ Views call these; they raise relay.core.errors.ApiError for refusals (422 graph_
 
 from django.db import transaction
 
+from automations import graph_tasks
 from automations.graph.validator import validate_graph
 from automations.models import Automation, AutomationStatus, empty_graph
-from automations.runtime.resume import retire_runs_off_graph
 from relay.core.errors import ApiError
 
 # Which status each action may start from.
@@ -26,9 +26,7 @@ def _store_validation(automation: Automation, graph) -> list[dict]:
 def _locked(automation: Automation) -> Automation:
     """Re-read the row under a lock so a concurrent activate/save cannot interleave, and work on what
     it holds now (a caller's copy may carry an older graph or status)."""
-    fresh = Automation.objects.select_for_update().get(pk=automation.pk)
-    for field in Automation._meta.concrete_fields:
-        setattr(automation, field.attname, getattr(fresh, field.attname))
+    automation.refresh_from_db(from_queryset=Automation.objects.select_for_update())
     return automation
 
 
@@ -44,7 +42,8 @@ def create_automation(organization, *, name: str, channel: str, graph=None) -> A
 def save_graph(automation: Automation, graph) -> bool:
     """Validate and store `graph` with its errors and warnings (an invalid graph is stored too).
     An `active` automation whose new graph has errors becomes `paused`; returns True when that happened.
-    Once committed, waiting runs whose node the new graph dropped exit `graph_changed` (edits are live)."""
+    Once committed, a Celery task exits `graph_changed` the waiting runs whose node the new graph dropped
+    (edits are live; the request does not wait for that, nor fail with it)."""
     _locked(automation)
     if automation.status == AutomationStatus.ARCHIVED:
         raise ApiError("invalid_state", "An archived automation's graph cannot be changed.", status=422,
@@ -55,7 +54,7 @@ def save_graph(automation: Automation, graph) -> bool:
         automation.status = AutomationStatus.PAUSED
     automation.save(update_fields=["graph", "graph_errors", "graph_warnings", "status", "updated_at"])
     automation_id = automation.pk
-    transaction.on_commit(lambda: retire_runs_off_graph(automation_id))
+    transaction.on_commit(lambda: graph_tasks.enqueue_retire_runs_off_graph(automation_id))
     return auto_paused
 
 

@@ -107,3 +107,38 @@ def test_a_tap_this_run_never_sent_leaves_it_waiting(api, org, account, django_c
          event(account, None, kind="postback", interactive={"type": "button", "id": "medium"}))
     run.refresh_from_db()
     assert (run.status, run.waiting_for, run.exit_reason) == ("waiting", "reply", None)
+
+
+def test_the_graph_save_hands_the_retirement_to_a_celery_task(api, org, account, monkeypatch,
+                                                              django_capture_on_commit_callbacks):
+    from automations import graph_tasks
+
+    automation = input_flow(org)
+    start = send(api, django_capture_on_commit_callbacks, event(account, "start"))
+    enqueued = []
+    monkeypatch.setattr(graph_tasks.retire_runs_off_graph, "delay", enqueued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.put(f"/v1/automations/{automation.pk}/graph", without_ask(), format="json")
+    assert response.status_code == 200
+    assert enqueued == [automation.pk]
+    assert AutomationRun.objects.get(pk=start["run_id"]).status == "waiting"  # not retired inside the request
+
+    graph_tasks.retire_runs_off_graph(automation.pk)  # what the worker runs
+    assert AutomationRun.objects.get(pk=start["run_id"]).exit_reason == "graph_changed"
+
+
+def test_a_broker_outage_does_not_fail_the_graph_save(api, org, account, monkeypatch, caplog,
+                                                      django_capture_on_commit_callbacks):
+    from automations import graph_tasks
+
+    automation = input_flow(org)
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(graph_tasks.retire_runs_off_graph, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.put(f"/v1/automations/{automation.pk}/graph", without_ask(), format="json")
+    assert response.status_code == 200
+    assert "ask" not in {n["key"] for n in Automation.objects.get(pk=automation.pk).graph["nodes"]}
+    assert "could not enqueue retire_runs_off_graph" in caplog.text
