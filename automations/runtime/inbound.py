@@ -3,9 +3,10 @@
 Order of work (ARCHITECTURE "Data flow"):
 1. In one transaction: claim the `(organization, event_id)` slot in automation_inbound_events
    (INSERT … ON CONFLICT DO NOTHING), take a session advisory lock on the row, upsert contact +
-   identity + conversation, and log the inbound Message. A concurrent delivery of the same id waits
-   for that lock and then answers `duplicate`; a retry finding the row unfinished (outcome NULL: the
-   first attempt failed after the claim committed) takes the lock and processes it instead.
+   identity + conversation, and log the inbound Message. A delivery of the same id answers
+   `duplicate` at once while that lock is held (the first attempt is still processing) or once the
+   row has its outcome; a retry finding the row unfinished (outcome NULL) and the lock free (the first
+   attempt failed after the claim committed) takes the lock and processes it instead.
 2. Offer the event to the contact's waiting runs (`runtime.replies`); at most one consumes it.
 3. Otherwise the matcher picks an entrypoint (then a binding) and `enrollment.enroll` applies the
    pause and re-entry rules. A match blocked by re-entry does not fall through to bindings.
@@ -14,6 +15,8 @@ Order of work (ARCHITECTURE "Data flow"):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,44 +117,85 @@ def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime)
     return conversation
 
 
-def _is_first_on_channel(contact: Contact, account: SocialAccount, message: Message) -> bool:
-    return not Message.objects.filter(
-        conversation__contact=contact, conversation__social_account__channel=account.channel,
-        direction=MessageDirection.INBOUND, created_at__lte=message.created_at,
-    ).exclude(pk=message.pk).exists()
+def _earlier_inbound(message: Message, **scope) -> bool:
+    """Is there an inbound message older than `message` within `scope` (a conversation, or a contact's
+    conversations on one channel)? `message` itself is excluded: it may be a retry's."""
+    return (Message.objects.filter(direction=MessageDirection.INBOUND, created_at__lte=message.created_at, **scope)
+            .exclude(pk=message.pk).exists())
+
+
+def _lock_key(row_id: str) -> str:
+    return f"inbound-event:{row_id}"
 
 
 def _lock_event(row_id: str) -> None:
-    """Session-level advisory lock on one event row: it outlives the claim's commit, so a concurrent
-    delivery of the same event_id waits until processing ends instead of reprocessing it, while the
-    processing itself runs with no transaction open (runs call out only with their state committed)."""
+    """Session-level advisory lock on one event row: it outlives the claim's commit, so while it is held a
+    delivery of the same event_id knows processing is under way, while the processing itself runs with
+    no transaction open (runs call out only with their state committed)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"inbound-event:{row_id}"])
+        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [_lock_key(row_id)])
+
+
+def _try_lock_event(row_id: str) -> bool:
+    """Take the event's lock only if nobody holds it (never waits: a held lock means a live attempt)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [_lock_key(row_id)])
+        return bool(cursor.fetchone()[0])
 
 
 def _unlock_event(row_id: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"inbound-event:{row_id}"])
+        cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [_lock_key(row_id)])
 
 
 def _unfinished(event: InboundEvent) -> InboundEvent | None:
-    """Lock an already-claimed event; return it fresh if its processing never finished (a crash after
-    the claim committed), else None (a true duplicate). Leaves the lock held only when returning it."""
+    """Take over an already-claimed event whose processing never finished (a crash after the claim
+    committed): return it fresh, with its lock held; else None (a true duplicate). An attempt still
+    processing holds the lock, so this answers None at once instead of waiting for it."""
     if event.outcome is not None:
         return None
     row_id = event.pk
-    _lock_event(row_id)
-    event = InboundEvent.objects.filter(pk=row_id).first()
+    if not _try_lock_event(row_id):
+        return None
+    event = InboundEvent.objects.select_related("contact", "conversation").filter(pk=row_id).first()
     if event is None or event.outcome is not None or event.contact_id is None:
         _unlock_event(row_id)
         return None
     return event
 
 
-def _seen_before(message: Message) -> bool:
-    """An inbound message in the same conversation older than this one (this one may be a retry's)."""
-    return (Message.objects.filter(conversation_id=message.conversation_id, direction=MessageDirection.INBOUND,
-                                   created_at__lte=message.created_at).exclude(pk=message.pk).exists())
+@dataclass
+class _Slot:
+    event: InboundEvent  # the original row when `duplicate`
+    duplicate: bool
+    recorded: object = None  # what `record` returned besides the event (None: a retry took the event over)
+
+
+@contextmanager
+def _event_slot(account: SocialAccount, event_id: str, now: datetime,
+                record: Callable[[str], tuple[InboundEvent, object]]) -> Iterator[_Slot]:
+    """Claim `event_id` and run `record(row_id)` in the claim's transaction, or take over an unfinished
+    event of that id, or report a duplicate. The event's lock is held for the block (released at its end)."""
+    recorded = None
+    with transaction.atomic():
+        row_id = _claim_event_slot(account.organization_id, event_id, now)
+        if row_id is not None:
+            _lock_event(row_id)
+            try:
+                event, recorded = record(row_id)
+            except BaseException:
+                _unlock_event(row_id)
+                raise
+    if row_id is None:
+        original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
+        event = _unfinished(original)
+        if event is None:
+            yield _Slot(original, duplicate=True)
+            return
+    try:
+        yield _Slot(event, duplicate=False, recorded=recorded)
+    finally:
+        _unlock_event(event.pk)
 
 
 def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: Sender, text: str = "",
@@ -163,37 +207,24 @@ def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: S
     (outcome still NULL) processes it then, so every event is processed exactly once."""
     now = now or timezone.now()
     interactive = interactive or {}
-    with transaction.atomic():
-        row_id = _claim_event_slot(account.organization_id, event_id, now)
-        if row_id is not None:
-            _lock_event(row_id)
-            try:
-                contact, conversation, message, event, first_message = _record(
-                    account, row_id, event_id=event_id, kind=kind, sender=sender, text=text,
-                    interactive=interactive, post_id=post_id, story_id=story_id, attachments=attachments,
-                    occurred_at=occurred_at, raw=raw, now=now)
-            except BaseException:
-                _unlock_event(row_id)
-                raise
-    if row_id is None:
-        original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
-        event = _unfinished(original)
-        if event is None:
-            return InboundResult(original, InboundOutcome.DUPLICATE, None)
-        contact, conversation = event.contact, event.conversation
-        message = (Message.objects.filter(conversation_id=event.conversation_id, direction=MessageDirection.INBOUND,
-                                          payload__event_id=event_id).order_by("created_at", "id").first())
-        if message is None or conversation is None:  # the conversation went away meanwhile: nothing to act on
-            _unlock_event(event.pk)
-            return InboundResult(original, InboundOutcome.DUPLICATE, None)
-        first_message = not _seen_before(message)
-    try:
-        return _process(account, event, contact, conversation, message, event_id=event_id, kind=kind, text=text,
-                        interactive=interactive, post_id=post_id, story_id=story_id,
-                        parent_comment_id=parent_comment_id, attachments=attachments,
-                        first_message=first_message, now=now)
-    finally:
-        _unlock_event(event.pk)
+
+    def record(row_id):
+        return _record(account, row_id, event_id=event_id, kind=kind, sender=sender, text=text,
+                       interactive=interactive, post_id=post_id, story_id=story_id, attachments=attachments,
+                       occurred_at=occurred_at, raw=raw, now=now)
+
+    with _event_slot(account, event_id, now, record) as slot:
+        event = slot.event
+        if slot.duplicate:
+            return InboundResult(event, InboundOutcome.DUPLICATE, None)
+        message = slot.recorded or (
+            Message.objects.filter(conversation_id=event.conversation_id, direction=MessageDirection.INBOUND,
+                                   payload__event_id=event_id).order_by("created_at", "id").first())
+        if message is None or event.conversation is None:  # the conversation went away meanwhile
+            return InboundResult(event, InboundOutcome.DUPLICATE, None)
+        return _process(account, event, event.contact, event.conversation, message, event_id=event_id, kind=kind,
+                        text=text, interactive=interactive, post_id=post_id, story_id=story_id,
+                        parent_comment_id=parent_comment_id, attachments=attachments, now=now)
 
 
 def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_id, story_id, attachments,
@@ -201,7 +232,6 @@ def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_
     """Step 1 (inside the claim's transaction): contact, conversation, the inbound Message, the event row."""
     contact = upsert_sender(account, sender)
     conversation = upsert_conversation(contact, account, now)
-    first_message = not conversation.messages.filter(direction=MessageDirection.INBOUND).exists()
     message = Message.objects.create(
         organization_id=account.organization_id, conversation=conversation,
         direction=MessageDirection.INBOUND, text=text or "", status=DeliveryStatus.RECEIVED,
@@ -217,13 +247,15 @@ def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_
     event.conversation = conversation
     event.payload = raw or {}
     event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload"])
-    return contact, conversation, message, event, first_message
+    return event, message
 
 
 def _process(account, event, contact, conversation, message, *, event_id, kind, text, interactive, post_id,
-             story_id, parent_comment_id, attachments, first_message, now) -> InboundResult:
+             story_id, parent_comment_id, attachments, now) -> InboundResult:
     """Steps 2-4: offer to waiting runs, else match and enroll; record the outcome on the event row."""
-    first_on_channel = _is_first_on_channel(contact, account, message)
+    first_message = not _earlier_inbound(message, conversation_id=message.conversation_id)
+    first_on_channel = not _earlier_inbound(message, conversation__contact=contact,
+                                            conversation__social_account__channel=account.channel)
     reply = replies.InboundReply(
         kind=kind, text=text or "", interactive_type=interactive.get("type"), interactive_id=interactive.get("id"),
         attachments=attachments or [], message_id=message.id, event_id=event_id,
@@ -294,28 +326,21 @@ def receive_contact_change(account: SocialAccount, *, event_id: str, kind: str, 
     then start the automations listening for it, as a change through the contacts API does. The
     events to fire are kept on the event row so a retry after a failure fires them exactly once."""
     now = now or timezone.now()
-    with transaction.atomic():
-        row_id = _claim_event_slot(account.organization_id, event_id, now)
-        if row_id is not None:
-            _lock_event(row_id)
-            try:
-                contact = upsert_sender(account, sender)
-                conversation = upsert_conversation(contact, account, now)
-                event = InboundEvent.objects.get(pk=row_id)
-                event.social_account, event.kind, event.contact, event.conversation = (account, kind, contact,
-                                                                                       conversation)
-                event.payload = raw or {}
-                event.trace = [{"pending_events": _apply_contact_change(contact, kind, tag, field, value)}]
-                event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload", "trace"])
-            except BaseException:
-                _unlock_event(row_id)
-                raise
-    if row_id is None:
-        original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
-        event = _unfinished(original)
-        if event is None:
-            return InboundResult(original, InboundOutcome.DUPLICATE, None)
-    try:
+
+    def record(row_id):
+        contact = upsert_sender(account, sender)
+        conversation = upsert_conversation(contact, account, now)
+        event = InboundEvent.objects.get(pk=row_id)
+        event.social_account, event.kind, event.contact, event.conversation = account, kind, contact, conversation
+        event.payload = raw or {}
+        event.trace = [{"pending_events": _apply_contact_change(contact, kind, tag, field, value)}]
+        event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload", "trace"])
+        return event, None
+
+    with _event_slot(account, event_id, now, record) as slot:
+        event = slot.event
+        if slot.duplicate:
+            return InboundResult(event, InboundOutcome.DUPLICATE, None)
         pending = [tuple(item) for item in ((event.trace or [{}])[0].get("pending_events") or [])]
         contact = Contact.objects.get(pk=event.contact_id)
         reports = internal_events.fire(contact, pending)
@@ -325,5 +350,3 @@ def receive_contact_change(account: SocialAccount, *, event_id: str, kind: str, 
         blocked = {r.get("blocked") for r in reports}
         outcome = next((o for key, o in _BLOCKED_OUTCOMES.items() if key in blocked), InboundOutcome.NO_MATCH)
         return _finish(event, outcome, None, reports)
-    finally:
-        _unlock_event(event.pk)

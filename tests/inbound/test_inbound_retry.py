@@ -59,3 +59,37 @@ def test_duplicate_with_a_different_body_changes_nothing(api, org, account, djan
     assert Contact.objects.count() == 1
     assert list(Message.objects.filter(direction="inbound").values_list("text", flat=True)) == ["hi"]
     assert AutomationRun.objects.count() == 1
+
+
+def test_a_duplicate_arriving_while_the_first_attempt_processes_answers_at_once(
+        api, org, account, monkeypatch, django_capture_on_commit_callbacks):
+    """The first attempt holds the event's lock while it processes (maybe calling out over HTTP): the
+    duplicate must answer `duplicate` without waiting for it, and must not process the event itself."""
+    import time
+
+    from django.db import connection, connections
+
+    make_entrypoint(reply_flow(org), config={"keywords": ["hi"]})
+    monkeypatch.setattr(matcher, "decide", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
+    body = event(account, "hi", event_id="slow-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post("/v1/inbound-events", body, format="json").status_code == 500
+    row = InboundEvent.objects.get(event_id="slow-1")
+    assert row.outcome is None  # looks unfinished: the first attempt is still going
+
+    first_attempt = type(connections["default"])(dict(connections["default"].settings_dict))  # own session
+    try:
+        with first_attempt.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"inbound-event:{row.pk}"])
+        with connection.cursor() as cursor:  # a waiting duplicate fails instead of hanging the test
+            cursor.execute("SET LOCAL lock_timeout = '3s'")
+        started = time.monotonic()
+        with django_capture_on_commit_callbacks(execute=True):
+            duplicate = api.post("/v1/inbound-events", body, format="json")
+        assert time.monotonic() - started < 2
+        assert duplicate.status_code == 202, duplicate.json()
+        assert duplicate.json()["outcome"] == "duplicate" and duplicate.json()["run_id"] is None
+        assert InboundEvent.objects.get(pk=row.pk).outcome is None  # left to the live attempt
+        assert AutomationRun.objects.count() == 0
+    finally:
+        first_attempt.close()
