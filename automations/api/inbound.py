@@ -7,12 +7,16 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from automations.models import EntrypointKind
 from automations.runtime import inbound, webhooks
 from contacts.models import Contact, SocialAccount
 from relay.core.serializers import OrgRelatedField, StrictSerializer
 
-INBOUND_KINDS = ["dm_received", "comment_created", "story_reply", "story_mention", "postback", "live_comment",
-                 "share_to_dm", "ad_click", *inbound.CONTACT_CHANGE_KINDS]
+# Channel events (the entrypoint kinds a platform sends, plus ones recorded without an entrypoint kind
+# of their own yet) and the contact changes a platform reports.
+INBOUND_KINDS = [EntrypointKind.DM_RECEIVED, EntrypointKind.COMMENT_CREATED, EntrypointKind.STORY_REPLY,
+                 EntrypointKind.STORY_MENTION, EntrypointKind.POSTBACK, "live_comment", "share_to_dm", "ad_click",
+                 *inbound.CONTACT_CHANGE_KINDS]
 
 
 class InboundContactSerializer(StrictSerializer):
@@ -46,7 +50,7 @@ class InboundEventSerializer(StrictSerializer):
         if bool(attrs.get("contact")) == bool(attrs.get("contact_id")):
             raise serializers.ValidationError({"contact": ["Send exactly one of `contact` or `contact_id`."]})
         kind = attrs["kind"]
-        if kind in ("tag_applied", "tag_removed") and not (attrs.get("tag") or "").strip():
+        if kind in (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED) and not (attrs.get("tag") or "").strip():
             raise serializers.ValidationError({"tag": [f"required for {kind}."]})
         if kind == "field_changed" and (not attrs.get("field") or "value" not in attrs):
             raise serializers.ValidationError({"field": ["`field` and `value` are required for field_changed."]})

@@ -23,7 +23,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from automations.models import InboundEvent, InboundOutcome
+from automations.models import EntrypointKind, InboundEvent, InboundOutcome
 from automations.runtime import enrollment, internal_events, matcher, replies
 from contacts.models import (
     Contact,
@@ -297,7 +297,7 @@ def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) 
     return InboundResult(event, outcome, run_id)
 
 
-CONTACT_CHANGE_KINDS = ("tag_applied", "tag_removed", "field_changed")
+CONTACT_CHANGE_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
 
 
 def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: str | None, value) -> list:
@@ -307,11 +307,11 @@ def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: s
 
     locked = Contact.objects.select_for_update().get(pk=contact.pk)
     before_tags, before_fields = list(locked.tags or []), dict(locked.custom_fields or {})
-    if kind == "tag_applied" and tag not in before_tags:
+    if kind == EntrypointKind.TAG_APPLIED and tag not in before_tags:
         locked.tags = [*before_tags, tag]
-    elif kind == "tag_removed":
+    elif kind == EntrypointKind.TAG_REMOVED:
         locked.tags = [t for t in before_tags if t != tag]
-    elif kind == "field_changed":
+    elif kind == EntrypointKind.FIELD_CHANGED:
         locked.custom_fields = {**before_fields, field: value}
     locked.save(update_fields=["tags", "custom_fields", "updated_at"])
     changes = diff_contact(before_tags, before_fields, locked)

@@ -21,9 +21,11 @@ from automations.models import (
     Binding,
     BindingType,
     Entrypoint,
+    EntrypointKind,
 )
 
-MESSAGE_KINDS_WITH_KEYWORDS = {"dm_received", "comment_created", "story_reply", "story_mention"}
+MESSAGE_KINDS_WITH_KEYWORDS = {EntrypointKind.DM_RECEIVED, EntrypointKind.COMMENT_CREATED, EntrypointKind.STORY_REPLY,
+                               EntrypointKind.STORY_MENTION}
 
 
 @dataclass
@@ -73,19 +75,19 @@ def keyword_matches(config: dict, text: str) -> bool:
 def _config_skip_reason(entrypoint: Entrypoint, facts: EventFacts) -> str | None:
     config = entrypoint.config or {}
     kind = entrypoint.kind
-    if kind == "dm_received" and config.get("first_message_only") and not facts.first_message:
+    if kind == EntrypointKind.DM_RECEIVED and config.get("first_message_only") and not facts.first_message:
         return "not_first_message"
-    if kind == "comment_created":
+    if kind == EntrypointKind.COMMENT_CREATED:
         post_ids = config.get("post_ids") or []
         if post_ids and facts.post_id not in post_ids:
             return "post_not_listed"
         if facts.parent_comment_id and config.get("include_replies") is False:
             return "comment_reply_excluded"
-    if kind in {"story_reply", "story_mention"}:
+    if kind in {EntrypointKind.STORY_REPLY, EntrypointKind.STORY_MENTION}:
         story_ids = config.get("story_ids") or []
         if story_ids and facts.story_id not in story_ids:
             return "story_not_listed"
-    if kind == "postback":
+    if kind == EntrypointKind.POSTBACK:
         payloads = config.get("payloads") or []
         if payloads and facts.payload_id not in payloads:
             return "payload_not_listed"
@@ -152,7 +154,7 @@ def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecisi
 def decide(organization_id: str, facts: EventFacts, contact) -> MatchDecision:
     """Pick the entrypoint, else the binding, for an event no waiting run consumed."""
     decision = MatchDecision()
-    if match_entrypoint(organization_id, facts, contact, decision) is None and facts.kind == "dm_received":
+    if match_entrypoint(organization_id, facts, contact, decision) is None and facts.kind == EntrypointKind.DM_RECEIVED:
         # Bindings answer direct messages only: a comment with no automation gets no default reply.
         match_binding(organization_id, facts, decision)
     return decision
