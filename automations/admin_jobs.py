@@ -4,6 +4,7 @@ The seed's "Stuck waiting" cheatsheet row: waiting runs whose waiting_until is p
 are overdue, failed jobs (with last_error), and runs left active by a dead worker."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -82,7 +83,8 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         if not job.run_id:
             return "-"
         try:
-            url = reverse("admin:automations_automationrun_change", args=[job.run_id])
+            # quote(): the admin escapes "_XX" in ids (an id like arun_22… would otherwise not be found)
+            url = reverse("admin:automations_automationrun_change", args=[quote(job.run_id)])
         except NoReverseMatch:
             return job.run_id
         return format_html('<a href="{}">{}</a>', url, job.run_id)

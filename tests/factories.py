@@ -2,6 +2,9 @@
 
 import itertools
 
+from django.contrib.admin.utils import quote
+from django.urls import reverse
+
 from contacts.models import Channel, Contact, ContactIdentity, Conversation, SocialAccount
 from relay.core.models import ApiKey, Organization
 
@@ -113,3 +116,10 @@ class local_http_server:  # noqa: N801 - used like a function: `with local_http_
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def admin_url(obj, view="change"):
+    """The admin page of `obj`, its id quoted as the admin does: a raw id containing e.g. `_22` would be
+    read back as `"` and the object not found."""
+    meta = obj._meta
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=[quote(obj.pk)])

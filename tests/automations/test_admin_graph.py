@@ -38,7 +38,7 @@ def test_change_page_shows_errors_node_table_and_inlines(admin_client, org, acco
     save_graph(automation, GRAPH)
     factories.entrypoint(automation, kind="dm_received", config={"keywords": ["hi"]})
     factories.binding(automation, account)
-    response = admin_client.get(f"/admin/automations/automation/{automation.pk}/change/")
+    response = admin_client.get(factories.admin_url(automation))
     assert response.status_code == 200
     html = response.content.decode()
     assert "edge_unknown_port" in html and "1 error(s)" in html
@@ -57,7 +57,7 @@ def test_valid_graph_and_changelist(admin_client, org):
     graph = {**GRAPH, "edges": GRAPH["edges"][:1],
              "nodes": [n for n in GRAPH["nodes"] if n["key"] != "jump"]}
     save_graph(automation, graph)
-    page = admin_client.get(f"/admin/automations/automation/{automation.pk}/change/").content.decode()
+    page = admin_client.get(factories.admin_url(automation)).content.decode()
     assert "The graph is valid." in page
     listing = admin_client.get("/admin/automations/automation/")
     assert listing.status_code == 200 and "Clean flow" in listing.content.decode()
@@ -110,7 +110,7 @@ def test_entrypoint_admin_applies_api_rules(admin_client, org):
 
 def test_inline_entrypoint_and_binding_saved_from_the_automation_page(admin_client, org, account):
     automation = factories.automation(org, channel="instagram")
-    response = admin_client.post(f"/admin/automations/automation/{automation.pk}/change/", {
+    response = admin_client.post(factories.admin_url(automation), {
         "name": automation.name,
         "entrypoints-TOTAL_FORMS": 1, "entrypoints-INITIAL_FORMS": 0,
         "entrypoints-0-kind": "webhook_inbound", "entrypoints-0-status": "active",

@@ -47,7 +47,7 @@ def test_run_list_filters_and_search(admin_client, waiting_run):
 
 
 def test_run_page_shows_the_step_timeline_read_only(admin_client, waiting_run):
-    page = admin_client.get(f"/admin/automations/automationrun/{waiting_run.pk}/change/")
+    page = admin_client.get(factories.admin_url(waiting_run))
     assert page.status_code == 200
     html = page.text
     timeline = html[html.lower().index("step timeline"):]

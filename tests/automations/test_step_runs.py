@@ -4,6 +4,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from automations.models import AppendOnlyError, StepRun
+from tests import factories
 
 
 @pytest.fixture
@@ -39,9 +40,9 @@ def test_the_database_trigger_refuses_updates_and_deletes(step, sql):
 
 
 def test_the_step_admin_is_read_only(admin_client, step):
-    assert admin_client.get(f"/admin/automations/steprun/{step.pk}/change/").status_code == 200
+    assert admin_client.get(factories.admin_url(step)).status_code == 200
     assert admin_client.get("/admin/automations/steprun/add/").status_code == 403
-    assert admin_client.get(f"/admin/automations/steprun/{step.pk}/delete/").status_code == 403
-    response = admin_client.post(f"/admin/automations/steprun/{step.pk}/change/", {"outcome": "failed"})
+    assert admin_client.get(factories.admin_url(step, "delete")).status_code == 403
+    response = admin_client.post(factories.admin_url(step), {"outcome": "failed"})
     assert response.status_code == 403
     assert StepRun.objects.get(pk=step.pk).outcome == "success"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from automations.models import JobKind, JobStatus, RunStatus, ScheduledJob
 from contacts.models import ContactAutomationControl
+from tests import factories
 from tests.contacts.test_controls_pauses import park
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +76,8 @@ def test_deleting_a_pause_in_the_admin_resumes_the_runs_it_parked(admin_client, 
     _, run = park(api, org, contact, now, pause_args=[("global", None)])
     control = ContactAutomationControl.objects.get(contact=contact)
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(f"{CONTROLS}/{control.pk}/delete/", {"post": "yes"})
-    assert response.status_code == 302
+        response = admin_client.post(factories.admin_url(control, "delete"), {"post": "yes"})
+    assert (response.status_code, response["Location"]) == (302, f"{CONTROLS}/")  # back to the list: deleted
     assert not ContactAutomationControl.objects.filter(pk=control.pk).exists()
     run.refresh_from_db()
     assert run.waiting_for != "external_event" and run.status == RunStatus.COMPLETED
@@ -94,7 +95,7 @@ def test_adding_and_editing_a_pause_in_the_admin_schedules_its_expiry(admin_clie
     assert job.due_at == until
 
     later = until + timedelta(hours=1)
-    response = admin_client.post(f"{CONTROLS}/{control.pk}/change/", {
+    response = admin_client.post(factories.admin_url(control), {
         "contact": contact.pk, "automation": "", "pause_reason": "manual_takeover", **split(later)})
     assert response.status_code == 302
     assert [j.due_at for j in expiry_jobs(control.pk)] == [later]
@@ -124,7 +125,7 @@ def test_bulk_delete_in_the_admin_resumes_parked_runs(admin_client, api, org, co
 def test_contact_page_inline_deletes_and_adds_pauses_through_controls(admin_client, api, org, contact, now,
                                                                       django_capture_on_commit_callbacks):
     _, run = park(api, org, contact, now, pause_args=[("global", None)])
-    page = f"/admin/contacts/contact/{contact.pk}/change/"
+    page = factories.admin_url(contact)
     data = form_data(admin_client.get(page))
     prefix = next(key[:-len("-TOTAL_FORMS")] for key in data
                   if key.endswith("-TOTAL_FORMS") and f"{key[:-len('-TOTAL_FORMS')]}-0-pause_reason" in data)
@@ -155,8 +156,8 @@ def test_saving_an_unchanged_pause_whose_expiry_passed_changes_nothing(admin_cli
     ContactAutomationControl.objects.filter(pk=control.pk).update(paused_until=now - timedelta(minutes=5))
     [job] = expiry_jobs(control.pk)
 
-    page = admin_client.get(f"{CONTROLS}/{control.pk}/change/")
-    response = admin_client.post(f"{CONTROLS}/{control.pk}/change/", form_data(page))
+    page = admin_client.get(factories.admin_url(control))
+    response = admin_client.post(factories.admin_url(control), form_data(page))
     assert response.status_code == 302
     stored = ContactAutomationControl.objects.get(pk=control.pk)
     assert (stored.updated_at, stored.paused_until) == (control.updated_at, now - timedelta(minutes=5))

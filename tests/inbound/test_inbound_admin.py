@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from automations.models import InboundEvent
+from tests import factories
 from tests.inbound.helpers import event, make_entrypoint, reply_flow, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
@@ -17,5 +18,5 @@ def test_admin_explains_why_an_event_enrolled_nobody(api, org, account, django_c
     client.force_login(admin_user)
     listing = client.get("/admin/automations/inboundevent/?outcome=no_match")
     assert listing.status_code == 200 and stored.event_id in listing.content.decode()
-    page = client.get(f"/admin/automations/inboundevent/{stored.pk}/change/").content.decode()
+    page = client.get(factories.admin_url(stored)).content.decode()
     assert entry.id in page and "text did not match the keywords" in page
