@@ -39,21 +39,19 @@ logger = logging.getLogger(__name__)
 
 def load_run(run_or_id) -> AutomationRun | None:
     """The run by id, read in one query with everything an advance needs: its automation (graph),
-    contact, account, conversation, and whether the contact has any pause rows at all. A run object
-    passed in is returned as is (its relations are read again by `execute`)."""
+    contact, account, conversation, and whether the contact has any pause rows at all (that annotation
+    also marks the relations as freshly read). A run object passed in is returned as is (its relations
+    are read again by `execute`)."""
     if isinstance(run_or_id, AutomationRun):
         return run_or_id
-    run = (AutomationRun.objects.select_related("social_account", "conversation", "automation", "contact")
-           .annotate(has_pause_rows=Exists(ContactAutomationControl.objects.filter(contact_id=OuterRef("contact_id"))))
-           .filter(pk=run_or_id).first())
-    if run is not None:
-        run._fresh_relations = True
-    return run
+    return (AutomationRun.objects.select_related("social_account", "conversation", "automation", "contact")
+            .annotate(has_pause_rows=Exists(ContactAutomationControl.objects.filter(contact_id=OuterRef("contact_id"))))
+            .filter(pk=run_or_id).first())
 
 
 def graph_of(run: AutomationRun) -> dict:
     """The run's automation graph as it is now: the copy `load_run` just read, else read it."""
-    if run.__dict__.get("_fresh_relations"):
+    if "has_pause_rows" in run.__dict__:
         return run.automation.graph
     return Automation.objects.only("graph").get(pk=run.automation_id).graph
 
@@ -62,10 +60,8 @@ def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contac
     """The automation and contact to walk with, plus the pause-rows hint. Those read with the run by
     `load_run` are used once (then forgotten, so a run object kept around never walks on old data);
     otherwise they are read now."""
-    fresh = run.__dict__.pop("_fresh_relations", False)
-    has_pause_rows = run.__dict__.pop("has_pause_rows", None)
-    if fresh:
-        return run.automation, run.contact, has_pause_rows
+    if "has_pause_rows" in run.__dict__:
+        return run.automation, run.contact, run.__dict__.pop("has_pause_rows")
     return (Automation.objects.filter(pk=run.automation_id).first(),
             Contact.objects.filter(pk=run.contact_id).first(), None)
 

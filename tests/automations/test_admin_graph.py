@@ -2,22 +2,12 @@
 and entrypoint saves go through the same rules as the API."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from automations.graph.service import save_graph
 from automations.models import Automation, Entrypoint
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(db):
-    user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 GRAPH = {

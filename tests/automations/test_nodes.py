@@ -46,6 +46,15 @@ def steps_of(run):
     return list(StepRun.objects.filter(run_id=run.pk).order_by("executed_at", "id"))
 
 
+def assert_failed_without_error_edge(run, node_key, error_code):
+    """The run ended failed/handler_failure at `node_key`; its step kept the error; counted as failed."""
+    assert (run.status, run.exit_reason, run.current_node_key) == ("failed", "handler_failure", node_key)
+    [step] = steps_of(run)
+    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, error_code)
+    run.automation.refresh_from_db()
+    assert (run.automation.total_failed, run.automation.total_completed) == (1, 0)
+
+
 # -- message --------------------------------------------------------------------------------------------
 
 def test_message_sends_text_buttons_and_quick_replies_then_waits(org, contact, conv):
@@ -111,11 +120,7 @@ def test_message_delivery_failure_without_an_error_edge_fails_the_run(org, conta
 
     monkeypatch.setitem(effects.PROVIDERS, "sandbox", FailingProvider(refuse_account=True))
     run = run_flow(org, contact, [("greet", "message", {"blocks": [{"type": "text", "text": "hi"}]})])
-    assert (run.status, run.exit_reason, run.current_node_key) == ("failed", "handler_failure", "greet")
-    [step] = steps_of(run)
-    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "token_expired")
-    run.automation.refresh_from_db()
-    assert (run.automation.total_failed, run.automation.total_completed) == (1, 0)
+    assert_failed_without_error_edge(run, "greet", "token_expired")
 
 
 # -- input ----------------------------------------------------------------------------------------------
@@ -352,11 +357,7 @@ def test_http_request_500_without_an_error_edge_fails_the_run(org, contact, conv
     settings.RELAY_HTTP_ALLOW_PRIVATE = True
     with factories.local_http_server({"/boom": (500, {}, b"down")}) as server:
         run = run_flow(org, contact, [("call", "http_request", {"method": "GET", "url": server.url + "/boom"})])
-    assert (run.status, run.exit_reason, run.current_node_key) == ("failed", "handler_failure", "call")
-    [step] = steps_of(run)
-    assert (step.outcome, step.exited_via_port_key, step.error["code"]) == ("failed", None, "http_status")
-    run.automation.refresh_from_db()
-    assert (run.automation.total_failed, run.automation.total_completed) == (1, 0)
+    assert_failed_without_error_edge(run, "call", "http_status")
 
 
 def test_action_group_abort_without_an_error_edge_fails_the_run(org, contact, conv):

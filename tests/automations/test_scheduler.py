@@ -339,13 +339,6 @@ def test_the_tick_task_is_registered_under_the_beat_name():
 
 # ------------------------------------------------------------------------------------ admin
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
-
-
 def test_scheduled_job_admin_filters_overdue_and_failed(admin_client, org):
     overdue = noop_job(org, timezone.now() - timedelta(hours=1))
     failed = noop_job(org, timezone.now() - timedelta(hours=1), status=JobStatus.FAILED, last_error="boom")

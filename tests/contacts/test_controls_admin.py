@@ -4,8 +4,6 @@ it parked, saving one with paused_until schedules (or moves) its pause_expiry jo
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.utils import timezone
 
 from automations.models import JobKind, JobStatus, RunStatus, ScheduledJob
@@ -16,14 +14,6 @@ from tests.contacts.test_controls_pauses import park
 pytestmark = pytest.mark.django_db
 
 CONTROLS = "/admin/contacts/contactautomationcontrol"
-
-
-@pytest.fixture
-def admin_client(db):
-    user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
