@@ -4,7 +4,8 @@ from django.dispatch import Signal
 
 # Sent after commit when a contact's tags or custom fields changed.
 # kwargs: contact, tags_added (list), tags_removed (list), fields_changed ({slug: (old, new)}),
-#         trigger_depth (int: 0 from the API, run depth + 1 from an automation's action).
+#         trigger_depth (int: 0 from the API, run depth + 1 from an automation's action),
+#         listening (False when the sender already knows no entrypoint listens; None: unknown).
 contact_changed = Signal()
 
 
@@ -24,10 +25,11 @@ def diff_contact(before_tags, before_fields, contact) -> dict:
     }
 
 
-def send_contact_changed_on_commit(contact, changes: dict, trigger_depth: int = 0) -> None:
+def send_contact_changed_on_commit(contact, changes: dict, trigger_depth: int = 0,
+                                   listening: bool | None = None) -> None:
     from django.db import transaction
 
     if not any(changes.values()):
         return
     transaction.on_commit(lambda: contact_changed.send(
-        sender=type(contact), contact=contact, trigger_depth=trigger_depth, **changes))
+        sender=type(contact), contact=contact, trigger_depth=trigger_depth, listening=listening, **changes))

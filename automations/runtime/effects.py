@@ -19,16 +19,19 @@ import json
 import logging
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from automations.runtime import outbound_http
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
+from relay.core.sql import WRITTEN, Dependent, insert_rows, run_standalone
 
 logger = logging.getLogger(__name__)
 admin_logger = logging.getLogger("relay.notify_admin")
 
+MESSAGE_COLUMNS = ("id", "organization_id", "conversation_id", "direction", "text", "payload", "status", "run_id",
+                   "node_key", "idempotency_key", "provider_message_id", "error", "created_at", "sent_at")
 RESUMED = "resumed"  # pause_changes value: the scope's pause was lifted by this run
 
 
@@ -78,6 +81,10 @@ class Effects:
         self.pause_changes: dict[str | None, object] = {}  # scope -> paused_until (or None) / RESUMED
         self._ops: list = []
         self._messages: list[Message] = []
+        self._outbox: list[Message] = []  # written, to deliver after commit
+        # False when the run was read with no tag/field entrypoint listening in its organization
+        # (runner.load_run): passed on with the contact_changed signal, so the receiver need not ask.
+        self.change_listeners: bool | None = None
         # Net tag/field changes since the last apply (last change per tag/slug wins), written as one
         # UPDATE relative to the row, so a concurrent change to another tag or field is kept.
         self._tag_changes: dict[str, bool] = {}  # tag -> added (True) / removed (False)
@@ -212,26 +219,48 @@ class Effects:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
+    def has_operations(self) -> bool:
+        """Buffered writes that are not plain rows (pauses, enrollments, contact fields…): they need a
+        transaction around the run write."""
+        return bool(self._ops)
+
+    @property
     def pending(self) -> bool:
         return bool(self._ops or self._messages or self._tag_changes or self._field_changes)
 
     def apply(self) -> None:
         """Write everything buffered. Call inside the transaction that persisted the run."""
-        messages, ops = self._messages, self._ops
-        self._messages, self._ops = [], []
+        run_standalone(self.dependents())
+        self.after_write()
+
+    def dependents(self) -> list[Dependent]:
+        """The buffered message rows and contact changes as writes guarded by the run write
+        (`runs.write_run(..., dependents=…)`); call `after_write` once that write won."""
+        messages, self._messages = self._messages, []
+        self._outbox = self._record_sent_in_transaction(messages) if messages else []
+        written = []
         if messages:
-            outbox = self._record_sent_in_transaction(messages)
-            Message.objects.bulk_create(messages)
-            if outbox:
-                ids = [m.pk for m in outbox]
-                transaction.on_commit(lambda: deliver_messages(ids))
-        self._write_contact_changes()
+            written.append(insert_rows(Message, MESSAGE_COLUMNS,
+                                       [tuple(getattr(m, name) for name in MESSAGE_COLUMNS) for m in messages]))
+        contact_update = self._contact_changes()
+        if contact_update is not None:
+            written.append(contact_update)
+        return written
+
+    def after_write(self) -> None:
+        """What follows a won run write, in its transaction if there is one: the buffered operations, then
+        (after commit) outbox delivery and the contact-change announcement."""
+        ops, self._ops = self._ops, []
+        outbox, self._outbox = self._outbox, []
         for op in ops:
             op()
+        if outbox:
+            ids = [m.pk for m in outbox]
+            transaction.on_commit(lambda: deliver_messages(ids))
         self._announce_contact_changes()
 
     def discard(self) -> None:
-        self._messages, self._ops = [], []
+        self._messages, self._ops, self._outbox = [], [], []
         self._tag_changes, self._field_changes = {}, {}
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -249,13 +278,13 @@ class Effects:
             _mark_sent(message, provider.deliver(message))
         return []
 
-    def _write_contact_changes(self) -> None:
+    def _contact_changes(self) -> Dependent | None:
         """One UPDATE for every tag and custom-field change of this persist: tags appended in order
         without duplicates, removed ones dropped; cleared slugs deleted, set slugs merged."""
         tag_changes, field_changes = self._tag_changes, self._field_changes
         self._tag_changes, self._field_changes = {}, {}
         if self.contact is None or not (tag_changes or field_changes):
-            return
+            return None
         assignments, params = [], []
         if tag_changes:
             assignments.append(
@@ -267,8 +296,8 @@ class Effects:
             assignments.append("custom_fields = (coalesce(custom_fields, '{}'::jsonb) - %s::text[]) || %s::jsonb")
             params += [[slug for slug, (is_set, _) in field_changes.items() if not is_set],
                        json.dumps({slug: value for slug, (is_set, value) in field_changes.items() if is_set})]
-        self._sql(f"UPDATE contacts SET {', '.join(assignments)}, updated_at = now() WHERE id = %s",
-                  [*params, self.contact.pk])
+        return Dependent(f"UPDATE contacts SET {', '.join(assignments)}, updated_at = now() "
+                         f"WHERE id = %s AND {WRITTEN}", [*params, self.contact.pk])
 
     def _snapshot_contact(self) -> None:
         contact = self.contact
@@ -283,13 +312,9 @@ class Effects:
         from contacts.signals import diff_contact, send_contact_changed_on_commit
 
         changes = diff_contact(self._tags_before, self._fields_before, self.contact)
-        send_contact_changed_on_commit(self.contact, changes, trigger_depth=(self.run.trigger_depth or 0) + 1)
+        send_contact_changed_on_commit(self.contact, changes, trigger_depth=(self.run.trigger_depth or 0) + 1,
+                                       listening=self.change_listeners)
         self._snapshot_contact()
-
-    @staticmethod
-    def _sql(sql: str, params: list) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
 
     def _contact_row(self):
         from contacts.models import Contact

@@ -115,7 +115,9 @@ def _candidates(organization_id: str, events: list[tuple[str, dict]]) -> list[En
 
 @receiver(contact_changed)
 def on_contact_changed(sender, contact, tags_added=(), tags_removed=(), fields_changed=None, trigger_depth=0,
-                       **kwargs):
+                       listening=None, **kwargs):
+    if listening is False:  # the run that changed the contact read, with itself, that nothing listens
+        return
     events = events_from_changes(tags_added, tags_removed, fields_changed or {})
     # Most changes have no listener: a lean EXISTS first (building the full entrypoint + automation query
     # costs Django several times more than PostgreSQL spends answering it), the contact only if needed.

@@ -13,6 +13,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from automations.models import AutomationRun, JobKind, JobStatus, ScheduledJob
+from relay.core.sql import WRITTEN, Dependent
 
 # Jobs that belong to one wait of a run; cancelled when the run leaves the node.
 WAIT_JOB_KINDS = (JobKind.RESUME_DELAY, JobKind.INPUT_TIMEOUT, JobKind.NO_RESPONSE_TIMEOUT,
@@ -57,3 +58,22 @@ def cancel_pending(run: AutomationRun, kinds=None, *, finishing: Claim | None = 
                         output_field=fields["last_error"]),
         updated_at=timezone.now(),
     )
+
+
+def cancelled_with_write(run: AutomationRun, kinds, *, finishing: Claim | None = None) -> Dependent:
+    """`cancel_pending(run, kinds, finishing=…)` as a dependent of the run write (`runs.write_run`):
+    same rows, same outcome, no statement of its own."""
+    now, kinds = timezone.now(), [str(kind) for kind in kinds]
+    where = f'"run_id" = %s AND "status" = %s AND "kind" = ANY(%s::text[]) AND {WRITTEN}'
+    if finishing is None:
+        return Dependent(f'UPDATE "automation_scheduled_jobs" SET "status" = %s, "updated_at" = %s WHERE {where}',
+                         [JobStatus.CANCELLED, now, run.pk, JobStatus.PENDING, kinds])
+    this_claim = '("id" = %s AND "due_at" = %s)'
+    claim = [finishing.id, finishing.lease]
+    sql = (f'UPDATE "automation_scheduled_jobs" SET '
+           f'"status" = CASE WHEN {this_claim} THEN %s ELSE %s END, '
+           f'"due_at" = CASE WHEN {this_claim} THEN %s ELSE "due_at" END, '
+           f'"last_error" = CASE WHEN {this_claim} THEN \'\' ELSE "last_error" END, '
+           f'"updated_at" = %s WHERE {where}')
+    return Dependent(sql, [*claim, JobStatus.DONE, JobStatus.CANCELLED, *claim, finishing.original_due, *claim,
+                           now, run.pk, JobStatus.PENDING, kinds])

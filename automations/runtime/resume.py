@@ -99,7 +99,11 @@ def retire_runs_off_graph(automation_id: str, *, now: datetime | None = None, at
 
 def waiting_entry_port(run: AutomationRun) -> str | None:
     """The port the run entered the node it waits at (its latest `waiting` row there), so the resume row
-    and a re-prompt row read like the visit that started the wait."""
+    and a re-prompt row read like the visit that started the wait. `load_run` reads it with the run;
+    that answer holds while the run is unchanged since."""
+    hint = run.__dict__.get("entry_port_hint")
+    if hint is not None and hint[:2] == (run.updated_at, run.current_node_key):
+        return hint[2]
     return (StepRun.objects.filter(run_id=run.pk, node_key=run.current_node_key, outcome=StepOutcome.WAITING)
             .order_by("-executed_at", "-id").values_list("entered_via_port_key", flat=True).first())
 

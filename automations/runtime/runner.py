@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import nullcontext
 from datetime import datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from automations.models import (
+    ActiveStatus,
     Automation,
     AutomationRun,
+    AutomationStatus,
+    Entrypoint,
+    EntrypointKind,
     ExitReason,
     RunStatus,
+    StepOutcome,
     StepRun,
     WaitingFor,
 )
@@ -31,22 +37,72 @@ from automations.runtime import jobs
 from automations.runtime.effects import RESUMED, Effects
 from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
 from automations.runtime.pauses import applying_pauses
-from automations.runtime.runs import count_finish, finished, write_run
-from contacts.models import Contact, ContactAutomationControl
+from automations.runtime.runs import counted_finish, finished, write_run
+from contacts.models import Contact, ContactAutomationControl, Conversation, SocialAccount
+from relay.core import sql
+from relay.core.sql import insert_rows, run_standalone
 
 logger = logging.getLogger(__name__)
 
+STEP_COLUMNS = ("run_id", "automation_id", "node_key", "node_kind", "entered_via_port_key", "exited_via_port_key",
+                "outcome", "duration_ms", "payload", "error", "executed_at")
+
 
 def load_run(run_or_id) -> AutomationRun | None:
-    """The run by id, read in one query with everything an advance needs: its automation (graph),
-    contact, account, conversation, and whether the contact has any pause rows at all (that annotation
-    also marks the relations as freshly read). A run object passed in is returned as is (its relations
-    are read again by `execute`)."""
+    """The run by id, read in ONE statement with everything an advance needs: its automation (graph),
+    contact, account and conversation, plus three hints read at the same instant — whether the contact
+    has any pause rows at all, whether anything in the organization listens for tag/field changes, and
+    (for a waiting run) the port its wait was entered through. The hints live in the run's `__dict__`
+    and are used once (`has_pause_rows` also marks the relations as freshly read). A run object passed
+    in is returned as is (its relations are read again by `execute`)."""
     if isinstance(run_or_id, AutomationRun):
         return run_or_id
-    return (AutomationRun.objects.select_related("social_account", "conversation", "automation", "contact")
-            .annotate(has_pause_rows=Exists(ContactAutomationControl.objects.filter(contact_id=OuterRef("contact_id"))))
-            .filter(pk=run_or_id).first())
+    rows = sql.execute(_load_run_text(), [run_or_id])
+    if not rows:
+        return None
+    values = list(rows[0])
+    has_pause_rows, has_change_listeners, entry_port = values[-3:]
+    instances = {}
+    offset = 0
+    for name, model in _LOADED_WITH_RUN:
+        width = len(model._meta.concrete_fields)
+        instances[name] = sql.instance(model, values[offset:offset + width])
+        offset += width
+    run = instances.pop("run")
+    for name, related in instances.items():
+        AutomationRun._meta.get_field(name).set_cached_value(run, related)
+    run.__dict__.update(has_pause_rows=has_pause_rows, has_change_listeners=has_change_listeners,
+                        entry_port_hint=(run.updated_at, run.current_node_key, entry_port))
+    return run
+
+
+# The rows `load_run` reads, in column order: the run, then its relations (LEFT JOIN: absent → None).
+_LOADED_WITH_RUN = (("run", AutomationRun), ("automation", Automation), ("contact", Contact),
+                    ("social_account", SocialAccount), ("conversation", Conversation))
+CHANGE_EVENT_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
+
+
+@lru_cache(maxsize=1)
+def _load_run_text() -> str:
+    aliases = {"run": "r", "automation": "a", "contact": "c", "social_account": "sa", "conversation": "cv"}
+    columns = ", ".join(f'{aliases[name]}."{field.column}"' for name, model in _LOADED_WITH_RUN
+                        for field in model._meta.concrete_fields)
+    joins = " ".join(
+        f'LEFT JOIN "{model._meta.db_table}" {aliases[name]} ON {aliases[name]}."id" = '
+        f'r."{AutomationRun._meta.get_field(name).column}"'
+        for name, model in _LOADED_WITH_RUN[1:])
+    kinds = ", ".join(f"'{kind}'" for kind in CHANGE_EVENT_KINDS)
+    return (
+        f"SELECT {columns}, "
+        f'EXISTS (SELECT 1 FROM "{ContactAutomationControl._meta.db_table}" p WHERE p."contact_id" = r."contact_id"), '
+        f'EXISTS (SELECT 1 FROM "{Entrypoint._meta.db_table}" e JOIN "{Automation._meta.db_table}" ea '
+        f'ON ea."id" = e."automation_id" WHERE e."organization_id" = r."organization_id" AND e."kind" IN ({kinds}) '
+        f"AND e.\"status\" = '{ActiveStatus.ACTIVE}' AND ea.\"status\" = '{AutomationStatus.ACTIVE}'), "
+        f"CASE WHEN r.\"status\" = '{RunStatus.WAITING}' THEN (SELECT s.\"entered_via_port_key\" "
+        f'FROM "{StepRun._meta.db_table}" s WHERE s."run_id" = r."id" AND s."node_key" = r."current_node_key" '
+        f"AND s.\"outcome\" = '{StepOutcome.WAITING}' ORDER BY s.\"executed_at\" DESC, s.\"id\" DESC LIMIT 1) END "
+        f'FROM "{AutomationRun._meta.db_table}" r {joins} WHERE r."id" = %s'
+    )
 
 
 def graph_of(run: AutomationRun) -> dict:
@@ -56,14 +112,15 @@ def graph_of(run: AutomationRun) -> dict:
     return Automation.objects.only("graph").get(pk=run.automation_id).graph
 
 
-def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contact | None, bool | None]:
-    """The automation and contact to walk with, plus the pause-rows hint. Those read with the run by
-    `load_run` are used once (then forgotten, so a run object kept around never walks on old data);
-    otherwise they are read now."""
+def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contact | None, bool | None, bool | None]:
+    """The automation and contact to walk with, plus the pause-rows and change-listener hints. Those
+    read with the run by `load_run` are used once (then forgotten, so a run object kept around never
+    walks on old data); otherwise they are read now."""
     if "has_pause_rows" in run.__dict__:
-        return run.automation, run.contact, run.__dict__.pop("has_pause_rows")
+        return (run.automation, run.contact, run.__dict__.pop("has_pause_rows"),
+                run.__dict__.pop("has_change_listeners", None))
     return (Automation.objects.filter(pk=run.automation_id).first(),
-            Contact.objects.filter(pk=run.contact_id).first(), None)
+            Contact.objects.filter(pk=run.contact_id).first(), None, None)
 
 
 class LiveDriver:
@@ -73,7 +130,8 @@ class LiveDriver:
                  finishing_job: jobs.Claim | None = None):
         self.run = run
         self.effects = effects
-        self.steps: list[StepRun] = []
+        self.steps: list[tuple] = []  # step rows in STEP_COLUMNS order
+        self.finished_job = False  # the claimed job was marked done by a won write
         self.cancel_wait_jobs = cancel_wait_jobs  # a resume cancels the timeout jobs of the wait it ends
         self.finishing_job = finishing_job  # …and marks done the one that resumed it (scheduler)
         self.persists = 0
@@ -85,12 +143,9 @@ class LiveDriver:
 
     # -- walker hooks ---------------------------------------------------------------------------
     def record(self, step: Step) -> None:
-        self.steps.append(StepRun(
-            run_id=self.run.pk, automation_id=self.run.automation_id, node_key=step.node_key,
-            node_kind=step.node_kind, entered_via_port_key=step.entered_via_port_key,
-            exited_via_port_key=step.exited_via_port_key, outcome=step.outcome, duration_ms=step.duration_ms,
-            payload=step.payload, error=step.error, executed_at=step.executed_at,
-        ))
+        self.steps.append((self.run.pk, self.run.automation_id, step.node_key, step.node_kind,
+                           step.entered_via_port_key, step.exited_via_port_key, step.outcome, step.duration_ms,
+                           step.payload, step.error, step.executed_at))
 
     def choice(self, node_key: str) -> str | None:
         return None
@@ -120,21 +175,35 @@ class LiveDriver:
 
     # -- persistence ----------------------------------------------------------------------------
     def persist(self, changes: dict, *, job: tuple | None = None, finished_status: str | None = None) -> bool:
-        with transaction.atomic():
-            if not write_run(self.run, **changes):
+        """Write the run and everything this iteration buffered. The common case — steps, messages,
+        contact changes, counters, the wait's jobs — is ONE statement (`write_run` with dependents), so
+        it commits once with no BEGIN/COMMIT round trips; buffered operations or a job to schedule add
+        statements of their own, in a transaction with it."""
+        dependents = []
+        if self.cancel_wait_jobs:
+            dependents.append(jobs.cancelled_with_write(self.run, jobs.WAIT_JOB_KINDS, finishing=self.finishing_job))
+        dependents += self.effects.dependents()
+        counter = counted_finish(self.run.automation_id, finished_status) if finished_status else None
+        if counter is not None:
+            dependents.append(counter)
+        separate = job is not None or self.effects.has_operations
+        # Operations complete step payloads (start_automation's run id), so with them the steps go last.
+        steps = insert_rows(StepRun, STEP_COLUMNS, self.steps) if self.steps else None
+        if steps is not None and not separate:
+            dependents.append(steps)
+        with transaction.atomic() if separate else nullcontext():
+            if not write_run(self.run, dependents=dependents, **changes):
                 self.steps = []
                 self.effects.discard()
                 return False
-            if self.cancel_wait_jobs:
-                jobs.cancel_pending(self.run, jobs.WAIT_JOB_KINDS, finishing=self.finishing_job)
-                self.cancel_wait_jobs = False
-            self.effects.apply()
-            if self.steps:
-                StepRun.objects.bulk_create(self.steps)
             if job is not None:
                 jobs.schedule(self.run, *job)
-            if finished_status:
-                count_finish(self.run.automation_id, finished_status)
+            self.effects.after_write()
+            if steps is not None and separate:
+                run_standalone([insert_rows(StepRun, STEP_COLUMNS, self.steps)])
+        if self.cancel_wait_jobs and self.finishing_job is not None:
+            self.finished_job = True
+        self.cancel_wait_jobs = False
         self.steps = []
         self.persists += 1
         return True
@@ -164,8 +233,9 @@ def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datet
     """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
     `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
     first write won)."""
-    automation, contact, has_pause_rows = _take_fresh_relations(run)
+    automation, contact, has_pause_rows, has_change_listeners = _take_fresh_relations(run)
     effects = Effects(run=run, contact=contact, automation=automation)
+    effects.change_listeners = has_change_listeners
     driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs, finishing_job=finishing_job)
     if has_pause_rows is False:
         driver.no_pause_rows()

@@ -7,9 +7,11 @@ concurrency token, so each write sets it to a value strictly greater than the on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,6 +22,7 @@ from automations.models import (
     ExitReason,
     RunStatus,
 )
+from relay.core.sql import WRITTEN, Dependent, db_value, execute
 
 COUNTER_FIELDS = {
     RunStatus.COMPLETED: "total_completed",
@@ -39,19 +42,59 @@ def _next_stamp(previous: datetime | None) -> datetime:
     return now
 
 
-def write_run(run: AutomationRun, **changes) -> bool:
+def write_run(run: AutomationRun, *, dependents: Sequence[Dependent] = (), **changes) -> bool:
     """Apply `changes` to the run row iff nobody wrote it since `run` was read.
 
     On success the in-memory run gets the changes and its new updated_at, and True is returned. On zero
-    rows nothing changes (in the database or in memory) and False is returned."""
+    rows nothing changes (in the database or in memory) and False is returned.
+
+    `dependents` (step rows, messages, counters, job updates) are written by the same statement, as
+    data-modifying CTEs guarded by the run write: all of them or none, in one round trip and — outside
+    a transaction — one commit."""
     stamp = _next_stamp(run.updated_at)
     values = {**changes, "updated_at": stamp}
-    rows = AutomationRun.objects.filter(pk=run.pk, updated_at=run.updated_at).update(**values)
-    if rows == 0:
+    fields = [AutomationRun._meta.get_field(name) for name in values]
+    params = [db_value(field, value) for field, value in zip(fields, values.values(), strict=True)]
+    params += [run.pk, db_value(AutomationRun._meta.get_field("updated_at"), run.updated_at)]
+    for dependent in dependents:
+        params += list(dependent.params)
+    text = _write_text(tuple(field.column for field in fields), tuple(dependent.sql for dependent in dependents))
+    try:
+        rows = execute(text, params)
+    except DatabaseError:
+        _close_if_lost()
+        raise
+    if rows[0][0] == 0:
         return False
     for name, value in values.items():
         setattr(run, name, value)
     return True
+
+
+def _close_if_lost() -> None:
+    """Outside a transaction, a write that lost its connection closes it, as a rollback would inside
+    one: the caller (a tick going on to its next job) then records the failure on a new connection."""
+    if not connection.in_atomic_block and connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
+@lru_cache(maxsize=256)
+def _write_text(columns: tuple[str, ...], dependents: tuple[str, ...]) -> str:
+    assignments = ", ".join(f'"{name}" = %s' for name in columns)
+    parts = [f'WITH written_run AS (UPDATE "automation_runs" SET {assignments} '
+             f'WHERE "id" = %s AND "updated_at" = %s RETURNING 1)']
+    for i, sql in enumerate(dependents):
+        parts.append(f"d{i} AS ({sql.replace(WRITTEN, 'EXISTS (SELECT 1 FROM written_run)')})")
+    return ", ".join(parts) + " SELECT count(*) FROM written_run"
+
+
+def counted_finish(automation_id: str, status: str) -> Dependent | None:
+    """The automation's counter bump for a run that ends `status`, as a dependent of the run write."""
+    field = COUNTER_FIELDS.get(status)
+    if not field:
+        return None
+    return Dependent(f'UPDATE "automations" SET "{field}" = "{field}" + 1 WHERE "id" = %s AND {WRITTEN}',
+                     [automation_id])
 
 
 def finished(status: str, exit_reason: str, now: datetime, **extra) -> dict:

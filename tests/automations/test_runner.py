@@ -130,18 +130,40 @@ def test_visit_cap_counts_per_iteration_not_per_run(org, contact, conv):
     assert (run.status, run.current_node_key, run.current_port_key) == ("completed", "m149", "true")
 
 
-def test_steps_of_an_iteration_are_written_in_one_insert_and_one_transaction(org, contact, conv):
+def test_an_iteration_is_read_by_one_statement_and_written_by_one(org, contact, conv):
+    """Read the run with what the walk needs; write the run, its 30 step rows and the counter at once."""
     nodes = [(f"n{i}", "condition", {}) for i in range(30)]
     edges = [(f"n{i}", "true", f"n{i + 1}") for i in range(29)]
     automation = factories.automation(org, factories.flow(nodes, edges), status="active")
     run = enroll(automation, contact).run
     with CaptureQueriesContext(connection) as queries:
         advance(run.pk)
-    inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "automation_step_runs"')]
-    assert len(inserts) == 1
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 2, statements
+    assert statements[0].startswith("SELECT")
+    write = statements[1]
+    assert 'UPDATE "automation_runs"' in write and 'INSERT INTO "automation_step_runs"' in write
+    assert 'UPDATE "automations"' in write
     assert StepRun.objects.filter(run_id=run.pk).count() == 30
-    run_updates = [q for q in queries.captured_queries if q["sql"].startswith('UPDATE "automation_runs"')]
-    assert len(run_updates) == 1
+    automation.refresh_from_db()
+    assert automation.total_completed == 1
+
+
+def test_a_lost_run_write_writes_none_of_its_dependents(org, contact, conv):
+    """The steps, messages, contact changes and counter ride on the run write: a stale copy writes nothing."""
+    automation = factories.automation(org, factories.flow([
+        ("hi", "message", {"blocks": [{"type": "text", "text": "hi"}]}),
+        ("tag", "action_group", {"actions": [{"id": "a", "type": "tag_add", "tag": "seen"}]})],
+        [("hi", "next", "tag")]), status="active")
+    run = enroll(automation, contact).run
+    stale = AutomationRun.objects.get(pk=run.pk)
+    AutomationRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() + timedelta(seconds=1))
+    assert advance(stale) is None
+    assert not StepRun.objects.filter(run_id=run.pk).exists()
+    assert not Message.objects.filter(run_id=run.pk).exists()
+    contact.refresh_from_db()
+    automation.refresh_from_db()
+    assert "seen" not in contact.tags and automation.total_completed == 0
 
 
 # -- graph-change safety --------------------------------------------------------------------------------
