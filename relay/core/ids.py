@@ -9,8 +9,16 @@ _ALPHABET = string.ascii_lowercase + string.digits
 ID_RANDOM_LENGTH = 20
 
 
+_UNBIASED_BELOW = 256 - 256 % len(_ALPHABET)  # bytes at or above this would favour the first letters
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(ID_RANDOM_LENGTH))
+    """One read of the system's randomness per id (not one per character), uniform over the alphabet."""
+    chars: list[str] = []
+    while len(chars) < ID_RANDOM_LENGTH:
+        randomness = secrets.token_bytes(ID_RANDOM_LENGTH + 4)
+        chars += [_ALPHABET[b % len(_ALPHABET)] for b in randomness if b < _UNBIASED_BELOW]
+    return f"{prefix}_" + "".join(chars[:ID_RANDOM_LENGTH])
 
 
 class PrefixedIdField(models.CharField):
