@@ -34,6 +34,10 @@ class Claim:
     original_due: datetime
     attempts: int  # including this claim
     lease: datetime
+    # The row as claimed, so a job that resumes a run needs no read of its own (see scheduler.process_claim).
+    kind: str = ""
+    run_id: str | None = None
+    payload: dict | None = None
 
 
 def cancel_pending(run: AutomationRun, kinds=None, *, finishing: Claim | None = None) -> int:

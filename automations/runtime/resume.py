@@ -20,14 +20,16 @@ from automations.runtime.runner import execute, graph_of, load_run
 from automations.runtime.runs import count_finish, finished, write_run
 
 
-def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None) -> bool:
-    """End a live run `exited` / `graph_changed` (optimistic write, counter, pending jobs cancelled).
-    False: another worker moved the run first."""
+def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None, *,
+                       finishing_job: jobs.Claim | None = None) -> bool:
+    """End a live run `exited` / `graph_changed` (optimistic write, counter, pending jobs cancelled —
+    `finishing_job`, the scheduler's claim that fired, marked done). False: another worker moved the
+    run first."""
     with transaction.atomic():
         if not write_run(run, **finished(RunStatus.EXITED, ExitReason.GRAPH_CHANGED, now,
                                          current_port_key=port_key)):
             return False
-        jobs.cancel_pending(run)
+        jobs.cancel_pending(run, finishing=finishing_job)
         count_finish(run.automation_id, RunStatus.EXITED)
     return True
 
@@ -40,8 +42,8 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     Writes the waiting node's step row (`exited_via_port_key` = port_key, `payload`, `step_outcome`),
     merges `context_updates` into the run context, cancels the wait's pending timeout jobs. Runs parked
     by a contact pause are not touched (use resume_parked). `finishing_job` (the scheduler's claimed
-    timeout job) is marked done in the same transaction. Returns True iff this call moved the run
-    (False: not waiting, or another worker moved it first)."""
+    timeout job) is marked done in the same transaction, so True also means it was (if still held).
+    Returns True iff this call moved the run (False: not waiting, or another worker moved it first)."""
     run = load_run(run)
     if run is None or run.status != RunStatus.WAITING or run.waiting_for == WaitingFor.EXTERNAL_EVENT:
         return False
@@ -49,7 +51,7 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     graph = GraphView(graph_of(run))
     node = graph.node(run.current_node_key)
     if node is None or port_key not in graph.ports(node):
-        return exit_graph_changed(run, now_value, port_key)
+        return exit_graph_changed(run, now_value, port_key, finishing_job=finishing_job)
     step = Step(node["key"], node.get("kind", ""), waiting_entry_port(run), port_key, step_outcome,
                 payload=payload or {})
     driver = execute(run, Position(node["key"], port_key=port_key), gone_reason=ExitReason.GRAPH_CHANGED,

@@ -28,7 +28,9 @@ from automations.models import (
     Entrypoint,
     EntrypointKind,
     ExitReason,
+    JobStatus,
     RunStatus,
+    ScheduledJob,
     StepOutcome,
     StepRun,
     WaitingFor,
@@ -48,19 +50,24 @@ STEP_COLUMNS = ("run_id", "automation_id", "node_key", "node_kind", "entered_via
                 "outcome", "duration_ms", "payload", "error", "executed_at")
 
 
-def load_run(run_or_id) -> AutomationRun | None:
+def load_run(run_or_id, *, held_job: jobs.Claim | None = None) -> AutomationRun | None:
     """The run by id, read in ONE statement with everything an advance needs: its automation (graph),
     contact, account and conversation, plus three hints read at the same instant — whether the contact
     has any pause rows at all, whether anything in the organization listens for tag/field changes, and
     (for a waiting run) the port its wait was entered through. The hints live in the run's `__dict__`
-    and are used once (`has_pause_rows` also marks the relations as freshly read). A run object passed
-    in is returned as is (its relations are read again by `execute`)."""
+    and are used once (`has_pause_rows` also marks the relations as freshly read). With `held_job` (a
+    scheduler claim) the same statement tells whether that job is still ours: `job_held`. A run object
+    passed in is returned as is (its relations are read again by `execute`)."""
     if isinstance(run_or_id, AutomationRun):
         return run_or_id
-    rows = sql.execute(_load_run_text(), [run_or_id])
+    with_job = held_job is not None
+    params = [held_job.id, held_job.lease, run_or_id] if with_job else [run_or_id]
+    rows = sql.execute(_load_run_text(with_job), params)
     if not rows:
         return None
     values = list(rows[0])
+    if with_job:
+        job_held = values.pop()
     has_pause_rows, has_change_listeners, entry_port = values[-3:]
     instances = {}
     offset = 0
@@ -73,6 +80,8 @@ def load_run(run_or_id) -> AutomationRun | None:
         AutomationRun._meta.get_field(name).set_cached_value(run, related)
     run.__dict__.update(has_pause_rows=has_pause_rows, has_change_listeners=has_change_listeners,
                         entry_port_hint=(run.updated_at, run.current_node_key, entry_port))
+    if with_job:
+        run.__dict__["job_held"] = job_held
     return run
 
 
@@ -82,8 +91,8 @@ _LOADED_WITH_RUN = (("run", AutomationRun), ("automation", Automation), ("contac
 CHANGE_EVENT_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
 
 
-@lru_cache(maxsize=1)
-def _load_run_text() -> str:
+@lru_cache(maxsize=2)
+def _load_run_text(with_job: bool) -> str:
     aliases = {"run": "r", "automation": "a", "contact": "c", "social_account": "sa", "conversation": "cv"}
     columns = ", ".join(f'{aliases[name]}."{field.column}"' for name, model in _LOADED_WITH_RUN
                         for field in model._meta.concrete_fields)
@@ -100,7 +109,10 @@ def _load_run_text() -> str:
         f"AND e.\"status\" = '{ActiveStatus.ACTIVE}' AND ea.\"status\" = '{AutomationStatus.ACTIVE}'), "
         f"CASE WHEN r.\"status\" = '{RunStatus.WAITING}' THEN (SELECT s.\"entered_via_port_key\" "
         f'FROM "{StepRun._meta.db_table}" s WHERE s."run_id" = r."id" AND s."node_key" = r."current_node_key" '
-        f"AND s.\"outcome\" = '{StepOutcome.WAITING}' ORDER BY s.\"executed_at\" DESC, s.\"id\" DESC LIMIT 1) END "
+        f"AND s.\"outcome\" = '{StepOutcome.WAITING}' ORDER BY s.\"executed_at\" DESC, s.\"id\" DESC LIMIT 1) END"
+        + (f', EXISTS (SELECT 1 FROM "{ScheduledJob._meta.db_table}" j WHERE j."id" = %s '
+           f"AND j.\"status\" = '{JobStatus.PENDING}' AND j.\"due_at\" = %s) " if with_job else " ")
+        +
         f'FROM "{AutomationRun._meta.db_table}" r {joins} WHERE r."id" = %s'
     )
 

@@ -40,6 +40,7 @@ that day; one in a DST overlap fires once (the first).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import traceback
@@ -67,6 +68,7 @@ from automations.models import (
 from automations.partitions import ensure_partitions
 from automations.runtime.effects import stale_outbox_ids
 from automations.runtime.jobs import Claim
+from relay.core import sql
 
 logger = logging.getLogger(__name__)
 
@@ -175,46 +177,65 @@ def _hand_over_stale_outbox() -> int:
 
 
 def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
-    """One short transaction: lock due pending rows nobody else holds, count the attempt, lease them."""
+    """One statement (one short transaction): lock due pending rows nobody else holds, count the attempt,
+    lease them, and return them — oldest first — with what processing needs."""
     if batch <= 0:
         return []
     lease = now + CLAIM_LEASE
-    with transaction.atomic():
-        rows = list(
-            ScheduledJob.objects.select_for_update(skip_locked=True)
-            .filter(status=JobStatus.PENDING, due_at__lte=now)
-            .order_by("due_at", "id")
-            .values_list("id", "due_at", "attempts")[:batch]
-        )
-        if not rows:
-            return []
-        ScheduledJob.objects.filter(id__in=[row[0] for row in rows]).update(
-            attempts=F("attempts") + 1, due_at=lease, updated_at=timezone.now()
-        )
-    return [Claim(id=job_id, original_due=due, attempts=attempts + 1, lease=lease) for job_id, due, attempts in rows]
+    rows = sql.execute(_CLAIM, [JobStatus.PENDING, now, batch, lease, timezone.now()])
+    rows.sort(key=lambda row: (row[1], row[0]))
+    return [Claim(id=job_id, original_due=due, attempts=attempts, lease=lease, kind=kind, run_id=run_id,
+                  payload=json.loads(payload) if isinstance(payload, str) else payload)
+            for job_id, due, attempts, kind, run_id, payload in rows]
+
+
+_CLAIM = (
+    'WITH due AS (SELECT "id", "due_at" FROM "automation_scheduled_jobs" WHERE "status" = %s AND "due_at" <= %s '
+    'ORDER BY "due_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED) '
+    'UPDATE "automation_scheduled_jobs" j SET "attempts" = j."attempts" + 1, "due_at" = %s, "updated_at" = %s '
+    'FROM due WHERE j."id" = due."id" RETURNING j."id", due."due_at", j."attempts", j."kind", j."run_id", j."payload"'
+)
+
+
+class NotHeld(Exception):
+    """The claimed job was cancelled or claimed again before it was processed."""
 
 
 def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
-    """Run one claimed job; return the TickReport counter it belongs to."""
-    job = (ScheduledJob.objects.select_related("entrypoint")
-           .filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).first())
-    if job is None:
-        return "skipped"
+    """Run one claimed job; return the TickReport counter it belongs to.
+
+    A job that resumes a run is taken from the claim itself: its hold (still pending, still our lease)
+    is checked by the same statement that reads the run, and the run's own write marks it done. Other
+    kinds are read again first."""
+    if claim.kind in PORT_BY_KIND:
+        job = ScheduledJob(id=claim.id, kind=claim.kind, run_id=claim.run_id, payload=claim.payload or {})
+    else:
+        job = (ScheduledJob.objects.select_related("entrypoint")
+               .filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).first())
+        if job is None:
+            return "skipped"
     handler = HANDLERS.get(job.kind)
     try:
         if handler is None:
             raise ValueError(f"unknown job kind {job.kind!r}")
         acted = handler(job, claim, now, report)
+    except NotHeld:
+        return "skipped"
     except Exception as exc:
         logger.warning("scheduler: job %s (%s) failed on attempt %s", job.pk, job.kind, claim.attempts,
                        exc_info=True)
         return _record_failure(claim, exc, now)
+    if acted is CLOSED:
+        return "done"
     # The runtime may have cancelled this very job while resuming its run (cancel_pending): still done.
     ScheduledJob.objects.filter(pk=claim.id, due_at=claim.lease,
                                 status__in=[JobStatus.PENDING, JobStatus.CANCELLED]).update(
         status=JobStatus.DONE, due_at=claim.original_due, last_error="", updated_at=timezone.now()
     )
     return "done" if acted else "noop"
+
+
+CLOSED = "closed"  # a handler's answer: acted, and the job was marked done by the run's own write
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -234,15 +255,20 @@ def _record_failure(claim: Claim, exc: Exception, now: datetime) -> str:
 
 # ------------------------------------------------------------------------------------- run waits
 
-def _waiting_run(job: ScheduledJob) -> AutomationRun | None:
-    """The job's run if it is still waiting where and for what the job was scheduled, else None."""
+def _waiting_run(job: ScheduledJob, claim: Claim) -> AutomationRun | None:
+    """The job's run if it is still waiting where and for what the job was scheduled, else None. Raises
+    NotHeld if the job is no longer ours (read by the same statement as the run)."""
     if job.run_id is None:
         return None
     from automations.runtime.runner import load_run
 
-    run = load_run(job.run_id)  # read now, with what the resume needs, in one query
+    run = load_run(job.run_id, held_job=claim)  # read now, with what the resume needs, in one query
     if run is None:
+        if not ScheduledJob.objects.filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).exists():
+            raise NotHeld(claim.id)
         return None
+    if not run.__dict__.pop("job_held"):
+        raise NotHeld(claim.id)
     if run.status != RunStatus.WAITING or run.waiting_for != WAITING_FOR_BY_KIND[job.kind]:
         return None
     node_key = (job.payload or {}).get("node_key")
@@ -251,15 +277,15 @@ def _waiting_run(job: ScheduledJob) -> AutomationRun | None:
     return run
 
 
-def _resume_through_port(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport) -> bool:
-    run = _waiting_run(job)
+def _resume_through_port(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport):
+    run = _waiting_run(job, claim)
     if run is None:
         return False
     from automations.runtime.resume import resume_waiting
 
-    return bool(resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk,
-                                                                      "job_kind": job.kind}, now=now,
-                               finishing_job=claim))
+    resumed = resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk, "job_kind": job.kind},
+                             now=now, finishing_job=claim)
+    return CLOSED if resumed else False
 
 
 def _pause_expiry(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport) -> bool:

@@ -112,8 +112,8 @@ def test_resume_delay_resumes_through_next_when_due(org, contact, now):
 
 
 def test_the_resumed_job_is_marked_done_in_the_run_transaction(org, contact, now, monkeypatch):
-    """The claimed job turns `done` with the run's own write: the tick's closing update finds nothing
-    left to change (here it is disabled, and the job is still done with its original due time)."""
+    """The claimed job turns `done` with the run's own write: the tick sends no closing update at all
+    (a spy would catch one), and the job is done with its original due time."""
     run = run_until_it_stops(delay_flow(org, minutes=10), contact, now)
     job = pending_job(run, JobKind.RESUME_DELAY)
     other = ScheduledJob.objects.create(organization=org, run_id=run.pk, kind=JobKind.INPUT_TIMEOUT,
@@ -130,11 +130,68 @@ def test_the_resumed_job_is_marked_done_in_the_run_transaction(org, contact, now
     monkeypatch.setattr(ScheduledJob.objects, "filter", spy_filter)
     report = tick(now=now + timedelta(minutes=10))
     monkeypatch.undo()
-    assert (report.claimed, report.done) == (1, 1) and closing  # the closing update was attempted
+    assert (report.claimed, report.done) == (1, 1) and not closing
     job.refresh_from_db()
     other.refresh_from_db()
     assert (job.status, job.due_at, job.last_error) == (JobStatus.DONE, now + timedelta(minutes=10), "")
     assert other.status == JobStatus.CANCELLED  # the run's other wait jobs are cancelled as before
+
+
+def test_a_resume_job_cancelled_after_the_claim_is_skipped_and_the_run_left_waiting(org, contact, now):
+    """An admin cancels a job the tick has already claimed: the statement that reads the run sees it."""
+    run = run_until_it_stops(delay_flow(org, minutes=10), contact, now)
+    job = pending_job(run, JobKind.RESUME_DELAY)
+    [claim] = scheduler.claim_due_jobs(now + timedelta(minutes=10), 10)
+    assert (claim.kind, claim.run_id, claim.payload["node_key"]) == (JobKind.RESUME_DELAY, run.pk, "wait")
+    ScheduledJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+    assert scheduler.process_claim(claim, now, scheduler.TickReport(now=now)) == "skipped"
+    job.refresh_from_db()
+    run.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and (run.status, run.current_node_key) == (RunStatus.WAITING, "wait")
+
+
+def test_a_resume_job_claimed_again_by_another_tick_is_skipped_by_the_first(org, contact, now):
+    run = run_until_it_stops(delay_flow(org, minutes=10), contact, now)
+    [first] = scheduler.claim_due_jobs(now + timedelta(minutes=10), 10)
+    [second] = scheduler.claim_due_jobs(first.lease, 10)  # the first holder stalled past its lease
+    assert scheduler.process_claim(first, now, scheduler.TickReport(now=now)) == "skipped"
+    assert scheduler.process_claim(second, now, scheduler.TickReport(now=now)) == "done"
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED and len(steps(run, "wait")) == 2
+
+
+def test_a_resume_job_whose_run_was_deleted_after_the_claim_is_skipped(org, contact, now):
+    run = run_until_it_stops(delay_flow(org, minutes=10), contact, now)
+    [claim] = scheduler.claim_due_jobs(now + timedelta(minutes=10), 10)
+    AutomationRun.objects.filter(pk=run.pk).delete()  # its jobs go with it (cascade)
+    assert scheduler.process_claim(claim, now, scheduler.TickReport(now=now)) == "skipped"
+
+
+def test_a_delay_whose_node_was_removed_exits_graph_changed_and_the_run_write_closes_the_job(org, contact, now,
+                                                                                             monkeypatch):
+    automation = delay_flow(org, minutes=10)
+    run = run_until_it_stops(automation, contact, now)
+    job = pending_job(run, JobKind.RESUME_DELAY)
+    graph = automation.graph
+    Automation.objects.filter(pk=automation.pk).update(graph={
+        **graph, "nodes": [n for n in graph["nodes"] if n["key"] != "wait"],
+        "edges": [e for e in graph["edges"] if "wait" not in (e["from_node"], e["to_node"])]})
+    closing = []
+    original_filter = ScheduledJob.objects.filter
+
+    def spy_filter(*args, **kwargs):
+        if kwargs.get("status__in") == [JobStatus.PENDING, JobStatus.CANCELLED]:
+            closing.append(kwargs)
+        return original_filter(*args, **kwargs)
+
+    monkeypatch.setattr(ScheduledJob.objects, "filter", spy_filter)
+    report = tick(now=now + timedelta(minutes=10))
+    monkeypatch.undo()
+    assert (report.claimed, report.done) == (1, 1) and not closing
+    run.refresh_from_db()
+    job.refresh_from_db()
+    assert (run.status, run.exit_reason) == (RunStatus.EXITED, "graph_changed")
+    assert (job.status, job.due_at) == (JobStatus.DONE, now + timedelta(minutes=10))
 
 
 def test_input_timeout_follows_the_timeout_edge_when_wired(org, contact, now):
