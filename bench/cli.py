@@ -144,6 +144,7 @@ def render(results: dict) -> str:
         f"{w['runs_per_s']:>12,.1f}  runs/s",
         f"{'(b) Celery worker: step rows':<58} {w['step_runs_per_s']:>12,.0f}  step-runs/s",
         f"{'(c) inbound events through the API (eager runs)':<58} {i['events_per_s']:>12,.1f}  events/s",
+        f"{'(c) queries per event (request, match, enroll, run)':<58} {i.get('queries_per_event', '?'):>12}  queries",
         f"{'(d) one tick, 200 due delay jobs':<58} {s['tick_ms']:>12,.0f}  ms",
         f"{'(d) queries per job':<58} {s['queries_per_job']:>12}  queries",
         f"{'(d) backlog of ' + format(s['backlog_jobs'], ',') + ' due jobs drained':<58} "

@@ -147,6 +147,8 @@ def inbound(world: World, count: int, budget_s: float) -> dict:
     try:
         for i in range(10):  # warm-up
             post(-1 - i)
+        with CaptureQueriesContext(connection) as queries:
+            post(-11)
         ids = []
         started = time.perf_counter()
         for i in range(count):
@@ -158,7 +160,7 @@ def inbound(world: World, count: int, budget_s: float) -> dict:
         app.conf.task_always_eager = previous
     _check_completed(ids, "inbound")
     return {"events": len(ids), "seconds": round(elapsed, 3), "events_per_s": round(_rate(len(ids), elapsed), 1),
-            "ms_per_event": round(elapsed * 1000 / len(ids), 3)}
+            "ms_per_event": round(elapsed * 1000 / len(ids), 3), "queries_per_event": len(queries.captured_queries)}
 
 
 # -------------------------------------------------------------------------------------- (d) scheduler

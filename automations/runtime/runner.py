@@ -1,11 +1,14 @@
 """The runner: `advance(run)` executes an active run until it waits, parks, ends or fails.
 
-One execution iteration = one call. Visits are buffered and persisted together: one transaction writes
-the run (optimistically, through `write_run`), every step row of the iteration (one bulk INSERT), the
-buffered effects (outbox messages, contact writes, enrollments) and the wait's job. If the run write
-finds zero rows, another worker moved the run: nothing of this iteration is written or sent. A node
-that calls out (http_request, webhook actions) makes the runner persist first, so the call happens
-with the run's state committed and no transaction open.
+One execution iteration = one call, and in the common case two statements: `load_run` reads the run
+with its automation, contact, account, conversation and the hints the walk needs; the persist writes
+the run (optimistically, through `write_run`) together with every step row of the iteration, the
+buffered effects (outbox messages, contact changes), the wait's job updates and the automation's
+counter — data-modifying CTEs guarded by the run write, so all or nothing, and one commit. Buffered
+operations (enrollments, pauses, contact fields) or a job to schedule add statements of their own in
+a transaction around it. If the run write finds zero rows, another worker moved the run: nothing of
+this iteration is written or sent. A node that calls out (http_request, webhook actions) makes the
+runner persist first, so the call happens with the run's state committed and no transaction open.
 """
 
 from __future__ import annotations
