@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,9 +30,9 @@ from automations.models import (
     RunStatus,
     WaitingFor,
 )
-from automations.runtime.pauses import active_pause
-from automations.runtime.runs import count_enrolled, count_finish
-from contacts.models import ContactIdentity, Conversation
+from automations.runtime.runs import COUNTER_FIELDS
+from contacts.models import ContactAutomationControl, ContactIdentity, Conversation
+from relay.core import sql
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ TRIGGER_DEPTH_EXCEEDED = "trigger_depth_exceeded"
 MAX_TRIGGER_DEPTH = 10  # automations starting automations: a loop guard
 DEFAULT_ALLOW_REENTRY = True
 DEFAULT_REENTRY_COOLDOWN_MIN = 60
-LIVE_RUN_CONSTRAINT = "one_live_run_per_contact_automation"
 # Rows that record a skipped enrollment: never a "prior run" for re-entry purposes.
 SKIP_REASONS = (ExitReason.REENTRY_COOLDOWN, ExitReason.CONTACT_PAUSED)
 
@@ -71,18 +71,77 @@ def reentry_rules(entrypoint=None, binding=None) -> tuple[bool, int]:
 
 
 def reentry_blocked(automation_id: str, contact_id: str, *, entrypoint=None, binding=None,
-                    now: datetime | None = None) -> bool:
+                    now: datetime | None = None, prior: PriorRuns | None = None) -> bool:
+    """Do the re-entry rules keep this contact out? `prior`: the contact's earlier runs as `enroll` read
+    them (under its lock, with the cooldown of these rules); read now if not given."""
     now = now or timezone.now()
-    prior = (AutomationRun.objects.filter(automation_id=automation_id, contact_id=contact_id)
-             .exclude(Q(status=RunStatus.EXITED) & Q(exit_reason__in=SKIP_REASONS)))
-    if prior.filter(status__in=LIVE_RUN_STATUSES).exists():
-        return True
     allow, cooldown_min = reentry_rules(entrypoint, binding)
+    if prior is None:
+        runs = (AutomationRun.objects.filter(automation_id=automation_id, contact_id=contact_id)
+                .exclude(Q(status=RunStatus.EXITED) & Q(exit_reason__in=SKIP_REASONS)))
+        if runs.filter(status__in=LIVE_RUN_STATUSES).exists():
+            return True
+        if not allow:
+            return runs.exists()
+        if cooldown_min <= 0:
+            return False
+        return runs.filter(status=RunStatus.COMPLETED,
+                           completed_at__gt=now - timedelta(minutes=cooldown_min)).exists()
+    if prior.live:
+        return True
     if not allow:
-        return prior.exists()
-    if cooldown_min <= 0:
-        return False
-    return prior.filter(status=RunStatus.COMPLETED, completed_at__gt=now - timedelta(minutes=cooldown_min)).exists()
+        return prior.any
+    return cooldown_min > 0 and prior.recently_completed
+
+
+@dataclass(frozen=True)
+class PriorRuns:
+    """A contact's earlier runs of one automation (skip rows aside), as far as re-entry cares."""
+
+    live: bool  # created / active / waiting
+    any: bool
+    recently_completed: bool  # completed within the cooldown `enroll` asked about
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """What `enroll` reads in one statement under its lock."""
+
+    status: str | None  # the automation's, None if it is gone
+    root_node_key: str | None
+    pause_id: str | None  # the pause row that applies (global first), if any
+    paused_until: datetime | None
+    prior: PriorRuns
+
+
+@lru_cache(maxsize=1)
+def _standing_text() -> str:
+    runs, controls = AutomationRun._meta.db_table, ContactAutomationControl._meta.db_table
+    live = ", ".join(f"'{s}'" for s in LIVE_RUN_STATUSES)
+    skips = ", ".join(f"'{r}'" for r in SKIP_REASONS)
+    prior = (f'SELECT 1 FROM "{runs}" r WHERE r."automation_id" = a."id" AND r."contact_id" = %(contact)s '
+             f"AND NOT (r.\"status\" = '{RunStatus.EXITED}' AND COALESCE(r.\"exit_reason\", '') IN ({skips}))")
+    return (
+        f"SELECT a.\"status\", a.\"graph\" ->> 'root_node_key', p.\"id\", p.\"paused_until\", "
+        f'EXISTS ({prior} AND r."status" IN ({live})), EXISTS ({prior}), '
+        f"EXISTS ({prior} AND r.\"status\" = '{RunStatus.COMPLETED}' AND r.\"completed_at\" > %(since)s) "
+        f'FROM "{Automation._meta.db_table}" a LEFT JOIN LATERAL (SELECT c."id", c."paused_until" FROM "{controls}" c '
+        f'WHERE c."contact_id" = %(contact)s AND (c."automation_id" IS NULL OR c."automation_id" = a."id") '
+        f'AND (c."paused_until" IS NULL OR c."paused_until" > %(now)s) '
+        f'ORDER BY c."automation_id" ASC NULLS FIRST, c."created_at" ASC LIMIT 1) p ON TRUE '
+        f'WHERE a."id" = %(automation)s'
+    )
+
+
+def _standing(automation_id: str, contact_id: str, now: datetime, cooldown_min: int) -> _Standing:
+    """The automation's status and root, the pause that applies and the prior runs, read at one instant
+    (the same rules as `active_pause` and `reentry_blocked`, which read them one query each)."""
+    rows = sql.execute(_standing_text(), {"automation": automation_id, "contact": contact_id, "now": now,
+                                          "since": now - timedelta(minutes=max(cooldown_min, 0))})
+    if not rows:
+        return _Standing(None, None, None, None, PriorRuns(False, False, False))
+    status, root, pause_id, paused_until, live, any_prior, recent = rows[0]
+    return _Standing(status, root, pause_id, paused_until, PriorRuns(live, any_prior, recent))
 
 
 def _channel_of(automation, contact, *, entrypoint, binding, conversation, social_account):
@@ -104,11 +163,6 @@ def _channel_of(automation, contact, *, entrypoint, binding, conversation, socia
     return social_account, conversation
 
 
-def _is_live_run_clash(exc: IntegrityError) -> bool:
-    diag = getattr(getattr(exc, "__cause__", None), "diag", None)
-    return getattr(diag, "constraint_name", None) == LIVE_RUN_CONSTRAINT or LIVE_RUN_CONSTRAINT in str(exc)
-
-
 def _new_run(automation, contact, *, entrypoint, binding, social_account, conversation, context,
              trigger_depth, now, **fields) -> AutomationRun:
     return AutomationRun(
@@ -126,9 +180,35 @@ def _record_skip(automation, contact, reason: str, blocked: str, now, **links) -
     and the counter matches the exited rows the runs API lists; it is not an enrollment."""
     run = _new_run(automation, contact, now=now, status=RunStatus.EXITED, exit_reason=reason,
                    completed_at=now, current_node_key=None, **links)
-    run.save(force_insert=True)
-    count_finish(automation.pk, RunStatus.EXITED)
+    _insert_run(run, COUNTER_FIELDS[RunStatus.EXITED])
     return EnrollResult(run=run, blocked=blocked)
+
+
+@lru_cache(maxsize=2)
+def _insert_run_text(counter: str) -> str:
+    fields = AutomationRun._meta.concrete_fields
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    live = ", ".join(f"'{s}'" for s in LIVE_RUN_STATUSES)
+    table = Automation._meta.db_table
+    # The conflict target is the live-run index (its columns and predicate): any other unique violation
+    # still raises.
+    return (f'WITH run AS (INSERT INTO "{AutomationRun._meta.db_table}" ({columns}) VALUES ({values}) '
+            f'ON CONFLICT ("contact_id", "automation_id") WHERE "status" IN ({live}) DO NOTHING RETURNING 1), '
+            f'counted AS (UPDATE "{table}" SET "{counter}" = "{counter}" + 1 WHERE "id" = %s '
+            f"AND EXISTS (SELECT 1 FROM run)) SELECT EXISTS (SELECT 1 FROM run)")
+
+
+def _insert_run(run: AutomationRun, counter: str) -> bool:
+    """Insert `run` and bump the automation's `counter` in one statement; False (nothing written) when the
+    contact already has a live run of the automation (the partial unique index)."""
+    fields = AutomationRun._meta.concrete_fields
+    values = [field.get_db_prep_save(field.pre_save(run, True), connection) for field in fields]
+    inserted = sql.execute(_insert_run_text(counter), [*values, run.automation_id])[0][0]
+    if inserted:
+        run._state.adding = False
+        run._state.db = connection.alias
+    return inserted
 
 
 def _serialize_enrollments(automation_id: str, contact_id: str) -> None:
@@ -158,44 +238,38 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
            now: datetime | None = None) -> EnrollResult:
     """Enroll `contact` into `automation`, or say why not. See the module docstring for the rules."""
     now = now or timezone.now()
-    # Read status and root fresh: graph edits and pauses are live the moment they commit.
-    current = Automation.objects.filter(pk=automation.pk).values_list("status", "graph__root_node_key").first()
-    status, root_node_key = current if current else (None, None)
-    if status != AutomationStatus.ACTIVE:
-        return EnrollResult(blocked=AUTOMATION_NOT_ACTIVE)
-    if trigger_depth > MAX_TRIGGER_DEPTH:
-        return EnrollResult(blocked=TRIGGER_DEPTH_EXCEEDED)
-
     with transaction.atomic():
         _serialize_enrollments(automation.pk, contact.pk)
+        # Status and root read fresh, under the lock: graph edits and pauses are live the moment they
+        # commit. The pause rows and the prior runs come with them, at the same instant.
+        standing = _standing(automation.pk, contact.pk, now, reentry_rules(entrypoint, binding)[1])
+        if standing.status != AutomationStatus.ACTIVE:
+            return EnrollResult(blocked=AUTOMATION_NOT_ACTIVE)
+        if trigger_depth > MAX_TRIGGER_DEPTH:
+            return EnrollResult(blocked=TRIGGER_DEPTH_EXCEEDED)
         social_account, conversation = _channel_of(automation, contact, entrypoint=entrypoint, binding=binding,
                                                    conversation=conversation, social_account=social_account)
         links = {"entrypoint": entrypoint, "binding": binding, "social_account": social_account,
                  "conversation": conversation, "context": context, "trigger_depth": trigger_depth}
-        pause = active_pause(contact.pk, automation.pk, now)
-        if pause is not None and source == TRIGGER:
+        paused = standing.pause_id is not None
+        if paused and source == TRIGGER:
             return _record_skip(automation, contact, ExitReason.CONTACT_PAUSED, CONTACT_PAUSED, now, **links)
-        if reentry_blocked(automation.pk, contact.pk, entrypoint=entrypoint, binding=binding, now=now):
+        if reentry_blocked(automation.pk, contact.pk, entrypoint=entrypoint, binding=binding, now=now,
+                           prior=standing.prior):
             if source == TRIGGER:
                 return _record_skip(automation, contact, ExitReason.REENTRY_COOLDOWN, REENTRY_BLOCKED, now, **links)
             return EnrollResult(blocked=REENTRY_BLOCKED)
 
-        if pause is not None:  # manual enrollment of a paused contact: parked at the root, not executed
+        if paused:  # manual enrollment of a paused contact: parked at the root, not executed
             state = {"status": RunStatus.WAITING, "waiting_for": WaitingFor.EXTERNAL_EVENT,
-                     "waiting_until": pause.paused_until}
+                     "waiting_until": standing.paused_until}
         else:
             state = {"status": RunStatus.ACTIVE}
-        run = _new_run(automation, contact, now=now, current_node_key=root_node_key, **links, **state)
-        try:
-            with transaction.atomic():
-                run.save(force_insert=True)
-        except IntegrityError as exc:
-            if not _is_live_run_clash(exc):
-                raise
+        run = _new_run(automation, contact, now=now, current_node_key=standing.root_node_key, **links, **state)
+        if not _insert_run(run, "total_enrolled"):  # a live run the checks could not see (another path)
             if source == TRIGGER:
                 return _record_skip(automation, contact, ExitReason.REENTRY_COOLDOWN, REENTRY_BLOCKED, now, **links)
             return EnrollResult(blocked=REENTRY_BLOCKED)
-        count_enrolled(automation.pk)
         if run.status == RunStatus.ACTIVE:
             transaction.on_commit(lambda: enqueue_advance(run.pk))
     return EnrollResult(run=run)
