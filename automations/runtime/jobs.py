@@ -1,7 +1,7 @@
 """Scheduled jobs of a run (`automation_scheduled_jobs`): timeouts and delays the scheduler fires.
 
-Waits call `schedule` in the same transaction as the run write that parks the run, and resuming a run
-calls `cancel_pending` in the same transaction as the write that moves it on. A job's payload names the
+Waits call `schedule` in the same transaction as the run write that parks the run, and the write that
+moves a run on carries `cancelled_with_write` (the same statement). A job's payload names the
 node it belongs to and the port it resumes through: `{"node_key": …, "port_key": …}`."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from automations.models import AutomationRun, JobKind, JobStatus, ScheduledJob
@@ -40,38 +39,21 @@ class Claim:
     payload: dict | None = None
 
 
-def cancel_pending(run: AutomationRun, kinds=None, *, finishing: Claim | None = None) -> int:
-    """Cancel the run's pending jobs (all kinds, or only `kinds`); return how many.
+def cancelled_with_write(run: AutomationRun, kinds=None, *, finishing: Claim | None = None) -> Dependent:
+    """Cancel the run's pending jobs (all kinds, or only `kinds`), as a dependent of the write that moves
+    the run on (`runs.write_run`): cancelled iff that write wins, in the same statement.
 
     `finishing` — the scheduler's claimed job that caused this resume — is marked `done` (due_at back to
-    its original time) by the same statement, in the run's transaction: the tick's own closing update
-    then finds nothing left to write."""
-    pending = ScheduledJob.objects.filter(run_id=run.pk, status=JobStatus.PENDING)
+    its original time) instead: the tick then has no closing update to write."""
+    where = f'"run_id" = %s AND "status" = %s AND {WRITTEN}'
+    where_params = [run.pk, JobStatus.PENDING]
     if kinds is not None:
-        pending = pending.filter(kind__in=list(kinds))
-    if finishing is None:
-        return pending.update(status=JobStatus.CANCELLED, updated_at=timezone.now())
-    this_claim = Q(pk=finishing.id, due_at=finishing.lease)
-    fields = {name: ScheduledJob._meta.get_field(name) for name in ("status", "due_at", "last_error")}
-    return pending.update(
-        status=Case(When(this_claim, then=Value(JobStatus.DONE)), default=Value(JobStatus.CANCELLED),
-                    output_field=fields["status"]),
-        due_at=Case(When(this_claim, then=Value(finishing.original_due)), default=F("due_at"),
-                    output_field=fields["due_at"]),
-        last_error=Case(When(this_claim, then=Value("")), default=F("last_error"),
-                        output_field=fields["last_error"]),
-        updated_at=timezone.now(),
-    )
-
-
-def cancelled_with_write(run: AutomationRun, kinds, *, finishing: Claim | None = None) -> Dependent:
-    """`cancel_pending(run, kinds, finishing=…)` as a dependent of the run write (`runs.write_run`):
-    same rows, same outcome, no statement of its own."""
-    now, kinds = timezone.now(), [str(kind) for kind in kinds]
-    where = f'"run_id" = %s AND "status" = %s AND "kind" = ANY(%s::text[]) AND {WRITTEN}'
+        where += ' AND "kind" = ANY(%s::text[])'
+        where_params.append([str(kind) for kind in kinds])
+    now = timezone.now()
     if finishing is None:
         return Dependent(f'UPDATE "automation_scheduled_jobs" SET "status" = %s, "updated_at" = %s WHERE {where}',
-                         [JobStatus.CANCELLED, now, run.pk, JobStatus.PENDING, kinds])
+                         [JobStatus.CANCELLED, now, *where_params])
     this_claim = '("id" = %s AND "due_at" = %s)'
     claim = [finishing.id, finishing.lease]
     sql = (f'UPDATE "automation_scheduled_jobs" SET '
@@ -80,4 +62,4 @@ def cancelled_with_write(run: AutomationRun, kinds, *, finishing: Claim | None =
            f'"last_error" = CASE WHEN {this_claim} THEN \'\' ELSE "last_error" END, '
            f'"updated_at" = %s WHERE {where}')
     return Dependent(sql, [*claim, JobStatus.DONE, JobStatus.CANCELLED, *claim, finishing.original_due, *claim,
-                           now, run.pk, JobStatus.PENDING, kinds])
+                           now, *where_params])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from automations.models import Automation, AutomationRun, ExitReason, RunStatus, StepOutcome, StepRun, WaitingFor
@@ -17,21 +16,14 @@ from automations.runtime import jobs
 from automations.runtime.engine import GraphView, Position, Step
 from automations.runtime.pauses import active_pause
 from automations.runtime.runner import execute, graph_of, load_run
-from automations.runtime.runs import count_finish, finished, write_run
+from automations.runtime.runs import exit_run
 
 
 def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None, *,
                        finishing_job: jobs.Claim | None = None) -> bool:
-    """End a live run `exited` / `graph_changed` (optimistic write, counter, pending jobs cancelled —
-    `finishing_job`, the scheduler's claim that fired, marked done). False: another worker moved the
-    run first."""
-    with transaction.atomic():
-        if not write_run(run, **finished(RunStatus.EXITED, ExitReason.GRAPH_CHANGED, now,
-                                         current_port_key=port_key)):
-            return False
-        jobs.cancel_pending(run, finishing=finishing_job)
-        count_finish(run.automation_id, RunStatus.EXITED)
-    return True
+    """End a live run `exited` / `graph_changed` (`runs.exit_run`: one statement with its jobs and
+    counter). False: another worker moved the run first."""
+    return exit_run(run, ExitReason.GRAPH_CHANGED, now, finishing_job=finishing_job, current_port_key=port_key)
 
 
 def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, payload: dict | None = None,

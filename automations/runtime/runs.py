@@ -11,13 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from automations.models import (
     LIVE_RUN_STATUSES,
-    Automation,
     AutomationRun,
     ExitReason,
     RunStatus,
@@ -103,15 +101,15 @@ def finished(status: str, exit_reason: str, now: datetime, **extra) -> dict:
             "waiting_until": None, **extra}
 
 
-def count_finish(automation_id: str, status: str) -> None:
-    """Bump the automation's counter for a run that just ended (F() so concurrent runs add up)."""
-    field = COUNTER_FIELDS.get(status)
-    if field:
-        Automation.objects.filter(pk=automation_id).update(**{field: F(field) + 1})
+def exit_run(run: AutomationRun, exit_reason: str, now: datetime, *, finishing_job=None, **extra) -> bool:
+    """End a live run `exited` / `exit_reason` (`extra`: more run changes) in one statement: the run
+    write, its pending jobs cancelled (`finishing_job`, the scheduler's claim that fired, marked done) and
+    the exited counter. False: another worker moved the run first."""
+    from automations.runtime import jobs
 
-
-def count_enrolled(automation_id: str) -> None:
-    Automation.objects.filter(pk=automation_id).update(total_enrolled=F("total_enrolled") + 1)
+    return write_run(run, dependents=[jobs.cancelled_with_write(run, finishing=finishing_job),
+                                      counted_finish(run.automation_id, RunStatus.EXITED)],
+                     **finished(RunStatus.EXITED, exit_reason, now, **extra))
 
 
 def stop_run(run: AutomationRun, *, now: datetime | None = None,
@@ -121,15 +119,10 @@ def stop_run(run: AutomationRun, *, now: datetime | None = None,
     Returns False when the run is not live (already finished). Retries on a concurrent write: a worker
     that is mid-advance loses its own write and stops without side effects. Raises RunConflict if the
     run keeps changing."""
-    from automations.runtime import jobs
-
     for _ in range(attempts):
         if run.status not in LIVE_RUN_STATUSES:
             return False
-        with transaction.atomic():
-            if write_run(run, **finished(RunStatus.EXITED, exit_reason, now or timezone.now())):
-                jobs.cancel_pending(run)
-                count_finish(run.automation_id, RunStatus.EXITED)
-                return True
+        if exit_run(run, exit_reason, now or timezone.now()):
+            return True
         run.refresh_from_db()
     raise RunConflict(f"run {run.pk} kept changing; try again")
