@@ -19,11 +19,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from automations.models import EntrypointKind, InboundEvent, InboundOutcome
+from automations.models import (
+    ActiveStatus,
+    Automation,
+    AutomationRun,
+    AutomationStatus,
+    Entrypoint,
+    EntrypointKind,
+    InboundEvent,
+    InboundOutcome,
+    RunStatus,
+)
 from automations.runtime import enrollment, internal_events, matcher, replies
 from contacts.models import (
     Contact,
@@ -34,6 +45,7 @@ from contacts.models import (
     MessageDirection,
     SocialAccount,
 )
+from relay.core import sql
 
 _BLOCKED_OUTCOMES = {
     "contact_paused": InboundOutcome.CONTACT_PAUSED,
@@ -67,14 +79,19 @@ class Sender:
 
 
 def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str | None:
-    """Insert the event row unless that event_id was seen; return the new row id or None (duplicate)."""
+    """Insert the event row unless that event_id was seen, and take the new row's lock; return the new
+    row id or None (duplicate). The lock is session-level: it outlives the claim's commit, so while it is
+    held a delivery of the same event_id knows processing is under way, while the processing itself runs
+    with no transaction open (runs call out only with their state committed). Nobody else can know the
+    new id yet, so taking it never waits."""
     row_id = InboundEvent._meta.pk.get_default()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {InboundEvent._meta.db_table}
+            f"""WITH claim AS (INSERT INTO {InboundEvent._meta.db_table}
                 (id, organization_id, event_id, kind, payload, trace, received_at)
                 VALUES (%s, %s, %s, '', '{{}}'::jsonb, '[]'::jsonb, %s)
-                ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id""",
+                ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id)
+                SELECT id, pg_advisory_lock(hashtextextended('{_LOCK_PREFIX}' || id, 0))::text FROM claim""",
             [row_id, organization_id, event_id, now],
         )
         inserted = cursor.fetchone()
@@ -85,24 +102,64 @@ def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
     """Find the contact by id or by (account, platform_user_id); create contact + identity if new."""
     if sender.contact_id:
         return Contact.objects.get(organization_id=account.organization_id, pk=sender.contact_id)
-    identity = (ContactIdentity.objects.select_related("contact")
-                .filter(social_account=account, platform_user_id=sender.platform_user_id).first())
-    if identity is not None:
-        contact = identity.contact
-        if sender.name and not contact.name:
-            contact.name = sender.name
-            contact.save(update_fields=["name", "updated_at"])
-        return contact
-    try:
-        with transaction.atomic():
-            contact = Contact.objects.create(organization_id=account.organization_id, name=sender.name or "")
-            ContactIdentity.objects.create(contact=contact, social_account=account,
-                                           platform_user_id=sender.platform_user_id)
-            return contact
-    except IntegrityError:
-        # Another event for the same new person created them a moment ago.
-        return ContactIdentity.objects.select_related("contact").get(
-            social_account=account, platform_user_id=sender.platform_user_id).contact
+    contact = Contact(organization_id=account.organization_id, name=sender.name or "")
+    identity = ContactIdentity(contact_id=contact.pk, social_account_id=account.pk,
+                               platform_user_id=sender.platform_user_id)
+    rows = sql.execute(_upsert_sender_text(), {
+        "account": account.pk, "user": sender.platform_user_id, "name": sender.name or "",
+        "now": timezone.now(), **_prepared(contact, "c_"), **_prepared(identity, "i_")})
+    if rows:
+        return sql.instance(Contact, rows[0])
+    # Another event for the same new person created them a moment ago (after this statement's snapshot).
+    return ContactIdentity.objects.select_related("contact").get(
+        social_account=account, platform_user_id=sender.platform_user_id).contact
+
+
+def _prepared(obj, prefix: str) -> dict:
+    """`obj`'s concrete columns (auto primary keys aside) as the ORM would insert them, keyed prefix+column."""
+    return {prefix + field.column: field.get_db_prep_save(field.pre_save(obj, True), connection)
+            for field in _insert_fields(type(obj))}
+
+
+def _insert_fields(model) -> list:
+    return [field for field in model._meta.concrete_fields if not isinstance(field, models.fields.AutoFieldMixin)]
+
+
+def _insert_values(model, prefix: str, **expressions) -> tuple[str, str]:
+    """(column list, value list) for an INSERT of `model` from `_prepared` parameters; `expressions`
+    replace the parameter of some columns by SQL."""
+    fields = _insert_fields(model)
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    values = ", ".join(expressions.get(field.column, f"%({prefix}{field.column})s") for field in fields)
+    return columns, values
+
+
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+@lru_cache(maxsize=1)
+def _upsert_sender_text() -> str:
+    """The contact behind (account, platform user id), its empty name filled in if the event brings one;
+    else a new contact and identity. The identity goes first, ON CONFLICT DO NOTHING, so two events for
+    the same new person never make two contacts: the loser returns no row (its snapshot predates the
+    winner's commit) and reads the winner's contact afterwards."""
+    contacts, identities = Contact._meta.db_table, ContactIdentity._meta.db_table
+    contact_columns, contact_values = _insert_values(Contact, "c_")
+    identity_columns, identity_values = _insert_values(ContactIdentity, "i_")
+    return (
+        f'WITH found AS (SELECT {_columns(Contact, "c")} FROM "{identities}" i JOIN "{contacts}" c '
+        f'ON c."id" = i."contact_id" WHERE i."social_account_id" = %(account)s AND i."platform_user_id" = %(user)s), '
+        f'named AS (UPDATE "{contacts}" c SET "name" = %(name)s, "updated_at" = %(now)s FROM found f '
+        f"WHERE c.\"id\" = f.\"id\" AND f.\"name\" = '' AND %(name)s <> '' RETURNING {_columns(Contact, 'c')}), "
+        f'identity AS (INSERT INTO "{identities}" ({identity_columns}) SELECT {identity_values} '
+        f"WHERE NOT EXISTS (SELECT 1 FROM found) "
+        f'ON CONFLICT ("social_account_id", "platform_user_id") DO NOTHING RETURNING "contact_id"), '
+        f'created AS (INSERT INTO "{contacts}" ({contact_columns}) SELECT {contact_values} FROM identity '
+        f"RETURNING {contact_columns}) "
+        f"SELECT * FROM named UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM named) "
+        f"UNION ALL SELECT * FROM created"
+    )
 
 
 def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime) -> Conversation:
@@ -117,23 +174,58 @@ def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime)
     return conversation
 
 
-def _earlier_inbound(message: Message, **scope) -> bool:
-    """Is there an inbound message older than `message` within `scope` (a conversation, or a contact's
-    conversations on one channel)? `message` itself is excluded: it may be a retry's."""
-    return (Message.objects.filter(direction=MessageDirection.INBOUND, created_at__lte=message.created_at, **scope)
-            .exclude(pk=message.pk).exists())
+def _situation(account: SocialAccount, contact: Contact, message: Message, kind: str
+               ) -> tuple[bool, bool, bool, list]:
+    """What processing an event needs to know, read in one statement once the event is recorded:
+    is this the first inbound message of its conversation, the contact's first on the channel, does the
+    contact have a run waiting for an inbound event (only then are the waiting runs read and offered the
+    event), and the candidate entrypoints in match order (`matcher.candidate_entrypoints`).
+    "First" ignores `message` itself (it may be a retry's) and counts messages up to its created_at."""
+    rows = sql.execute(_situation_text(), {
+        "conversation": message.conversation_id, "created": message.created_at, "message": message.pk,
+        "contact": contact.pk, "channel": account.channel, "account": account.pk,
+        "organization": account.organization_id, "kind": kind})
+    first_message, first_on_channel, any_waiting = rows[0][:3]
+    width = len(Entrypoint._meta.concrete_fields)
+    candidates = []
+    for row in rows:
+        entrypoint = sql.instance(Entrypoint, row[3:3 + width])
+        if entrypoint is None:  # the LEFT JOIN found none
+            break
+        Entrypoint._meta.get_field("automation").set_cached_value(
+            entrypoint, sql.instance(Automation, row[3 + width:]))
+        candidates.append(entrypoint)
+    return first_message, first_on_channel, any_waiting, candidates
+
+
+@lru_cache(maxsize=1)
+def _situation_text() -> str:
+    messages, conversations = Message._meta.db_table, Conversation._meta.db_table
+    earlier = (f'SELECT 1 FROM "{messages}" m WHERE m."direction" = \'{MessageDirection.INBOUND}\' '
+               f'AND m."created_at" <= %(created)s AND m."id" <> %(message)s')
+    waiting_for = ", ".join(f"'{w}'" for w in replies.WAITING_KINDS)
+    return (
+        f"SELECT f.*, {_columns(Entrypoint, 'e')}, {_columns(Automation, 'a')} FROM (SELECT "
+        f'NOT EXISTS ({earlier} AND m."conversation_id" = %(conversation)s), '
+        f'NOT EXISTS ({earlier} AND m."conversation_id" IN (SELECT cv."id" FROM "{conversations}" cv '
+        f'JOIN "{SocialAccount._meta.db_table}" sa ON sa."id" = cv."social_account_id" '
+        f'WHERE cv."contact_id" = %(contact)s AND sa."channel" = %(channel)s)), '
+        f'EXISTS (SELECT 1 FROM "{AutomationRun._meta.db_table}" r WHERE r."contact_id" = %(contact)s '
+        f"AND r.\"status\" = '{RunStatus.WAITING}' AND r.\"waiting_for\" IN ({waiting_for}) "
+        f'AND (r."social_account_id" = %(account)s OR r."social_account_id" IS NULL))) f '
+        f'LEFT JOIN ("{Entrypoint._meta.db_table}" e JOIN "{Automation._meta.db_table}" a '
+        f"ON a.\"id\" = e.\"automation_id\" AND a.\"status\" = '{AutomationStatus.ACTIVE}') "
+        f'ON e."organization_id" = %(organization)s AND e."channel" = %(channel)s AND e."kind" = %(kind)s '
+        f"AND e.\"status\" = '{ActiveStatus.ACTIVE}' "
+        f'ORDER BY e."specificity" DESC, e."priority" ASC, e."created_at" ASC, e."id" ASC'
+    )
+
+
+_LOCK_PREFIX = "inbound-event:"
 
 
 def _lock_key(row_id: str) -> str:
-    return f"inbound-event:{row_id}"
-
-
-def _lock_event(row_id: str) -> None:
-    """Session-level advisory lock on one event row: it outlives the claim's commit, so while it is held a
-    delivery of the same event_id knows processing is under way, while the processing itself runs with
-    no transaction open (runs call out only with their state committed)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [_lock_key(row_id)])
+    return f"{_LOCK_PREFIX}{row_id}"
 
 
 def _try_lock_event(row_id: str) -> bool:
@@ -179,8 +271,7 @@ def _event_slot(account: SocialAccount, event_id: str, now: datetime,
     recorded = None
     with transaction.atomic():
         row_id = _claim_event_slot(account.organization_id, event_id, now)
-        if row_id is not None:
-            _lock_event(row_id)
+        if row_id is not None:  # the claim took the event's lock
             try:
                 event, recorded = record(row_id)
             except BaseException:
@@ -229,47 +320,71 @@ def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: S
 
 def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_id, story_id, attachments,
             occurred_at, raw, now):
-    """Step 1 (inside the claim's transaction): contact, conversation, the inbound Message, the event row."""
+    """Step 1 (inside the claim's transaction): contact, then in one statement the conversation (created,
+    or its last_inbound_at moved), the inbound Message and the event row's links."""
     contact = upsert_sender(account, sender)
-    conversation = upsert_conversation(contact, account, now)
-    message = Message.objects.create(
-        organization_id=account.organization_id, conversation=conversation,
+    conversation = Conversation(organization_id=contact.organization_id, contact_id=contact.pk,
+                                social_account_id=account.pk, created_at=now, last_inbound_at=occurred_at or now)
+    message = Message(
+        organization_id=account.organization_id, conversation_id=None,
         direction=MessageDirection.INBOUND, text=text or "", status=DeliveryStatus.RECEIVED,
         payload={"kind": kind, "event_id": event_id, "interactive": interactive or None, "post_id": post_id,
                  "story_id": story_id, "attachments": attachments or []},
         created_at=now,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(last_inbound_at=occurred_at or now)
-    event = InboundEvent.objects.get(pk=row_id)
-    event.social_account = account
-    event.kind = kind
-    event.contact = contact
+    event = InboundEvent(id=row_id, organization_id=account.organization_id, event_id=event_id,
+                         social_account=account, kind=kind, contact=contact, payload=raw or {}, trace=[],
+                         received_at=now)
+    values = {**_prepared(conversation, "cv_"), **_prepared(message, "m_"),
+              "event": row_id, "account": account.pk, "kind": kind, "contact": contact.pk,
+              "payload": InboundEvent._meta.get_field("payload").get_db_prep_save(event.payload, connection)}
+    conversation = sql.instance(Conversation, sql.execute(_record_text(), values)[0])
+    conversation.social_account = account
+    message.conversation = conversation
+    message._state.adding, event._state.adding = False, False
     event.conversation = conversation
-    event.payload = raw or {}
-    event.save(update_fields=["social_account", "kind", "contact", "conversation", "payload"])
     return event, message
+
+
+@lru_cache(maxsize=1)
+def _record_text() -> str:
+    conversations, messages = Conversation._meta.db_table, Message._meta.db_table
+    conversation_columns, conversation_values = _insert_values(Conversation, "cv_")
+    message_columns, message_values = _insert_values(Message, "m_",
+                                                     conversation_id="(SELECT \"id\" FROM conversation)")
+    return (
+        f'WITH conversation AS (INSERT INTO "{conversations}" ({conversation_columns}) '
+        f"VALUES ({conversation_values}) "
+        f'ON CONFLICT ("contact_id", "social_account_id") DO UPDATE SET "last_inbound_at" = EXCLUDED."last_inbound_at" '
+        f"RETURNING {conversation_columns}), "
+        f'message AS (INSERT INTO "{messages}" ({message_columns}) VALUES ({message_values})), '
+        f'event AS (UPDATE "{InboundEvent._meta.db_table}" SET "social_account_id" = %(account)s, "kind" = %(kind)s, '
+        f'"contact_id" = %(contact)s, "conversation_id" = (SELECT "id" FROM conversation), "payload" = %(payload)s '
+        f'WHERE "id" = %(event)s) '
+        f"SELECT * FROM conversation"
+    )
 
 
 def _process(account, event, contact, conversation, message, *, event_id, kind, text, interactive, post_id,
              story_id, parent_comment_id, attachments, now) -> InboundResult:
     """Steps 2-4: offer to waiting runs, else match and enroll; record the outcome on the event row."""
-    first_message = not _earlier_inbound(message, conversation_id=message.conversation_id)
-    first_on_channel = not _earlier_inbound(message, conversation__contact=contact,
-                                            conversation__social_account__channel=account.channel)
-    reply = replies.InboundReply(
-        kind=kind, text=text or "", interactive_type=interactive.get("type"), interactive_id=interactive.get("id"),
-        attachments=attachments or [], message_id=message.id, event_id=event_id,
-    )
-    resumed_run = replies.offer_to_waiting_runs(contact, account, reply, now=now)
-    if resumed_run is not None:
-        return _finish(event, InboundOutcome.RESUMED, resumed_run.id, [{"resumed_run_id": resumed_run.id}])
+    first_message, first_on_channel, any_waiting, candidates = _situation(account, contact, message, kind)
+    if any_waiting:
+        reply = replies.InboundReply(
+            kind=kind, text=text or "", interactive_type=interactive.get("type"),
+            interactive_id=interactive.get("id"), attachments=attachments or [], message_id=message.id,
+            event_id=event_id,
+        )
+        resumed_run = replies.offer_to_waiting_runs(contact, account, reply, now=now)
+        if resumed_run is not None:
+            return _finish(event, InboundOutcome.RESUMED, resumed_run.id, [{"resumed_run_id": resumed_run.id}])
 
     facts = matcher.EventFacts(
         kind=kind, channel=account.channel, social_account_id=account.id, text=text or "", post_id=post_id,
         story_id=story_id, parent_comment_id=parent_comment_id, payload_id=interactive.get("id"),
         first_message=first_message, first_on_channel=first_on_channel,
     )
-    decision = matcher.decide(account.organization_id, facts, contact)
+    decision = matcher.decide(account.organization_id, facts, contact, candidates=candidates)
     source = decision.entrypoint or decision.binding
     if source is None:
         return _finish(event, InboundOutcome.NO_MATCH, None, decision.trace)

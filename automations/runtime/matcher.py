@@ -110,8 +110,11 @@ def candidate_entrypoints(organization_id: str, facts: EventFacts):
     )
 
 
-def match_entrypoint(organization_id: str, facts: EventFacts, contact, decision: MatchDecision) -> Entrypoint | None:
-    for entrypoint in candidate_entrypoints(organization_id, facts):
+def match_entrypoint(organization_id: str, facts: EventFacts, contact, decision: MatchDecision,
+                     candidates: list[Entrypoint] | None = None) -> Entrypoint | None:
+    if candidates is None:
+        candidates = candidate_entrypoints(organization_id, facts)
+    for entrypoint in candidates:
         entry = {"entrypoint_id": entrypoint.id, "automation_id": entrypoint.automation_id,
                  "specificity": entrypoint.specificity, "priority": entrypoint.priority}
         reason = None
@@ -151,10 +154,13 @@ def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecisi
     return None
 
 
-def decide(organization_id: str, facts: EventFacts, contact) -> MatchDecision:
-    """Pick the entrypoint, else the binding, for an event no waiting run consumed."""
+def decide(organization_id: str, facts: EventFacts, contact, *,
+           candidates: list[Entrypoint] | None = None) -> MatchDecision:
+    """Pick the entrypoint, else the binding, for an event no waiting run consumed (`candidates`: the
+    `candidate_entrypoints` rows, if the caller already read them)."""
     decision = MatchDecision()
-    if match_entrypoint(organization_id, facts, contact, decision) is None and facts.kind == EntrypointKind.DM_RECEIVED:
+    matched = match_entrypoint(organization_id, facts, contact, decision, candidates)
+    if matched is None and facts.kind == EntrypointKind.DM_RECEIVED:
         # Bindings answer direct messages only: a comment with no automation gets no default reply.
         match_binding(organization_id, facts, decision)
     return decision

@@ -158,10 +158,12 @@ def evaluate_input(config: dict, reply: InboundReply) -> tuple[bool, object, str
 
 # -- routing ----------------------------------------------------------------------------------------
 
+WAITING_KINDS = (WaitingFor.INPUT, WaitingFor.REPLY, WaitingFor.INBOUND_EVENT)  # waits an inbound event can end
+
+
 def _waiting_runs(contact: Contact, account_id: str):
     return (AutomationRun.objects.filter(
-        contact=contact, status=RunStatus.WAITING,
-        waiting_for__in=[WaitingFor.INPUT, WaitingFor.REPLY, WaitingFor.INBOUND_EVENT],
+        contact=contact, status=RunStatus.WAITING, waiting_for__in=WAITING_KINDS,
     ).filter(Q(social_account_id=account_id) | Q(social_account__isnull=True))
         .select_related("automation", "social_account", "conversation").order_by("started_at", "id"))
 
