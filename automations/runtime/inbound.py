@@ -408,8 +408,15 @@ def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) 
     event.outcome = outcome
     event.run_id = run_id
     event.trace = trace
-    event.save(update_fields=["outcome", "run", "trace"])
+    sql.execute(_finish_text(), [outcome, run_id, InboundEvent._meta.get_field("trace").get_db_prep_save(
+        trace, connection), event.pk])
     return InboundResult(event, outcome, run_id)
+
+
+@lru_cache(maxsize=1)
+def _finish_text() -> str:
+    return (f'UPDATE "{InboundEvent._meta.db_table}" SET "outcome" = %s, "run_id" = %s, "trace" = %s '
+            f'WHERE "id" = %s')
 
 
 CONTACT_CHANGE_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
