@@ -146,7 +146,6 @@ class LiveDriver:
         self.run = run
         self.effects = effects
         self.steps: list[tuple] = []  # step rows in STEP_COLUMNS order
-        self.finished_job = False  # the claimed job was marked done by a won write
         self.cancel_wait_jobs = cancel_wait_jobs  # a resume cancels the timeout jobs of the wait it ends
         self.finishing_job = finishing_job  # …and marks done the one that resumed it (scheduler)
         self.persists = 0
@@ -198,26 +197,28 @@ class LiveDriver:
         if self.cancel_wait_jobs:
             dependents.append(jobs.cancelled_with_write(self.run, jobs.WAIT_JOB_KINDS, finishing=self.finishing_job))
         dependents += self.effects.dependents()
-        counter = counted_finish(self.run.automation_id, finished_status) if finished_status else None
-        if counter is not None:
-            dependents.append(counter)
+        counter = [counted_finish(self.run.automation_id, finished_status)] if finished_status else []
         separate = job is not None or self.effects.has_operations
-        # Operations complete step payloads (start_automation's run id), so with them the steps go last.
-        steps = insert_rows(StepRun, STEP_COLUMNS, self.steps) if self.steps else None
-        if steps is not None and not separate:
-            dependents.append(steps)
+        # Rows are locked in the order the transaction this replaced used: run, jobs, messages, contact,
+        # (operations,) steps, new job, and the automation's counter — shared by all its runs — last.
+        # Operations complete step payloads (start_automation's run id), so with them the steps follow.
+        if not separate:
+            dependents += [insert_rows(StepRun, STEP_COLUMNS, self.steps)] if self.steps else []
+            dependents += counter
         with transaction.atomic() if separate else nullcontext():
             if not write_run(self.run, dependents=dependents, **changes):
                 self.steps = []
                 self.effects.discard()
                 return False
-            if job is not None:
-                jobs.schedule(self.run, *job)
             self.effects.after_write()
-            if steps is not None and separate:
-                run_standalone([insert_rows(StepRun, STEP_COLUMNS, self.steps)])
-        if self.cancel_wait_jobs and self.finishing_job is not None:
-            self.finished_job = True
+            if separate:
+                run_standalone([insert_rows(StepRun, STEP_COLUMNS, self.steps)] if self.steps else [])
+                if job is not None:
+                    jobs.schedule(self.run, *job)
+                run_standalone(counter)
+        # The "nobody listens for contact changes" hint was read with the run: it holds for this first
+        # write only (a call-out may take long; an entrypoint created meanwhile must see later changes).
+        self.effects.change_listeners = None
         self.cancel_wait_jobs = False
         self.steps = []
         self.persists += 1

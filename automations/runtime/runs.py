@@ -47,8 +47,9 @@ def write_run(run: AutomationRun, *, dependents: Sequence[Dependent] = (), **cha
     rows nothing changes (in the database or in memory) and False is returned.
 
     `dependents` (step rows, messages, counters, job updates) are written by the same statement, as
-    data-modifying CTEs guarded by the run write: all of them or none, in one round trip and — outside
-    a transaction — one commit."""
+    data-modifying CTEs guarded by the run write: all of them or none, in the order given (which is the
+    order their rows are locked in: keep shared hot rows such as the automation's counter last), in one
+    round trip and — outside a transaction — one commit."""
     stamp = _next_stamp(run.updated_at)
     values = {**changes, "updated_at": stamp}
     fields = [AutomationRun._meta.get_field(name) for name in values]
@@ -82,7 +83,11 @@ def _write_text(columns: tuple[str, ...], dependents: tuple[str, ...]) -> str:
     parts = [f'WITH written_run AS (UPDATE "automation_runs" SET {assignments} '
              f'WHERE "id" = %s AND "updated_at" = %s RETURNING 1)']
     for i, sql in enumerate(dependents):
-        parts.append(f"d{i} AS ({sql.replace(WRITTEN, 'EXISTS (SELECT 1 FROM written_run)')})")
+        # PostgreSQL runs unreferenced data-modifying CTEs in an order of its own (last first, in
+        # practice). Each dependent waits for the one before it, so rows are locked in the order given
+        # — the same order as the transaction this statement replaced, whatever else locks them.
+        after = "EXISTS (SELECT 1 FROM written_run)" + (f" AND (SELECT count(*) FROM d{i - 1}) >= 0" if i else "")
+        parts.append(f"d{i} AS ({sql.replace(WRITTEN, after)} RETURNING 1)")
     return ", ".join(parts) + " SELECT count(*) FROM written_run"
 
 
