@@ -15,6 +15,7 @@ Order of work (ARCHITECTURE "Data flow"):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from contacts.models import (
     SocialAccount,
 )
 from relay.core import sql
+
+logger = logging.getLogger(__name__)
 
 _BLOCKED_OUTCOMES = {
     "contact_paused": InboundOutcome.CONTACT_PAUSED,
@@ -151,7 +154,7 @@ def _upsert_sender_text() -> str:
         f'WITH found AS (SELECT {_columns(Contact, "c")} FROM "{identities}" i JOIN "{contacts}" c '
         f'ON c."id" = i."contact_id" WHERE i."social_account_id" = %(account)s AND i."platform_user_id" = %(user)s), '
         f'named AS (UPDATE "{contacts}" c SET "name" = %(name)s, "updated_at" = %(now)s FROM found f '
-        f"WHERE c.\"id\" = f.\"id\" AND f.\"name\" = '' AND %(name)s <> '' RETURNING {_columns(Contact, 'c')}), "
+        f"WHERE c.\"id\" = f.\"id\" AND c.\"name\" = '' AND %(name)s <> '' RETURNING {_columns(Contact, 'c')}), "
         f'identity AS (INSERT INTO "{identities}" ({identity_columns}) SELECT {identity_values} '
         f"WHERE NOT EXISTS (SELECT 1 FROM found) "
         f'ON CONFLICT ("social_account_id", "platform_user_id") DO NOTHING RETURNING "contact_id"), '
@@ -268,15 +271,21 @@ def _event_slot(account: SocialAccount, event_id: str, now: datetime,
                 record: Callable[[str], tuple[InboundEvent, object]]) -> Iterator[_Slot]:
     """Claim `event_id` and run `record(row_id)` in the claim's transaction, or take over an unfinished
     event of that id, or report a duplicate. The event's lock is held for the block (released at its end)."""
-    recorded = None
-    with transaction.atomic():
-        row_id = _claim_event_slot(account.organization_id, event_id, now)
-        if row_id is not None:  # the claim took the event's lock
-            try:
+    recorded, row_id = None, None
+    try:
+        with transaction.atomic():
+            row_id = _claim_event_slot(account.organization_id, event_id, now)
+            if row_id is not None:  # the claim took the event's lock
                 event, recorded = record(row_id)
-            except BaseException:
+    except BaseException:
+        # After the rollback (a session lock outlives it), so a failed statement's aborted transaction
+        # cannot hide the original error; a lost connection took the lock with it.
+        if row_id is not None:
+            try:
                 _unlock_event(row_id)
-                raise
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                logger.warning("inbound: could not release the lock of event row %s", row_id, exc_info=True)
+        raise
     if row_id is None:
         original = InboundEvent.objects.get(organization_id=account.organization_id, event_id=event_id)
         event = _unfinished(original)

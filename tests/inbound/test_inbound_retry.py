@@ -93,3 +93,33 @@ def test_a_duplicate_arriving_while_the_first_attempt_processes_answers_at_once(
         assert AutomationRun.objects.count() == 0
     finally:
         first_attempt.close()
+
+
+def test_a_database_error_while_recording_surfaces_and_releases_the_events_lock(org, account, monkeypatch):
+    """The claim's statement took the event's session lock; recording then fails in the database. The
+    error raised is that failure (not "current transaction is aborted" from releasing the lock inside the
+    aborted transaction), the lock is released, and the same event is recorded by the next delivery."""
+    from django.db import DataError, connection
+
+    from automations.runtime import inbound
+
+    real_record = inbound._record
+
+    def failing_record(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(inbound, "_record", failing_record)
+    sender = inbound.Sender(platform_user_id="psid-db-error", name="Dee")
+    with pytest.raises(DataError, match="division by zero"):
+        inbound.receive_event(account, event_id="db-error-1", kind="dm_received", sender=sender, text="hi")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cursor.fetchone()[0] == 0
+    assert not InboundEvent.objects.filter(event_id="db-error-1").exists()  # the claim rolled back
+
+    monkeypatch.setattr(inbound, "_record", real_record)
+    result = inbound.receive_event(account, event_id="db-error-1", kind="dm_received", sender=sender, text="hi")
+    assert result.outcome != "duplicate"
+    assert Contact.objects.get(pk=InboundEvent.objects.get(event_id="db-error-1").contact_id).name == "Dee"
