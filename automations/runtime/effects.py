@@ -47,7 +47,8 @@ class SandboxProvider:
     """Records outbound messages as Message rows only; delivery always succeeds.
 
     `records_in_transaction`: the Message row *is* the delivery, so it is written `sent` in the run's
-    own transaction (one commit per advance, nothing after it). A provider that talks to a network
+    own transaction (one commit per advance, nothing after it). Such a provider's `deliver` must have no
+    side effect: it names the row before the run write is known to win. A provider that talks to a network
     leaves this False and goes through the outbox: the row is written `pending` with the step and
     handed to `deliver` after commit (`deliver_messages`)."""
 

@@ -51,3 +51,16 @@ def test_new_ids_are_prefixed_and_use_the_whole_alphabet_evenly():
     # ~11,111 each (σ ≈ 1 %); `byte % 36` without rejection would give the first four letters 12.5 % more.
     expected = 20000 * ID_RANDOM_LENGTH / len(_ALPHABET)
     assert all(0.94 * expected < n < 1.06 * expected for n in counts.values()), counts
+
+
+def test_the_hand_written_inserts_name_every_column_the_orm_would_insert():
+    """A field added to StepRun or Message must be added to the runtime's column lists too (else its
+    Python-side default would never reach the row)."""
+    from automations.runtime.effects import MESSAGE_COLUMNS
+    from automations.runtime.runner import STEP_COLUMNS
+    from contacts.models import Message
+
+    for model, columns in ((StepRun, STEP_COLUMNS), (Message, MESSAGE_COLUMNS)):
+        inserted = {field.attname for field in model._meta.concrete_fields
+                    if not (field.primary_key and field.get_internal_type() == "BigAutoField")}
+        assert set(columns) == inserted, model
