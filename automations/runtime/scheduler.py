@@ -258,12 +258,10 @@ def _record_failure(claim: Claim, exc: Exception, now: datetime) -> str:
 def _waiting_run(job: ScheduledJob, claim: Claim) -> AutomationRun | None:
     """The job's run if it is still waiting where and for what the job was scheduled, else None. Raises
     NotHeld if the job is no longer ours (read by the same statement as the run)."""
-    if job.run_id is None:
-        return None
     from automations.runtime.runner import load_run
 
-    run = load_run(job.run_id, held_job=claim)  # read now, with what the resume needs, in one query
-    if run is None:
+    run = load_run(job.run_id, held_job=claim) if job.run_id else None  # with what the resume needs
+    if run is None:  # no run to read the hold with
         if not ScheduledJob.objects.filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).exists():
             raise NotHeld(claim.id)
         return None

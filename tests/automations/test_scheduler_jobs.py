@@ -160,6 +160,21 @@ def test_a_resume_job_claimed_again_by_another_tick_is_skipped_by_the_first(org,
     assert run.status == RunStatus.COMPLETED and len(steps(run, "wait")) == 2
 
 
+def test_a_resume_job_without_a_run_is_a_noop_while_held_and_skipped_once_cancelled(org, now):
+    def claimed_orphan():
+        ScheduledJob.objects.create(organization=org, kind=JobKind.RESUME_DELAY, due_at=now - timedelta(minutes=1),
+                                    payload={"node_key": "wait"})
+        [claim] = scheduler.claim_due_jobs(now, 10)
+        return claim
+
+    held = claimed_orphan()
+    assert scheduler.process_claim(held, now, scheduler.TickReport(now=now)) == "noop"
+    assert ScheduledJob.objects.get(pk=held.id).status == JobStatus.DONE
+    cancelled = claimed_orphan()
+    ScheduledJob.objects.filter(pk=cancelled.id).update(status=JobStatus.CANCELLED)
+    assert scheduler.process_claim(cancelled, now, scheduler.TickReport(now=now)) == "skipped"
+
+
 def test_a_resume_job_whose_run_was_deleted_after_the_claim_is_skipped(org, contact, now):
     run = run_until_it_stops(delay_flow(org, minutes=10), contact, now)
     [claim] = scheduler.claim_due_jobs(now + timedelta(minutes=10), 10)
