@@ -2,12 +2,14 @@
 other automations.
 
 `Effects` (live) applies in-memory changes at once (so later nodes of the same run see them) and
-buffers every database write until the runner persists the step: `apply()` runs inside the runner's
-transaction, right after the optimistic run write succeeded. Outbound messages use a transactional
-outbox: the Message row (status `pending`) is inserted in that same transaction, and delivery to the
-account's provider happens after commit, keyed by the row, so a stale or crashed worker never sends
-twice. HTTP is the exception — it cannot be buffered — so the runner commits the run's state before a
-node that calls out (see `calls_out` on the node modules).
+buffers every database write until the runner persists: `dependents()` hands the message rows and the
+contact changes to the optimistic run write (the same statement: written iff it wins), and
+`after_write()` then runs the buffered operations (in the persist's transaction) and schedules what
+happens after commit. Outbound messages use a transactional outbox: the Message row (status `pending`)
+is written with the run, and delivery to the account's provider happens after commit, keyed by the row,
+so a stale or crashed worker never sends twice (an in-transaction provider such as the sandbox writes
+the row `sent` instead: the row is the delivery). HTTP is the exception — it cannot be buffered — so
+the runner commits the run's state before a node that calls out (see `calls_out` on the node modules).
 
 `RecordingEffects` is the simulator's implementation: the same in-memory changes, a log of what would
 have happened, no writes, no network.
