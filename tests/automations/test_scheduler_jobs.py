@@ -111,6 +111,24 @@ def test_resume_delay_resumes_through_next_when_due(org, contact, now):
     assert (job.status, job.attempts, job.due_at) == (JobStatus.DONE, 1, now + timedelta(minutes=10))
 
 
+def tick_watching_closing_updates(monkeypatch, when):
+    """A tick at `when`, and the closing updates it attempted (the tick's own `done` write of a job,
+    which a resume job no longer needs: its run's write closes it)."""
+    closing = []
+    original_filter = ScheduledJob.objects.filter
+
+    def spy_filter(*args, **kwargs):
+        if kwargs.get("status__in") == [JobStatus.PENDING, JobStatus.CANCELLED]:
+            closing.append(kwargs)
+        return original_filter(*args, **kwargs)
+
+    monkeypatch.setattr(ScheduledJob.objects, "filter", spy_filter)
+    try:
+        return tick(now=when), closing
+    finally:
+        monkeypatch.undo()
+
+
 def test_the_resumed_job_is_marked_done_in_the_run_transaction(org, contact, now, monkeypatch):
     """The claimed job turns `done` with the run's own write: the tick sends no closing update at all
     (a spy would catch one), and the job is done with its original due time."""
@@ -118,18 +136,7 @@ def test_the_resumed_job_is_marked_done_in_the_run_transaction(org, contact, now
     job = pending_job(run, JobKind.RESUME_DELAY)
     other = ScheduledJob.objects.create(organization=org, run_id=run.pk, kind=JobKind.INPUT_TIMEOUT,
                                         due_at=now + timedelta(days=1), payload={"node_key": "wait"})
-    closing = []
-    original_filter = ScheduledJob.objects.filter
-
-    def spy_filter(*args, **kwargs):
-        if kwargs.get("status__in") == [JobStatus.PENDING, JobStatus.CANCELLED]:
-            closing.append(kwargs)
-            return ScheduledJob.objects.none()
-        return original_filter(*args, **kwargs)
-
-    monkeypatch.setattr(ScheduledJob.objects, "filter", spy_filter)
-    report = tick(now=now + timedelta(minutes=10))
-    monkeypatch.undo()
+    report, closing = tick_watching_closing_updates(monkeypatch, now + timedelta(minutes=10))
     assert (report.claimed, report.done) == (1, 1) and not closing
     job.refresh_from_db()
     other.refresh_from_db()
@@ -191,17 +198,7 @@ def test_a_delay_whose_node_was_removed_exits_graph_changed_and_the_run_write_cl
     Automation.objects.filter(pk=automation.pk).update(graph={
         **graph, "nodes": [n for n in graph["nodes"] if n["key"] != "wait"],
         "edges": [e for e in graph["edges"] if "wait" not in (e["from_node"], e["to_node"])]})
-    closing = []
-    original_filter = ScheduledJob.objects.filter
-
-    def spy_filter(*args, **kwargs):
-        if kwargs.get("status__in") == [JobStatus.PENDING, JobStatus.CANCELLED]:
-            closing.append(kwargs)
-        return original_filter(*args, **kwargs)
-
-    monkeypatch.setattr(ScheduledJob.objects, "filter", spy_filter)
-    report = tick(now=now + timedelta(minutes=10))
-    monkeypatch.undo()
+    report, closing = tick_watching_closing_updates(monkeypatch, now + timedelta(minutes=10))
     assert (report.claimed, report.done) == (1, 1) and not closing
     run.refresh_from_db()
     job.refresh_from_db()
