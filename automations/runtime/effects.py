@@ -227,10 +227,6 @@ class Effects:
         transaction around the run write."""
         return bool(self._ops)
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._ops or self._messages or self._tag_changes or self._field_changes)
-
     def apply(self) -> None:
         """Write everything buffered. Call inside the transaction that persisted the run."""
         run_standalone(self.dependents())
