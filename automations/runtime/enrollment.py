@@ -186,7 +186,7 @@ def _record_skip(automation, contact, reason: str, blocked: str, now, **links) -
 
 @lru_cache(maxsize=2)
 def _insert_run_text(counter: str) -> str:
-    fields = AutomationRun._meta.concrete_fields
+    fields = sql.insert_fields(AutomationRun)
     columns = ", ".join(f'"{field.column}"' for field in fields)
     values = ", ".join(["%s"] * len(fields))
     live = ", ".join(f"'{s}'" for s in LIVE_RUN_STATUSES)
@@ -202,9 +202,7 @@ def _insert_run_text(counter: str) -> str:
 def _insert_run(run: AutomationRun, counter: str) -> bool:
     """Insert `run` and bump the automation's `counter` in one statement; False (nothing written) when the
     contact already has a live run of the automation (the partial unique index)."""
-    fields = AutomationRun._meta.concrete_fields
-    values = [field.get_db_prep_save(field.pre_save(run, True), connection) for field in fields]
-    inserted = sql.execute(_insert_run_text(counter), [*values, run.automation_id])[0][0]
+    inserted = sql.execute(_insert_run_text(counter), [*sql.insert_values(run), run.automation_id])[0][0]
     if inserted:
         run._state.adding = False
         run._state.db = connection.alias

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from automations.models import (
@@ -119,26 +119,18 @@ def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
 
 
 def _prepared(obj, prefix: str) -> dict:
-    """`obj`'s concrete columns (auto primary keys aside) as the ORM would insert them, keyed prefix+column."""
-    return {prefix + field.column: field.get_db_prep_save(field.pre_save(obj, True), connection)
-            for field in _insert_fields(type(obj))}
-
-
-def _insert_fields(model) -> list:
-    return [field for field in model._meta.concrete_fields if not isinstance(field, models.fields.AutoFieldMixin)]
+    """`obj`'s insert values (`sql.insert_values`), keyed prefix+column for named parameters."""
+    return {prefix + field.column: value
+            for field, value in zip(sql.insert_fields(type(obj)), sql.insert_values(obj), strict=True)}
 
 
 def _insert_values(model, prefix: str, **expressions) -> tuple[str, str]:
     """(column list, value list) for an INSERT of `model` from `_prepared` parameters; `expressions`
     replace the parameter of some columns by SQL."""
-    fields = _insert_fields(model)
+    fields = sql.insert_fields(model)
     columns = ", ".join(f'"{field.column}"' for field in fields)
     values = ", ".join(expressions.get(field.column, f"%({prefix}{field.column})s") for field in fields)
     return columns, values
-
-
-def _columns(model, alias: str) -> str:
-    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
 
 
 @lru_cache(maxsize=1)
@@ -151,10 +143,10 @@ def _upsert_sender_text() -> str:
     contact_columns, contact_values = _insert_values(Contact, "c_")
     identity_columns, identity_values = _insert_values(ContactIdentity, "i_")
     return (
-        f'WITH found AS (SELECT {_columns(Contact, "c")} FROM "{identities}" i JOIN "{contacts}" c '
+        f'WITH found AS (SELECT {sql.select_list(Contact, "c")} FROM "{identities}" i JOIN "{contacts}" c '
         f'ON c."id" = i."contact_id" WHERE i."social_account_id" = %(account)s AND i."platform_user_id" = %(user)s), '
         f'named AS (UPDATE "{contacts}" c SET "name" = %(name)s, "updated_at" = %(now)s FROM found f '
-        f"WHERE c.\"id\" = f.\"id\" AND c.\"name\" = '' AND %(name)s <> '' RETURNING {_columns(Contact, 'c')}), "
+        f"WHERE c.\"id\" = f.\"id\" AND c.\"name\" = '' AND %(name)s <> '' RETURNING {sql.select_list(Contact, 'c')}), "
         f'identity AS (INSERT INTO "{identities}" ({identity_columns}) SELECT {identity_values} '
         f"WHERE NOT EXISTS (SELECT 1 FROM found) "
         f'ON CONFLICT ("social_account_id", "platform_user_id") DO NOTHING RETURNING "contact_id"), '
@@ -208,7 +200,7 @@ def _situation_text() -> str:
                f'AND m."created_at" <= %(created)s AND m."id" <> %(message)s')
     waiting_for = ", ".join(f"'{w}'" for w in replies.WAITING_KINDS)
     return (
-        f"SELECT f.*, {_columns(Entrypoint, 'e')}, {_columns(Automation, 'a')} FROM (SELECT "
+        f"SELECT f.*, {sql.select_list(Entrypoint, 'e')}, {sql.select_list(Automation, 'a')} FROM (SELECT "
         f'NOT EXISTS ({earlier} AND m."conversation_id" = %(conversation)s), '
         f'NOT EXISTS ({earlier} AND m."conversation_id" IN (SELECT cv."id" FROM "{conversations}" cv '
         f'JOIN "{SocialAccount._meta.db_table}" sa ON sa."id" = cv."social_account_id" '

@@ -97,8 +97,7 @@ CHANGE_EVENT_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, En
 @lru_cache(maxsize=2)
 def _load_run_text(with_job: bool) -> str:
     aliases = {"run": "r", "automation": "a", "contact": "c", "social_account": "sa", "conversation": "cv"}
-    columns = ", ".join(f'{aliases[name]}."{field.column}"' for name, model in _LOADED_WITH_RUN
-                        for field in model._meta.concrete_fields)
+    columns = ", ".join(sql.select_list(model, aliases[name]) for name, model in _LOADED_WITH_RUN)
     joins = " ".join(
         f'LEFT JOIN "{model._meta.db_table}" {aliases[name]} ON {aliases[name]}."id" = '
         f'r."{AutomationRun._meta.get_field(name).column}"'

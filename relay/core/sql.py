@@ -39,6 +39,21 @@ def db_value(field, value):
     return field.get_db_prep_save(value, connection)
 
 
+def select_list(model, alias: str) -> str:
+    """Every concrete column of `model` under `alias`, in field order (what `instance` reads back)."""
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def insert_fields(model) -> list:
+    """The fields an INSERT of `model` names: its concrete fields, database-generated keys aside."""
+    return [field for field in model._meta.concrete_fields if not isinstance(field, models.fields.AutoFieldMixin)]
+
+
+def insert_values(obj) -> list:
+    """`obj`'s values for `insert_fields`, as the ORM would insert them (defaults and `pre_save` applied)."""
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in insert_fields(type(obj))]
+
+
 @lru_cache(maxsize=64)
 def _insert_text(model, names: tuple[str, ...]) -> str:
     table = model._meta.db_table
