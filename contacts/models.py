@@ -19,6 +19,18 @@ class Channel(models.TextChoices):
 
 class Provider(models.TextChoices):
     SANDBOX = "sandbox"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+    MESSENGER = "messenger"
+    INSTAGRAM = "instagram"
+
+
+class AccountStatus(models.TextChoices):
+    """Whether the account's credentials were checked with its platform (`POST …/verify`)."""
+
+    UNVERIFIED = "unverified"
+    CONNECTED = "connected"
+    NEEDS_REAUTH = "needs_reauth"
 
 
 class SocialAccount(models.Model):
@@ -30,7 +42,13 @@ class SocialAccount(models.Model):
     name = models.CharField(max_length=200)
     external_id = models.CharField(max_length=200)
     provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.SANDBOX)
-    access_token = models.CharField(max_length=500, blank=True, default="")
+    # Platform secrets (bot token, page/WhatsApp access token, Telegram webhook secret) as one encrypted
+    # JSON object: see relay.core.crypto. Never returned by the API, shown in the admin or logged.
+    credentials_encrypted = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.UNVERIFIED)
+    display_name = models.CharField(max_length=200, blank=True, default="", help_text="As the platform names it.")
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -43,6 +61,17 @@ class SocialAccount(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.channel})"
+
+    @property
+    def credentials(self) -> dict:
+        from relay.core.crypto import decrypt_json
+
+        return decrypt_json(self.credentials_encrypted)
+
+    def set_credentials(self, credentials: dict) -> None:
+        from relay.core.crypto import encrypt_json
+
+        self.credentials_encrypted = encrypt_json(credentials) if credentials else ""
 
 
 class Contact(models.Model):
@@ -112,8 +141,11 @@ class DeliveryStatus(models.TextChoices):
 
     RECEIVED = "received"  # inbound
     PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
+    SENT = "sent"  # the platform accepted it (provider_message_id set)
+    DELIVERED = "delivered"  # reported by the platform's status webhook
+    READ = "read"  # likewise
+    FAILED = "failed"  # error_code / error say why
+    UNKNOWN = "unknown"  # the request may have gone out (timeout): never resent blindly
 
 
 class Message(models.Model):
@@ -128,6 +160,7 @@ class Message(models.Model):
     node_key = models.CharField(max_length=100, blank=True, default="")
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     provider_message_id = models.CharField(max_length=200, blank=True, default="")
+    error_code = models.CharField(max_length=64, blank=True, default="")
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)

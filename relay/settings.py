@@ -7,6 +7,8 @@ DEBUG             1/0 (default 1 on the embedded default, 0 when DATABASE_URL is
 ALLOWED_HOSTS     comma separated (default: * when DEBUG, else localhost)
 RELAY_VAR_DIR     where the embedded default keeps its data (default ./var)
 RELAY_HTTP_ALLOW_PRIVATE  1 lets http_request/webhook_out call private/loopback addresses
+RELAY_ENCRYPTION_KEYS     comma separated Fernet keys for channel credentials at rest; the first encrypts,
+                          all decrypt (rotation). Required when DEBUG is off; DEBUG derives one from SECRET_KEY
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
 """
 
@@ -182,3 +184,4 @@ RELAY_HTTP_ALLOW_PRIVATE = env_bool("RELAY_HTTP_ALLOW_PRIVATE", False)
 RELAY_SCHEDULER_INTERVAL_SECONDS = int(os.environ.get("RELAY_SCHEDULER_INTERVAL_SECONDS", "15"))
 RELAY_SCHEDULER_BATCH = int(os.environ.get("RELAY_SCHEDULER_BATCH", "200"))
 RELAY_MAX_VISITS_PER_ITERATION = 200
+RELAY_ENCRYPTION_KEYS = [k for k in os.environ.get("RELAY_ENCRYPTION_KEYS", "").split(",") if k.strip()]

@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 admin_logger = logging.getLogger("relay.notify_admin")
 
 MESSAGE_COLUMNS = ("id", "organization_id", "conversation_id", "direction", "text", "payload", "status", "run_id",
-                   "node_key", "idempotency_key", "provider_message_id", "error", "created_at", "sent_at")
+                   "node_key", "idempotency_key", "provider_message_id", "error_code", "error", "created_at",
+                   "sent_at")
 RESUMED = "resumed"  # pause_changes value: the scope's pause was lifted by this run
 
 
@@ -389,7 +390,7 @@ def deliver_messages(message_ids) -> int:
                     sent += 1
                 except DeliveryError as exc:
                     message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
-                message.save(update_fields=["provider_message_id", "status", "sent_at", "error"])
+                message.save(update_fields=["provider_message_id", "status", "sent_at", "error_code", "error"])
         except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
             logger.exception("delivering message %s failed", message_id)
     return sent
