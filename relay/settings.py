@@ -9,6 +9,11 @@ RELAY_VAR_DIR     where the embedded default keeps its data (default ./var)
 RELAY_HTTP_ALLOW_PRIVATE  1 lets http_request/webhook_out call private/loopback addresses
 RELAY_ENCRYPTION_KEYS     comma separated Fernet keys for channel credentials at rest; the first encrypts,
                           all decrypt (rotation). Required when DEBUG is off; DEBUG derives one from SECRET_KEY
+RELAY_PUBLIC_URL          this deployment's public https base URL (platform webhooks are registered under it)
+RELAY_TELEGRAM_API_BASE   default https://api.telegram.org (tests and staging point it at a fake)
+RELAY_META_GRAPH_BASE     default https://graph.facebook.com; RELAY_META_GRAPH_VERSION default v23.0
+RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook deliveries
+RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
 """
 
@@ -184,4 +189,11 @@ RELAY_HTTP_ALLOW_PRIVATE = env_bool("RELAY_HTTP_ALLOW_PRIVATE", False)
 RELAY_SCHEDULER_INTERVAL_SECONDS = int(os.environ.get("RELAY_SCHEDULER_INTERVAL_SECONDS", "15"))
 RELAY_SCHEDULER_BATCH = int(os.environ.get("RELAY_SCHEDULER_BATCH", "200"))
 RELAY_MAX_VISITS_PER_ITERATION = 200
+# Channels: where the platforms' APIs live and how their webhooks are verified.
+RELAY_PUBLIC_URL = os.environ.get("RELAY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+RELAY_TELEGRAM_API_BASE = os.environ.get("RELAY_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
+RELAY_META_GRAPH_BASE = os.environ.get("RELAY_META_GRAPH_BASE", "https://graph.facebook.com").rstrip("/")
+RELAY_META_GRAPH_VERSION = os.environ.get("RELAY_META_GRAPH_VERSION", "v23.0")
+RELAY_META_APP_SECRET = os.environ.get("RELAY_META_APP_SECRET", "")
+RELAY_META_VERIFY_TOKEN = os.environ.get("RELAY_META_VERIFY_TOKEN", "")
 RELAY_ENCRYPTION_KEYS = [k for k in os.environ.get("RELAY_ENCRYPTION_KEYS", "").split(",") if k.strip()]
