@@ -2,7 +2,10 @@
 
 `validate_graph(graph, automation=None) -> (normalized_graph, errors, warnings)` never raises. The
 normalized graph keeps only known node/edge fields and carries server-derived `ports` on every node
-(ports sent by a client are ignored). Errors and warnings are `{code, node_key?, port?, message}`.
+(ports sent by a client are ignored). It keeps every node and edge that was sent, the invalid ones
+included (a second node with a key already used, a malformed node or edge): a graph is stored as sent,
+so validating the stored graph again (activation does) finds the same errors. The rules below look at
+the first node of each key. Errors and warnings are `{code, node_key?, port?, message}`.
 
 Graph-level codes: invalid_graph, invalid_node, duplicate_node_key, unknown_kind, invalid_edge,
 edge_unknown_source, edge_unknown_port, edge_unknown_target, edge_invalid_target_port,
@@ -36,7 +39,7 @@ def _normalize_node(raw) -> dict | None:
     if not isinstance(key, str) or not key or len(key) > MAX_NODE_KEY_LENGTH or not isinstance(kind, str):
         return None
     node = {name: raw[name] for name in NODE_FIELDS if name in raw}
-    node["config"] = raw.get("config") if raw.get("config") is not None else {}
+    node["config"] = registry.normalize_config(kind, raw.get("config") if raw.get("config") is not None else {})
     node["ports"] = registry.derive_ports(kind, node["config"])
     return node
 
@@ -166,12 +169,15 @@ def validate_graph(graph, *, automation=None):
 
     nodes: list[dict] = []
     nodes_by_key: dict[str, dict] = {}
+    stored_nodes: list = []  # every node sent, in order: what is saved
     for index, raw in enumerate(raw_nodes):
         node = _normalize_node(raw)
         if node is None:
             errors.append(issue("invalid_node", f"graph.nodes[{index}] needs a string key (1-{MAX_NODE_KEY_LENGTH} "
                                                 "chars) and a string kind."))
+            stored_nodes.append(raw)
             continue
+        stored_nodes.append(node)
         if node["key"] in nodes_by_key:
             errors.append(issue("duplicate_node_key", f"Node key {node['key']!r} is used more than once.",
                                 node_key=node["key"]))
@@ -195,13 +201,16 @@ def validate_graph(graph, *, automation=None):
                                 node_key=node["key"]))
 
     edges: list[dict] = []
+    stored_edges: list = []
     used_ports: set[tuple[str, str]] = set()
     for index, raw in enumerate(raw_edges):
         edge = _normalize_edge(raw)
         if edge is None:
             errors.append(issue("invalid_edge", f"graph.edges[{index}] needs string from_node, from_port, to_node "
                                                 "(and to_port \"in\")."))
+            stored_edges.append(raw)
             continue
+        stored_edges.append(edge)
         source, port, target = edge["from_node"], edge["from_port"], edge["to_node"]
         edges.append(edge)
         if source not in nodes_by_key:
@@ -244,5 +253,6 @@ def validate_graph(graph, *, automation=None):
                 warnings.append(issue("unreachable_node", f"Node {node['key']!r} cannot be reached from the root.",
                                       node_key=node["key"]))
 
-    normalized = {"nodes": nodes, "edges": edges, "root_node_key": root if isinstance(root, str) else None}
+    normalized = {"nodes": stored_nodes, "edges": stored_edges,
+                  "root_node_key": root if isinstance(root, str) else None}
     return normalized, errors, warnings

@@ -193,13 +193,10 @@ def validate(config, *, automation=None) -> list[dict]:
     for index, block in enumerate(blocks):
         _validate_block(block, f"config.blocks[{index}]", channel, issues, seen_button_ids)
     _validate_quick_replies(config.get("quick_replies"), channel, issues)
-    deliverable = [b for b in blocks if isinstance(b, dict) and b.get("type") != "delay"]
-    if not deliverable:
-        issues.append(error("message_empty", "A message needs at least one text, media, card or gallery block."))
     check_optional_bool(config, "wait_for_reply", issues)
     check_optional_positive_int(config, "no_response_timeout_min", issues, maximum=MAX_TIMEOUT_MIN)
     if config.get("no_response_timeout_min") is not None and not waits(config):
-        issues.append(warning("no_response_without_wait",
+        issues.append(error("no_response_without_wait",
                               "no_response_timeout_min only fires on a message that waits (buttons, quick "
                               "replies or wait_for_reply).", port="no_response"))
     typing = config.get("typing_indicator_seconds")
@@ -286,7 +283,8 @@ def render_parts(ctx, config: dict, channel) -> tuple[list[dict], list[dict]]:
 def handle(ctx):
     """Render and send the blocks through `effects` (the account's provider). Waits for a reply when
     the message has branch buttons, quick replies or wait_for_reply (`no_response` job if configured);
-    otherwise leaves through `next`. Nothing deliverable or a delivery failure → `error`."""
+    otherwise leaves through `next`. Blocks of which none can be sent, or a delivery failure → `error`;
+    no blocks at all → nothing is sent."""
     from datetime import timedelta
 
     from automations.models import JobKind, StepOutcome, WaitingFor
@@ -300,15 +298,16 @@ def handle(ctx):
     payload = {"rendered_text": text, "parts": parts}
     if skipped:
         payload["skipped"] = skipped
-    if not parts:
+    if not parts and skipped:
         return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=rendered,
                           error={"code": "nothing_deliverable", "message": "no block can be sent on this channel"})
-    try:
-        ids = ctx.effects.send_message(node_key=ctx.key, parts=parts)
-    except DeliveryError as exc:
-        return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=rendered,
-                          error={"code": exc.code, "message": str(exc)})
-    payload = {"message_id": ids[0], "message_ids": ids, **payload}
+    if parts:  # a message without blocks sends nothing: it exists to wait for a reply (or to pass through)
+        try:
+            ids = ctx.effects.send_message(node_key=ctx.key, parts=parts)
+        except DeliveryError as exc:
+            return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=rendered,
+                              error={"code": exc.code, "message": str(exc)})
+        payload = {"message_id": ids[0], "message_ids": ids, **payload}
     if not waits(config):
         return NodeResult(port="next", payload=payload, rendered=rendered)
     timeout = config.get("no_response_timeout_min")

@@ -31,6 +31,16 @@ def derive_ports(kind: str, config) -> list[str]:
         return []
 
 
+def normalize_config(kind: str, config):
+    """The config as stored: a kind with a `normalize(config)` tidies harmless redundancy away (instead of
+    rejecting it); other kinds and unknown kinds keep the config as sent."""
+    try:
+        normalize = getattr(get(kind), "normalize", None)
+    except KeyError:
+        return config
+    return normalize(config) if normalize is not None else config
+
+
 def node_waits(node: dict) -> bool:
     """True when visiting this node parks the run (a pause point for the cycle rule)."""
     kind = node.get("kind") if isinstance(node, dict) else None

@@ -1,6 +1,7 @@
 """`wait_event` node: waits for one of `event_kinds` from the contact; `timeout` after `timeout_min`.
 
-Ports: `received`, `timeout`, `error`. The run waits with `waiting_for = "inbound_event"`."""
+Ports: `received`, `timeout`, `error`. The run waits with `waiting_for = "inbound_event"`. A kind listed
+twice is stored once (`normalize`), not refused."""
 
 from automations.graph.config_checks import check_optional_positive_int, error, require_object, warn_unknown_keys
 
@@ -11,6 +12,15 @@ MAX_TIMEOUT_MIN = 60 * 24 * 30
 
 def derive_ports(config) -> list[str]:
     return ["received", "timeout", "error"]
+
+
+def normalize(config):
+    """`event_kinds` without repeats, first occurrence kept (hashable entries only; others are left for
+    `validate` to refuse)."""
+    kinds = config.get("event_kinds") if isinstance(config, dict) else None
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        return config
+    return {**config, "event_kinds": list(dict.fromkeys(kinds))}
 
 
 def validate(config, *, automation=None) -> list[dict]:
@@ -26,8 +36,6 @@ def validate(config, *, automation=None) -> list[dict]:
         if unknown:
             issues.append(error("unknown_event_kind",
                                 f"config.event_kinds has unknown kinds {unknown}; use {', '.join(EVENT_KINDS)}."))
-        if len(set(map(str, kinds))) != len(kinds):
-            issues.append(error("invalid_config", "config.event_kinds lists a kind twice."))
     check_optional_positive_int(config, "timeout_min", issues, maximum=MAX_TIMEOUT_MIN)
     return issues
 

@@ -195,6 +195,79 @@ def test_activation_revalidates_the_stored_graph(api, org):
     assert [e["code"] for e in response.json()["error"]["details"]["graph_errors"]] == ["unknown_automation"]
 
 
+def with_duplicate_key(graph):
+    graph["nodes"].append({"key": "done", "kind": "message", "config": {"blocks": [{"type": "text", "text": "2nd"}]}})
+    return graph
+
+
+@pytest.mark.parametrize("status", ["draft", "active", "paused"])
+def test_duplicate_node_keys_are_stored_as_sent_and_block_activation(api, org, status):
+    automation = factories.automation(org, status=status)
+    data = api.put(f"/v1/automations/{automation.id}/graph", with_duplicate_key(good_graph()), format="json").json()
+    assert [e["code"] for e in data["graph_errors"]] == ["duplicate_node_key"]
+    assert data["status"] == ("paused" if status == "active" else status)
+    stored = Automation.objects.get(pk=automation.id)
+    assert [(n["key"], n["kind"]) for n in stored.graph["nodes"]] == \
+        [("greet", "message"), ("done", "end"), ("done", "message")]  # nothing dropped
+    assert stored.graph["nodes"][2]["config"]["blocks"][0]["text"] == "2nd"
+    for _ in range(2):  # activation re-validates the stored graph: still the duplicate
+        response = api.post(f"/v1/automations/{automation.id}/activate")
+        assert response.status_code == 422 and response.json()["error"]["code"] == "graph_invalid"
+        assert [e["code"] for e in response.json()["error"]["details"]["graph_errors"]] == ["duplicate_node_key"]
+    assert Automation.objects.get(pk=automation.id).status == ("paused" if status == "active" else status)
+    # Fixed, it activates.
+    assert api.put(f"/v1/automations/{automation.id}/graph", good_graph(), format="json").json()["graph_errors"] == []
+    assert api.post(f"/v1/automations/{automation.id}/activate").status_code == 200
+
+
+def test_duplicate_node_key_in_a_new_automation_cannot_be_activated(api):
+    automation = create(api, graph=with_duplicate_key(good_graph())).json()
+    assert len(automation["graph"]["nodes"]) == 3 and automation["graph_valid"] is False
+    response = api.post(f"/v1/automations/{automation['id']}/activate")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "graph_invalid"
+
+
+def put_graph(api, automation, nodes, edges=()):
+    graph = {"root_node_key": nodes[0]["key"], "nodes": nodes, "edges": list(edges)}
+    return api.put(f"/v1/automations/{automation.id}/graph", graph, format="json").json()
+
+
+def test_a_message_without_blocks_is_valid(api, org):
+    automation = factories.automation(org)
+    data = put_graph(api, automation, [
+        {"key": "hold", "kind": "message", "config": {"wait_for_reply": True}},
+        {"key": "bare", "kind": "message", "config": {"blocks": []}},
+        {"key": "done", "kind": "end", "config": {}}],
+        [{"from_node": "hold", "from_port": "next", "to_node": "bare"},
+         {"from_node": "bare", "from_port": "next", "to_node": "done"}])
+    assert data["graph_errors"] == [] and data["graph_valid"] is True
+    assert api.post(f"/v1/automations/{automation.id}/activate").status_code == 200
+
+
+def test_wait_event_kinds_listed_twice_are_stored_once(api, org):
+    automation = factories.automation(org)
+    data = put_graph(api, automation, [
+        {"key": "say", "kind": "message", "config": {"blocks": [{"type": "text", "text": "Hi"}]}},
+        {"key": "hold", "kind": "wait_event",
+         "config": {"event_kinds": ["dm_received", "story_reply", "dm_received"], "timeout_min": 5}}],
+        [{"from_node": "say", "from_port": "next", "to_node": "hold"}])
+    assert data["graph_errors"] == []
+    assert data["graph"]["nodes"][1]["config"]["event_kinds"] == ["dm_received", "story_reply"]
+    stored = Automation.objects.get(pk=automation.id).graph
+    assert stored["nodes"][1]["config"]["event_kinds"] == ["dm_received", "story_reply"]
+
+
+def test_no_response_timeout_on_a_message_that_never_waits_is_an_error(api, org):
+    automation = factories.automation(org, status="active")
+    data = put_graph(api, automation, [
+        {"key": "say", "kind": "message",
+         "config": {"blocks": [{"type": "text", "text": "Hi"}], "no_response_timeout_min": 10}}])
+    assert [(e["code"], e["node_key"]) for e in data["graph_errors"]] == [("no_response_without_wait", "say")]
+    assert data["graph_warnings"] == [] and data["status"] == "paused"
+    response = api.post(f"/v1/automations/{automation.id}/activate")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "graph_invalid"
+
+
 def test_other_orgs_automation_is_404_everywhere(api, other_org):
     foreign = factories.automation(other_org, graph=good_graph())
     base = f"/v1/automations/{foreign.id}"

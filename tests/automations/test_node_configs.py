@@ -76,8 +76,6 @@ def test_unknown_config_keys_are_warnings():
 # --- message -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("config, code", [
-    ({"blocks": []}, "message_empty"),
-    ({"blocks": [{"type": "delay", "seconds": 1}]}, "message_empty"),
     ({"blocks": [text(buttons=[branch("a"), branch("b"), branch("c"), branch("d")])]}, "too_many_buttons"),
     ({"blocks": [{"type": "card", "title": "t", "buttons": [branch(str(i)) for i in range(4)]}]}, "too_many_buttons"),
     ({"blocks": [text(buttons=[branch("a")]), text(buttons=[branch("a")])]}, "duplicate_id"),
@@ -131,9 +129,16 @@ def test_channel_limits_are_warnings(org):
     assert warnings("message", with_audio, whatsapp) == []
 
 
-def test_no_response_on_a_message_that_never_waits_is_a_warning():
-    found = warnings("message", {"blocks": [text()], "no_response_timeout_min": 5})
+def test_no_response_on_a_message_that_never_waits_is_an_error():
+    found = errors("message", {"blocks": [text()], "no_response_timeout_min": 5})
     assert codes(found) == ["no_response_without_wait"]
+    assert warnings("message", {"blocks": [text()], "no_response_timeout_min": 5}) == []
+
+
+@pytest.mark.parametrize("config", [{"blocks": []}, {}, {"blocks": [{"type": "delay", "seconds": 1}]},
+                                    {"wait_for_reply": True}])
+def test_a_message_without_blocks_is_valid(config):
+    assert errors("message", config) == []
 
 
 # --- input ---------------------------------------------------------------------------------------------

@@ -203,6 +203,23 @@ def test_wait_for_reply_resumes_via_next(api, org, account, django_capture_on_co
     assert job.status == JobStatus.CANCELLED
 
 
+def test_a_message_without_blocks_only_waits_for_the_reply(api, org, account, django_capture_on_commit_callbacks):
+    automation = active_flow(org, [
+        ("hello", "message", {"blocks": [{"type": "text", "text": "What is your name?"}]}),
+        ("listen", "message", {"wait_for_reply": True}),
+        ("a", "message", {"blocks": [{"type": "text", "text": "Nice to meet you, {{context.last_reply}}"}]}),
+    ], [("hello", "next", "listen"), ("listen", "next", "a")])
+    make_entrypoint(automation, config={"keywords": ["start"]})
+    start = send(api, django_capture_on_commit_callbacks, event(account, "start"))
+    run = AutomationRun.objects.get(pk=start["run_id"])
+    assert (run.status, run.current_node_key, run.waiting_for) == ("waiting", "listen", "reply")
+    listen = StepRun.objects.get(run_id=run.pk, node_key="listen")
+    assert listen.outcome == "waiting" and "message_id" not in listen.payload
+    assert texts(start["contact_id"]) == ["What is your name?"]
+    assert send(api, django_capture_on_commit_callbacks, event(account, "Bob"))["outcome"] == "resumed"
+    assert texts(start["contact_id"]) == ["What is your name?", "Nice to meet you, Bob"]
+
+
 def test_wait_event_resumes_on_listed_kind_only(api, org, account, django_capture_on_commit_callbacks):
     automation = active_flow(org, [
         ("hello", "message", {"blocks": [{"type": "text", "text": "Comment on our post!"}]}),
