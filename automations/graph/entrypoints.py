@@ -4,9 +4,11 @@
 Specificity (higher wins; ties → priority ASC, created_at ASC):
   30  keywords matched exactly or by regex, postback payloads (an exact payload match), webhook_inbound
   25  asset-filtered: post_ids / story_ids
-  20  filtered: any filter predicate, or keywords matched with `contains`
+  20  filtered: any filter predicate
   10  scoped to one social account, no filters
    0  catch-all
+Keywords matched with `contains` add nothing (as the reference does): such an entrypoint ranks like a
+catch-all of its scope, so an exact keyword or a filtered entrypoint wins over it.
 """
 
 import secrets
@@ -156,7 +158,7 @@ def derive_specificity(kind: str, config, filters, social_account_id) -> int:
         return SPECIFICITY_EXACT
     if config.get("post_ids") or config.get("story_ids"):
         return SPECIFICITY_ASSET
-    if filter_rules.fields_used(filters) or (kind in KEYWORD_KINDS and keywords):
+    if filter_rules.fields_used(filters):
         return SPECIFICITY_FILTERED
     if social_account_id:
         return SPECIFICITY_ACCOUNT

@@ -42,7 +42,10 @@ def test_create_dm_entrypoint_with_defaults(api, automation):
     ("comment_created", {"post_ids": ["p1"]}, {}, False, 25),
     ("story_reply", {"story_ids": ["s1"]}, {}, True, 25),
     ("dm_received", {}, TAG_FILTER, False, 20),
-    ("dm_received", {"keywords": ["hi"], "match_mode": "contains"}, {}, False, 20),
+    ("dm_received", {"keywords": ["hi"], "match_mode": "contains"}, {}, False, 0),
+    ("comment_created", {"keywords": ["hi"], "match_mode": "contains"}, {}, False, 0),
+    ("dm_received", {"keywords": ["hi"], "match_mode": "contains"}, {}, True, 10),
+    ("dm_received", {"keywords": ["hi"], "match_mode": "contains"}, TAG_FILTER, False, 20),
     ("dm_received", {}, {}, True, 10),
     ("dm_received", {}, {}, False, 0),
     ("postback", {}, {}, False, 0),
@@ -231,3 +234,18 @@ def test_other_orgs_entrypoints_are_404(api, other_org):
                     format="json").status_code == 404
     stored = Entrypoint.objects.get(pk=foreign.id)
     assert stored.priority == 100 and stored.webhook_secret == "s"
+
+
+def test_migration_rederives_stored_contains_specificity(automation, account):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    rederive = import_module("automations.migrations.0004_contains_keywords_specificity").rederive
+    contains = {"keywords": ["hi"], "match_mode": "contains"}
+    plain = factories.entrypoint(automation, config=contains, specificity=20)
+    scoped = factories.entrypoint(automation, config=contains, social_account=account, specificity=20)
+    filtered = factories.entrypoint(automation, config=contains, filters=TAG_FILTER, specificity=20)
+    exact = factories.entrypoint(automation, config={"keywords": ["hi"], "match_mode": "exact"}, specificity=30)
+    rederive(apps, None)
+    assert [Entrypoint.objects.get(pk=e.pk).specificity for e in (plain, scoped, filtered, exact)] == [0, 10, 20, 30]

@@ -143,6 +143,26 @@ def test_specificity_tiers_in_order(api, org, account, django_capture_on_commit_
     assert winners == ["keyword", "asset", "filtered", "account", "catch_all"]
 
 
+def test_contains_keywords_rank_like_a_catch_all(api, org, account, django_capture_on_commit_callbacks):
+    """`contains` keywords add no specificity: an account-scoped catch-all (10) and a filtered entrypoint
+    (20) win over them, and among catch-alls priority decides."""
+    contains = reply_flow(org, "contains")
+    make_entrypoint(contains, config={"keywords": ["price"], "match_mode": "contains"}, priority=50)
+    catch_all = reply_flow(org, "catch-all")
+    make_entrypoint(catch_all, priority=60)
+    assert contains.entrypoints.get().specificity == 0
+    body = send(api, django_capture_on_commit_callbacks, event(account, "what is the price?", user="u1"))
+    assert AutomationRun.objects.get(pk=body["run_id"]).automation_id == contains.id  # priority 50 < 60
+    scoped = reply_flow(org, "scoped")
+    make_entrypoint(scoped, social_account=account, priority=500)
+    body = send(api, django_capture_on_commit_callbacks, event(account, "what is the price?", user="u2"))
+    assert AutomationRun.objects.get(pk=body["run_id"]).automation_id == scoped.id
+    filtered = reply_flow(org, "filtered")
+    make_entrypoint(filtered, filters={"all": [{"field": "contact.name", "op": "eq", "value": "Alice"}]})
+    body = send(api, django_capture_on_commit_callbacks, event(account, "what is the price?", user="u3"))
+    assert AutomationRun.objects.get(pk=body["run_id"]).automation_id == filtered.id
+
+
 def test_account_scoped_filters_and_post_ids_skip(api, org, account, django_capture_on_commit_callbacks):
     other_account = factories.social_account(org)
     make_entrypoint(reply_flow(org), social_account=other_account)
