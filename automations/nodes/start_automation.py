@@ -1,14 +1,15 @@
 """`start_automation` node: enrolls the contact into another automation (fire-and-forget) → `next`.
 
 The target must exist in the organization, use the same channel and not be this automation. A
-target that is not active is only a warning: it may be activated later, and the runtime refuses to
-enroll into an inactive automation anyway."""
+target that is not active is only a warning at save (it may be activated later); a run that reaches
+the node while the target is paused, archived or a draft fails there, as the reference does: through
+`error` when that port is wired, else the run ends `failed` / `handler_failure`."""
 
 from automations.graph.config_checks import check_optional_bool, error, require_object, warn_unknown_keys, warning
 
 
 def derive_ports(config) -> list[str]:
-    return ["next"]
+    return ["next", "error"]
 
 
 def validate(config, *, automation=None) -> list[dict]:
@@ -50,8 +51,9 @@ def validate(config, *, automation=None) -> list[dict]:
 def handle(ctx):
     """Enroll the contact into the target automation (fire-and-forget) and leave through `next`.
 
-    A target that is gone, on another channel, this automation itself or not active is skipped
-    (outcome `skipped`, the reason in the payload): starting another flow never breaks this one."""
+    A target that is gone, on another channel or this automation itself is skipped (outcome `skipped`,
+    the reason in the payload). A target that is not active fails the node (`error`, naming the
+    target and its status)."""
     from automations.models import Automation, AutomationStatus, StepOutcome
     from automations.runtime.context import NodeResult
 
@@ -68,7 +70,11 @@ def handle(ctx):
     elif target.channel != ctx.automation.channel:
         skip = "channel_mismatch"
     elif target.status != AutomationStatus.ACTIVE:
-        skip = "target_not_active"
+        return NodeResult(port="error", outcome=StepOutcome.FAILED, rendered=rendered,
+                          payload={"target_automation_id": target_id, "target_status": target.status},
+                          error={"code": "target_not_active", "target_automation_id": target_id,
+                                 "target_status": target.status,
+                                 "message": f"The target automation {target_id} is {target.status}, not active."})
     if skip:
         return NodeResult(port="next", outcome=StepOutcome.SKIPPED, rendered=rendered,
                           payload={"target_automation_id": target_id, "skipped": skip})

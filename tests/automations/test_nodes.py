@@ -395,12 +395,11 @@ def test_start_automation_enrolls_into_the_target_with_context(org, contact, con
     assert Message.objects.get(run_id=child.pk).text == "parent"
 
 
-@pytest.mark.parametrize("case", ["self", "other_channel", "inactive"])
+@pytest.mark.parametrize("case", ["self", "other_channel"])
 def test_start_automation_skips_invalid_targets(org, contact, conv, case):
     automation = factories.automation(org, status="active")
     target = {"self": automation,
-              "other_channel": factories.automation(org, status="active", channel="telegram"),
-              "inactive": factories.automation(org, status="paused")}[case]
+              "other_channel": factories.automation(org, status="active", channel="telegram")}[case]
     automation.graph = factories.flow([("go", "start_automation", {"target_automation_id": target.pk})])
     automation.save()
     run = enroll(automation, contact).run
@@ -408,6 +407,43 @@ def test_start_automation_skips_invalid_targets(org, contact, conv, case):
     step = StepRun.objects.get(run_id=run.pk)
     assert (step.outcome, step.exited_via_port_key) == ("skipped", "next")
     assert AutomationRun.objects.filter(contact=contact).count() == 1
+
+
+@pytest.mark.parametrize("status", ["paused", "archived", "draft"])
+@pytest.mark.parametrize("error_edge", [False, True])
+def test_start_automation_to_a_target_that_is_not_active_fails(api, org, contact, conv, status, error_edge,
+                                                               django_capture_on_commit_callbacks):
+    target = factories.automation(org, factories.flow([("t", "end", {})]), status=status)
+    nodes = [("go", "start_automation", {"target_automation_id": target.pk}), ("after", "end", {"reason": "after"}),
+             ("oops", "end", {"reason": "recovered"})]
+    edges = [("go", "next", "after")] + ([("go", "error", "oops")] if error_edge else [])
+    automation = factories.automation(org, factories.flow(nodes, edges), status="active")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/v1/automations/{automation.pk}/enroll", {"contact_id": contact.pk}, format="json")
+    assert response.status_code == 201, response.json()
+    run = api.get(f"/v1/automation-runs/{response.json()['id']}").json()
+    step = api.get(f"/v1/automation-runs/{run['id']}/steps").json()["data"][0]
+    assert step["node_key"] == "go" and step["outcome"] == "failed"
+    assert step["error"]["code"] == "target_not_active"
+    assert target.pk in step["error"]["message"] and status in step["error"]["message"]
+    assert (step["error"]["target_automation_id"], step["error"]["target_status"]) == (target.pk, status)
+    if error_edge:
+        assert step["exited_via_port_key"] == "error"
+        assert (run["status"], run["exit_reason"]) == ("completed", "recovered")
+    else:
+        assert step["exited_via_port_key"] is None
+        assert (run["status"], run["exit_reason"], run["current_node_key"]) == ("failed", "handler_failure", "go")
+    assert not AutomationRun.objects.filter(automation=target).exists()
+
+
+def test_start_automation_error_port_can_be_wired(api, org):
+    target = factories.automation(org, status="active")
+    graph = {"root_node_key": "go", "nodes": [
+        {"key": "go", "kind": "start_automation", "config": {"target_automation_id": target.pk}},
+        {"key": "oops", "kind": "end", "config": {}}],
+        "edges": [{"from_node": "go", "from_port": "error", "to_node": "oops"}]}
+    data = api.post("/v1/automations", {"name": "f", "channel": "instagram", "graph": graph}, format="json").json()
+    assert data["graph_errors"] == [] and data["graph"]["nodes"][0]["ports"] == ["next", "error"]
 
 
 # -- goto / end -----------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_input_ports_skip_only_when_allowed():
     ("wait_event", ["received", "timeout", "error"]),
     ("condition", ["true", "false"]),
     ("http_request", ["success", "error"]),
-    ("start_automation", ["next"]),
+    ("start_automation", ["next", "error"]),
     ("goto", []),
     ("end", []),
 ])
