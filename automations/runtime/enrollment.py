@@ -55,6 +55,7 @@ SKIP_REASONS = (ExitReason.REENTRY_COOLDOWN, ExitReason.CONTACT_PAUSED)
 class EnrollResult:
     run: AutomationRun | None = None  # the new run; for a recorded trigger-path skip, the skip row
     blocked: str | None = None  # contact_paused | reentry_blocked | automation_not_active | …
+    pause_global: bool = False  # contact_paused by a pause for all automations (not only this one)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +111,7 @@ class _Standing:
     status: str | None  # the automation's, None if it is gone
     root_node_key: str | None
     pause_id: str | None  # the pause row that applies (global first), if any
+    pause_global: bool  # that row pauses every automation
     paused_until: datetime | None
     prior: PriorRuns
 
@@ -122,10 +124,12 @@ def _standing_text() -> str:
     prior = (f'SELECT 1 FROM "{runs}" r WHERE r."automation_id" = a."id" AND r."contact_id" = %(contact)s '
              f"AND NOT (r.\"status\" = '{RunStatus.EXITED}' AND COALESCE(r.\"exit_reason\", '') IN ({skips}))")
     return (
-        f"SELECT a.\"status\", a.\"graph\" ->> 'root_node_key', p.\"id\", p.\"paused_until\", "
+        f"SELECT a.\"status\", a.\"graph\" ->> 'root_node_key', p.\"id\", p.\"automation_id\" IS NULL, "
+        f'p."paused_until", '
         f'EXISTS ({prior} AND r."status" IN ({live})), EXISTS ({prior}), '
         f"EXISTS ({prior} AND r.\"status\" = '{RunStatus.COMPLETED}' AND r.\"completed_at\" > %(since)s) "
-        f'FROM "{Automation._meta.db_table}" a LEFT JOIN LATERAL (SELECT c."id", c."paused_until" FROM "{controls}" c '
+        f'FROM "{Automation._meta.db_table}" a LEFT JOIN LATERAL (SELECT c."id", c."automation_id", c."paused_until" '
+        f'FROM "{controls}" c '
         f'WHERE c."contact_id" = %(contact)s AND (c."automation_id" IS NULL OR c."automation_id" = a."id") '
         f'AND (c."paused_until" IS NULL OR c."paused_until" > %(now)s) '
         f'ORDER BY c."automation_id" ASC NULLS FIRST, c."created_at" ASC LIMIT 1) p ON TRUE '
@@ -139,9 +143,10 @@ def _standing(automation_id: str, contact_id: str, now: datetime, cooldown_min: 
     rows = sql.execute(_standing_text(), {"automation": automation_id, "contact": contact_id, "now": now,
                                           "since": now - timedelta(minutes=max(cooldown_min, 0))})
     if not rows:
-        return _Standing(None, None, None, None, PriorRuns(False, False, False))
-    status, root, pause_id, paused_until, live, any_prior, recent = rows[0]
-    return _Standing(status, root, pause_id, paused_until, PriorRuns(live, any_prior, recent))
+        return _Standing(None, None, None, False, None, PriorRuns(False, False, False))
+    status, root, pause_id, pause_global, paused_until, live, any_prior, recent = rows[0]
+    return _Standing(status, root, pause_id, bool(pause_id and pause_global), paused_until,
+                     PriorRuns(live, any_prior, recent))
 
 
 def _channel_of(automation, contact, *, entrypoint, binding, conversation, social_account):
@@ -251,7 +256,9 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
                  "conversation": conversation, "context": context, "trigger_depth": trigger_depth}
         paused = standing.pause_id is not None
         if paused and source == TRIGGER:
-            return _record_skip(automation, contact, ExitReason.CONTACT_PAUSED, CONTACT_PAUSED, now, **links)
+            skipped = _record_skip(automation, contact, ExitReason.CONTACT_PAUSED, CONTACT_PAUSED, now, **links)
+            skipped.pause_global = standing.pause_global
+            return skipped
         if reentry_blocked(automation.pk, contact.pk, entrypoint=entrypoint, binding=binding, now=now,
                            prior=standing.prior):
             if source == TRIGGER:

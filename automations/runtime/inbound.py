@@ -9,7 +9,8 @@ Order of work (ARCHITECTURE "Data flow"):
    attempt failed after the claim committed) takes the lock and processes it instead.
 2. Offer the event to the contact's waiting runs (`runtime.replies`); at most one consumes it.
 3. Otherwise the matcher picks an entrypoint (then a binding) and `enrollment.enroll` applies the
-   pause and re-entry rules. A match blocked by re-entry does not fall through to bindings.
+   pause and re-entry rules. A match blocked by re-entry or a global pause does not fall through; one
+   blocked by a pause scoped to its automation does (the next match takes the event).
 4. The event row keeps the outcome, the run and the matcher's trace for the admin.
 """
 
@@ -385,24 +386,36 @@ def _process(account, event, contact, conversation, message, *, event_id, kind, 
         story_id=story_id, parent_comment_id=parent_comment_id, payload_id=interactive.get("id"),
         first_message=first_message, first_on_channel=first_on_channel,
     )
-    decision = matcher.decide(account.organization_id, facts, contact, candidates=candidates)
-    source = decision.entrypoint or decision.binding
-    if source is None:
-        return _finish(event, InboundOutcome.NO_MATCH, None, decision.trace)
     trigger = {"kind": kind, "event_id": event_id, "text": text or "", "message_id": message.id}
     for key, value in (("post_id", post_id), ("story_id", story_id), ("payload_id", interactive.get("id"))):
         if value:
             trigger[key] = value
-    result = enrollment.enroll(
-        source.automation, contact, entrypoint=decision.entrypoint, binding=decision.binding,
-        conversation=conversation, social_account=account, context={"trigger": trigger}, source=enrollment.TRIGGER,
-        now=now,
-    )
-    if result.ok:
-        return _finish(event, InboundOutcome.ENROLLED, result.run.id, decision.trace)
-    decision.trace[-1]["result"] = result.blocked
-    outcome = _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
-    return _finish(event, outcome, result.run.id if result.run else None, decision.trace)
+    # A pause scoped to the matched automation skips only that one: match again without it, so the next
+    # entrypoint (or binding) that fits takes the event. A global pause, or re-entry, ends the matching.
+    passed_over: dict[str, str] = {}
+    paused_skip = None  # the first skip recorded for a scoped pause: the outcome if nothing else enrolls
+    while True:
+        decision = matcher.decide(account.organization_id, facts, contact, candidates=candidates,
+                                  passed_over=passed_over)
+        source = decision.entrypoint or decision.binding
+        if source is None:
+            if paused_skip is not None:
+                return _finish(event, InboundOutcome.CONTACT_PAUSED, paused_skip.run.id, decision.trace)
+            return _finish(event, InboundOutcome.NO_MATCH, None, decision.trace)
+        result = enrollment.enroll(
+            source.automation, contact, entrypoint=decision.entrypoint, binding=decision.binding,
+            conversation=conversation, social_account=account, context={"trigger": trigger},
+            source=enrollment.TRIGGER, now=now,
+        )
+        if result.ok:
+            return _finish(event, InboundOutcome.ENROLLED, result.run.id, decision.trace)
+        decision.trace[-1]["result"] = result.blocked
+        if result.blocked == enrollment.CONTACT_PAUSED and not result.pause_global:
+            passed_over[source.automation_id] = result.blocked
+            paused_skip = paused_skip or result
+            continue
+        outcome = _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
+        return _finish(event, outcome, result.run.id if result.run else None, decision.trace)
 
 
 def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) -> InboundResult:

@@ -111,14 +111,16 @@ def candidate_entrypoints(organization_id: str, facts: EventFacts):
 
 
 def match_entrypoint(organization_id: str, facts: EventFacts, contact, decision: MatchDecision,
-                     candidates: list[Entrypoint] | None = None) -> Entrypoint | None:
+                     candidates: list[Entrypoint] | None = None, passed_over: dict | None = None
+                     ) -> Entrypoint | None:
     if candidates is None:
         candidates = candidate_entrypoints(organization_id, facts)
+    passed_over = passed_over or {}
     for entrypoint in candidates:
         entry = {"entrypoint_id": entrypoint.id, "automation_id": entrypoint.automation_id,
                  "specificity": entrypoint.specificity, "priority": entrypoint.priority}
-        reason = None
-        if entrypoint.social_account_id and entrypoint.social_account_id != facts.social_account_id:
+        reason = passed_over.get(entrypoint.automation_id)
+        if reason is None and entrypoint.social_account_id and entrypoint.social_account_id != facts.social_account_id:
             reason = "other_account"
         if reason is None:
             reason = _config_skip_reason(entrypoint, facts)
@@ -133,7 +135,8 @@ def match_entrypoint(organization_id: str, facts: EventFacts, contact, decision:
     return None
 
 
-def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecision) -> Binding | None:
+def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecision,
+                  passed_over: dict | None = None) -> Binding | None:
     wanted = [BindingType.WELCOME_MESSAGE, BindingType.DEFAULT_REPLY] if facts.first_on_channel else [
         BindingType.DEFAULT_REPLY]
     bindings = {
@@ -143,8 +146,14 @@ def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecisi
             binding_type__in=wanted, status=ActiveStatus.ACTIVE, automation__status=AutomationStatus.ACTIVE,
         ).select_related("automation")
     }
+    passed_over = passed_over or {}
     for binding_type in wanted:
         binding = bindings.get(binding_type)
+        if binding is not None and binding.automation_id in passed_over:
+            decision.trace.append({"binding_id": binding.id, "binding_type": binding_type,
+                                   "automation_id": binding.automation_id,
+                                   "result": passed_over[binding.automation_id]})
+            continue
         if binding is not None:
             decision.trace.append({"binding_id": binding.id, "binding_type": binding_type,
                                    "automation_id": binding.automation_id, "result": "matched"})
@@ -155,12 +164,14 @@ def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecisi
 
 
 def decide(organization_id: str, facts: EventFacts, contact, *,
-           candidates: list[Entrypoint] | None = None) -> MatchDecision:
+           candidates: list[Entrypoint] | None = None, passed_over: dict | None = None) -> MatchDecision:
     """Pick the entrypoint, else the binding, for an event no waiting run consumed (`candidates`: the
-    `candidate_entrypoints` rows, if the caller already read them)."""
+    `candidate_entrypoints` rows, if the caller already read them). `passed_over` {automation_id:
+    reason}: automations enrollment already refused for this event (a pause scoped to them); their
+    entrypoints and bindings are skipped with that reason, so the next match can take the event."""
     decision = MatchDecision()
-    matched = match_entrypoint(organization_id, facts, contact, decision, candidates)
+    matched = match_entrypoint(organization_id, facts, contact, decision, candidates, passed_over)
     if matched is None and facts.kind == EntrypointKind.DM_RECEIVED:
         # Bindings answer direct messages only: a comment with no automation gets no default reply.
-        match_binding(organization_id, facts, decision)
+        match_binding(organization_id, facts, decision, passed_over)
     return decision

@@ -200,6 +200,71 @@ def test_paused_contact_is_not_enrolled(api, org, account, django_capture_on_com
     assert (skip.status, skip.exit_reason) == ("exited", "contact_paused")
 
 
+def test_a_pause_for_one_automation_lets_the_next_match_enroll(api, org, account,
+                                                               django_capture_on_commit_callbacks):
+    paused_for = reply_flow(org, "from A")
+    entry_a = make_entrypoint(paused_for, config={"keywords": ["hi"]})  # specificity 30: matched first
+    other = reply_flow(org, "from B")
+    make_entrypoint(other)  # catch-all
+    person = factories.contact(org, account=account, platform_user_id="psid-1")
+    response = api.post(f"/v1/contacts/{person.id}/automation-pause",
+                        {"automation_id": paused_for.id, "pause_reason": "manual_takeover"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = send(api, django_capture_on_commit_callbacks, event(account, "hi"))
+    assert body["outcome"] == "enrolled"
+    run = AutomationRun.objects.get(pk=body["run_id"])
+    assert (run.automation_id, run.status) == (other.id, "completed")
+    assert outbound_texts(person) == ["from B"]
+    skip = AutomationRun.objects.get(contact=person, automation=paused_for)
+    assert (skip.status, skip.exit_reason) == ("exited", "contact_paused")
+    stored = InboundEvent.objects.get(event_id=body["event_id"])
+    assert (stored.outcome, stored.run_id) == ("enrolled", run.id)
+    results = {t["entrypoint_id"]: t["result"] for t in stored.trace if "entrypoint_id" in t}
+    assert results[entry_a.id] == "contact_paused" and list(results.values()) == ["contact_paused", "matched"]
+
+
+def test_a_pause_for_one_automation_falls_through_to_a_binding(api, org, account,
+                                                                django_capture_on_commit_callbacks):
+    paused_for = reply_flow(org, "from A")
+    make_entrypoint(paused_for, config={"keywords": ["hi"]})
+    factories.binding(reply_flow(org, "default"), account, "default_reply")
+    person = factories.contact(org, account=account, platform_user_id="psid-1")
+    api.post(f"/v1/contacts/{person.id}/automation-pause",
+             {"automation_id": paused_for.id, "pause_reason": "manual_takeover"}, format="json")
+    assert send(api, django_capture_on_commit_callbacks, event(account, "hi"))["outcome"] == "enrolled"
+    assert outbound_texts(person) == ["default"]
+
+
+def test_a_pause_for_the_only_match_is_contact_paused(api, org, account, django_capture_on_commit_callbacks):
+    paused_for = reply_flow(org, "from A")
+    make_entrypoint(paused_for, config={"keywords": ["hi"]})
+    make_entrypoint(reply_flow(org, "other keyword"), config={"keywords": ["bye"]})
+    person = factories.contact(org, account=account, platform_user_id="psid-1")
+    api.post(f"/v1/contacts/{person.id}/automation-pause",
+             {"automation_id": paused_for.id, "pause_reason": "manual_takeover"}, format="json")
+    body = send(api, django_capture_on_commit_callbacks, event(account, "hi"))
+    assert body["outcome"] == "contact_paused"
+    skip = AutomationRun.objects.get(contact=person)
+    assert (skip.automation_id, skip.exit_reason, body["run_id"]) == (paused_for.id, "contact_paused", skip.id)
+    assert outbound_texts(person) == []
+
+
+def test_a_global_pause_still_blocks_every_match(api, org, account, django_capture_on_commit_callbacks):
+    first, second = reply_flow(org, "from A"), reply_flow(org, "from B")
+    make_entrypoint(first, config={"keywords": ["hi"]})
+    make_entrypoint(second)
+    factories.binding(reply_flow(org, "default"), account, "default_reply")
+    person = factories.contact(org, account=account, platform_user_id="psid-1")
+    api.post(f"/v1/contacts/{person.id}/automation-pause",
+             {"automation_id": second.id, "pause_reason": "manual_takeover"}, format="json")
+    api.post(f"/v1/contacts/{person.id}/automation-pause", {"pause_reason": "operator_paused"}, format="json")
+    body = send(api, django_capture_on_commit_callbacks, event(account, "hi"))
+    assert body["outcome"] == "contact_paused"
+    assert outbound_texts(person) == []
+    assert list(AutomationRun.objects.filter(contact=person).values_list("automation_id", "exit_reason")) == \
+        [(first.id, "contact_paused")]
+
+
 def test_reentry_blocked_does_not_fall_through_to_bindings(api, org, account, django_capture_on_commit_callbacks):
     waiting = active_flow(org, [("ask", "message", {"blocks": [{"type": "text", "text": "Pick one", "buttons": [
         {"id": "yes", "type": "branch", "label": "Yes"}]}]})])
