@@ -293,10 +293,12 @@ class InboundOutcome(models.TextChoices):
     CONTACT_PAUSED = "contact_paused"
     REENTRY_BLOCKED = "reentry_blocked"
     DUPLICATE = "duplicate"
+    FILTERED_OUT = "filtered_out"  # a webhook entrypoint's filters kept the contact out
 
 
 class InboundEvent(models.Model):
-    """Every channel event we received, with what we did about it and why (answers "never enrolled")."""
+    """Every channel event and webhook delivery we received, with what we did about it and why (answers
+    "never enrolled")."""
 
     id = PrefixedIdField("evt")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")

@@ -57,6 +57,13 @@ _BLOCKED_OUTCOMES = {
 }
 
 
+def outcome_of(result: enrollment.EnrollResult) -> str:
+    """The event outcome an enrollment attempt comes to."""
+    if result.ok:
+        return InboundOutcome.ENROLLED
+    return _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
+
+
 @dataclass
 class InboundResult:
     event: InboundEvent
@@ -414,8 +421,7 @@ def _process(account, event, contact, conversation, message, *, event_id, kind, 
             passed_over[source.automation_id] = result.blocked
             paused_skip = paused_skip or result
             continue
-        outcome = _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
-        return _finish(event, outcome, result.run.id if result.run else None, decision.trace)
+        return _finish(event, outcome_of(result), result.run.id if result.run else None, decision.trace)
 
 
 def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) -> InboundResult:
@@ -431,6 +437,22 @@ def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) 
 def _finish_text() -> str:
     return (f'UPDATE "{InboundEvent._meta.db_table}" SET "outcome" = %s, "run_id" = %s, "trace" = %s '
             f'WHERE "id" = %s')
+
+
+def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict, outcome: str,
+                            run_id: str | None, result: str) -> InboundEvent:
+    """Keep a webhook delivery like a channel event: its outcome and a one-entry trace (the webhook's
+    entrypoint and what became of it), so the admin answers "why was this contact never enrolled?" for
+    webhooks too. A delivery has no provider event id: the row's own id stands in."""
+    event = InboundEvent(organization_id=entrypoint.organization_id, kind=EntrypointKind.WEBHOOK_INBOUND,
+                         social_account_id=entrypoint.social_account_id, contact=contact, payload=body,
+                         outcome=outcome, run_id=run_id,
+                         trace=[{"entrypoint_id": entrypoint.id, "automation_id": entrypoint.automation_id,
+                                 "specificity": entrypoint.specificity, "priority": entrypoint.priority,
+                                 "result": result}])
+    event.event_id = f"webhook:{event.pk}"
+    event.save(force_insert=True)
+    return event
 
 
 CONTACT_CHANGE_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)

@@ -4,7 +4,9 @@ Signature header `X-Relay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret
 five minutes of tolerance either way, compared in constant time. Nothing is written unless the
 signature is good. The contact is found by `config.contact_lookup` (contact_id | email | phone) and
 created only when `config.create_contact` allows; `config.payload_mapping` {context_key: "$.path"}
-copies values from the body into the run's context.
+copies values from the body into the run's context. The entrypoint's `filters` apply as on any
+entrypoint (the mapped context is their `context.*`): a contact they keep out is not enrolled
+(`filtered_out`). Every accepted delivery is kept as an inbound event with its outcome.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from automations.models import ActiveStatus, AutomationStatus, Entrypoint
-from automations.runtime import enrollment
+from automations.graph import filters
+from automations.models import ActiveStatus, AutomationStatus, Entrypoint, InboundOutcome
+from automations.runtime import enrollment, inbound
 from contacts.models import Contact
 from relay.core.errors import ApiError
 
@@ -129,11 +132,15 @@ def receive_webhook(slug: str, raw_body: bytes, signature: str | None, body) -> 
         raise ApiError("entrypoint_inactive", "This webhook entrypoint or its automation is not active.", status=422)
     with transaction.atomic():
         contact = resolve_contact(entrypoint, body)
-        result = enrollment.enroll(
-            entrypoint.automation, contact, entrypoint=entrypoint,
-            context=mapped_context((entrypoint.config or {}).get("payload_mapping") or {}, body),
-            source=enrollment.TRIGGER,
-        )
-    if result.ok:
-        return WebhookResult("enrolled", result.run.id, contact.id)
-    return WebhookResult(result.blocked, result.run.id if result.run else None, contact.id)
+        context = mapped_context((entrypoint.config or {}).get("payload_mapping") or {}, body)
+        if entrypoint.filters and not filters.evaluate(entrypoint.filters, contact=contact, context=context):
+            inbound.record_webhook_delivery(entrypoint, contact, body, InboundOutcome.FILTERED_OUT, None,
+                                            "filters_failed")
+            return WebhookResult(InboundOutcome.FILTERED_OUT, None, contact.id)
+        result = enrollment.enroll(entrypoint.automation, contact, entrypoint=entrypoint, context=context,
+                                   source=enrollment.TRIGGER)
+        outcome = InboundOutcome.ENROLLED if result.ok else result.blocked
+        run_id = result.run.id if result.run else None
+        inbound.record_webhook_delivery(entrypoint, contact, body, inbound.outcome_of(result), run_id,
+                                        "matched" if result.ok else result.blocked)
+    return WebhookResult(outcome, run_id, contact.id)

@@ -6,7 +6,7 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from automations.models import AutomationRun, StepRun
+from automations.models import AutomationRun, InboundEvent, StepRun
 from automations.runtime.webhooks import json_path, mapped_context, sign
 from contacts.models import Contact
 from tests import factories
@@ -106,6 +106,60 @@ def test_rotated_secret_stops_the_old_one(api, hook):
     assert new_secret and new_secret != old
     assert post(hook.webhook_slug, BODY, old).status_code == 401
     assert post(hook.webhook_slug, BODY, new_secret).status_code == 202
+
+
+VIP_ONLY = {"all": [{"field": "contact.tags", "op": "contains", "value": "vip"}]}
+
+
+def test_webhook_entrypoint_filters_keep_a_contact_out(api, org):
+    automation = reply_flow(org)
+    created = api.post(f"/v1/automations/{automation.id}/entrypoints", {
+        "kind": "webhook_inbound", "config": {"contact_lookup": "email"}, "filters": VIP_ONLY}, format="json")
+    assert created.status_code == 201, created.json()
+    slug, secret = created.json()["webhook_slug"], created.json()["webhook_secret"]
+    plain = factories.contact(org, email="plain@example.com", tags=["lead"])
+    vip = factories.contact(org, email="vip@example.com", tags=["vip"])
+
+    response = post(slug, {"email": "plain@example.com"}, secret)
+    assert response.status_code == 202, response.json()
+    assert response.json() == {"outcome": "filtered_out", "run_id": None, "contact_id": plain.id}
+    assert not AutomationRun.objects.filter(contact=plain).exists()
+    stored = InboundEvent.objects.get(contact=plain)
+    assert (stored.kind, stored.outcome, stored.run_id) == ("webhook_inbound", "filtered_out", None)
+    assert [(t["entrypoint_id"], t["result"]) for t in stored.trace] == [(created.json()["id"], "filters_failed")]
+
+    response = post(slug, {"email": "vip@example.com"}, secret)
+    assert response.json()["outcome"] == "enrolled"
+    run = AutomationRun.objects.get(contact=vip)
+    assert run.pk == response.json()["run_id"]
+    stored = InboundEvent.objects.get(contact=vip)
+    assert (stored.outcome, stored.run_id, stored.trace[0]["result"]) == ("enrolled", run.pk, "matched")
+
+
+def test_webhook_filters_see_the_mapped_context(org):
+    entry = make_entrypoint(reply_flow(org), kind="webhook_inbound",
+                            config={"contact_lookup": "email", "payload_mapping": {"plan": "$.plan"}},
+                            filters={"all": [{"field": "context.plan", "op": "eq", "value": "pro"}]})
+    factories.contact(org, email="a@example.com")
+    assert post(entry.webhook_slug, {"email": "a@example.com", "plan": "free"},
+                entry.webhook_secret).json()["outcome"] == "filtered_out"
+    assert post(entry.webhook_slug, {"email": "a@example.com", "plan": "pro"},
+                entry.webhook_secret).json()["outcome"] == "enrolled"
+
+
+def test_the_same_filter_on_dm_received_and_webhook_agree(api, org, account, django_capture_on_commit_callbacks):
+    from tests.inbound.helpers import event, send
+
+    dm_flow, hook_flow = reply_flow(org), reply_flow(org)
+    make_entrypoint(dm_flow, filters=VIP_ONLY)
+    hook_entry = make_entrypoint(hook_flow, kind="webhook_inbound", config={"contact_lookup": "contact_id"},
+                                 filters=VIP_ONLY)
+    person = factories.contact(org, account=account, platform_user_id="psid-x")
+    dm = send(api, django_capture_on_commit_callbacks, event(account, "hi", user="psid-x"))
+    assert dm["outcome"] == "no_match" and dm["contact_id"] == person.id
+    hook = post(hook_entry.webhook_slug, {"contact_id": person.id}, hook_entry.webhook_secret).json()
+    assert hook["outcome"] == "filtered_out"
+    assert not AutomationRun.objects.filter(contact=person).exists()
 
 
 def test_json_path_subset():
