@@ -45,7 +45,10 @@ class EnrollSerializer(StrictSerializer):
 
 class SimulateSerializer(StrictSerializer):
     start_node_key = serializers.CharField(max_length=100, required=False, allow_null=True)
-    test_context = serializers.DictField(required=False, default=dict)
+    test_context = serializers.DictField(required=False, default=dict, help_text=(
+        "Seeds the run context; its `contact` {name, email, phone, tags, fields} describes the contact."))
+    contact_id = serializers.CharField(max_length=40, required=False, allow_null=True,
+                                       help_text="Simulate as this contact (read, never written).")
     branch_choices = serializers.DictField(child=serializers.CharField(max_length=150), required=False,
                                            default=dict, help_text="node key → the port to take there.")
     execute_side_effects = serializers.BooleanField(required=False, default=False)

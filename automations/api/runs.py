@@ -99,10 +99,12 @@ class AutomationSimulateView(APIView):
         automation = org_object_or_404(Automation, request.organization, pk)
         body = SimulateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        contact_id = body.validated_data.get("contact_id")
+        contact = org_object_or_404(Contact, request.organization, contact_id) if contact_id else None
         try:
             transcript = simulate(automation, start_node_key=body.validated_data.get("start_node_key"),
                                   test_context=body.validated_data.get("test_context"),
-                                  branch_choices=body.validated_data.get("branch_choices"))
+                                  branch_choices=body.validated_data.get("branch_choices"), contact=contact)
         except SimulationError as exc:
             raise ApiError(exc.code, str(exc), status=400, details=exc.details)
         return Response(transcript)

@@ -152,3 +152,73 @@ def test_simulation_reports_an_unwired_error_port_as_handler_failure(api, org):
 
 def test_simulate_other_organization_is_404(other_api, automation):
     assert other_api.post(f"/v1/automations/{automation.pk}/simulate", {}, format="json").status_code == 404
+
+
+def contact_flow(org):
+    nodes = [
+        ("hi", "message", {"blocks": [{"type": "text", "text": "Hi {{contact.first_name|there}} ({{fields.plan}})"}]}),
+        ("who", "condition", {"predicates": {"all": [{"field": "contact.name", "op": "eq", "value": "Alice"}]}}),
+        ("vip", "condition", {"predicates": {"any": [{"field": "tags", "op": "contains", "value": "vip"},
+                                                     {"field": "fields.plan", "op": "eq", "value": "pro"}]}}),
+        ("yes", "end", {"reason": "vip"}), ("no", "end", {"reason": "not_vip"}), ("stranger", "end", {"reason": "who"}),
+    ]
+    edges = [("hi", "next", "who"), ("who", "true", "vip"), ("who", "false", "stranger"), ("vip", "true", "yes"),
+             ("vip", "false", "no")]
+    return factories.automation(org, factories.flow(nodes, edges), status="active")
+
+
+def test_test_context_contact_feeds_conditions_and_merge_tags(api, org):
+    automation = contact_flow(org)
+    before = table_counts()
+    body = simulate(api, automation, test_context={"contact": {"name": "Alice Smith", "tags": ["vip"],
+                                                               "fields": {"plan": "pro"}}, "src": "ad"}).json()
+    assert table_counts() == before
+    assert [(s["node_key"], s["exited_via_port_key"]) for s in body["steps"]] == \
+        [("hi", "next"), ("who", "false"), ("stranger", None)]  # "Alice Smith" is not "Alice"
+    assert body["steps"][0]["rendered"]["text"] == "Hi Alice (pro)"
+    assert body["final_context"] == {"src": "ad"}  # the contact is not run context
+    body = simulate(api, automation, test_context={"contact": {"name": "Alice", "plan": "pro"}}).json()
+    assert [(s["node_key"], s["exited_via_port_key"]) for s in body["steps"]][1:] == \
+        [("who", "true"), ("vip", "true"), ("yes", None)]  # an unknown key is a custom field
+
+
+def test_contact_name_condition_leaves_through_true(api, org):
+    automation = factories.automation(org, factories.flow(
+        [("c", "condition", {"predicates": {"all": [{"field": "contact.name", "op": "eq", "value": "Alice"}]}})]),
+        status="active")
+    body = simulate(api, automation, test_context={"contact": {"name": "Alice"}}).json()
+    assert [(s["node_key"], s["exited_via_port_key"]) for s in body["steps"]] == [("c", "true")]
+    body = simulate(api, automation, test_context={}).json()
+    assert [(s["node_key"], s["exited_via_port_key"]) for s in body["steps"]] == [("c", "false")]
+
+
+def test_simulate_as_a_real_contact_writes_nothing(api, org, other_org):
+    automation = contact_flow(org)
+    person = factories.contact(org, name="Alice", tags=["lead"], custom_fields={"plan": "pro"})
+    before = table_counts()
+    body = simulate(api, automation, contact_id=person.id).json()
+    assert [(s["node_key"], s["exited_via_port_key"]) for s in body["steps"]][1:] == [("who", "true"), ("vip", "true"),
+                                                                                      ("yes", None)]
+    assert body["steps"][0]["rendered"]["text"] == "Hi Alice (pro)" and body["ended_because"] == "vip"
+    # test_context.contact overrides the real contact for this dry run only
+    body = simulate(api, automation, contact_id=person.id,
+                    test_context={"contact": {"fields": {"plan": "free"}}}).json()
+    assert body["ended_because"] == "not_vip"
+    assert table_counts() == before
+    person.refresh_from_db()
+    assert (person.name, person.tags, person.custom_fields) == ("Alice", ["lead"], {"plan": "pro"})
+    foreign = factories.contact(other_org)
+    response = simulate(api, automation, contact_id=foreign.id)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("described, field", [
+    ("Alice", "test_context.contact"),
+    ({"name": 5}, "test_context.contact.name"),
+    ({"tags": "vip"}, "test_context.contact.tags"),
+    ({"fields": ["plan"]}, "test_context.contact.fields"),
+])
+def test_a_malformed_test_contact_is_400(api, org, described, field):
+    response = simulate(api, contact_flow(org), test_context={"contact": described})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error" and field in response.json()["error"]["details"]
