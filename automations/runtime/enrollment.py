@@ -178,7 +178,8 @@ def _new_run(automation, contact, *, entrypoint, binding, social_account, conver
     )
 
 
-def _record_skip(automation, contact, reason: str, blocked: str, now, **links) -> EnrollResult:
+def _record_skip(automation, contact, reason: str, blocked: str, now, *, pause_global: bool = False,
+                 **links) -> EnrollResult:
     """Trigger path: keep a row saying this contact was not enrolled, and why (the debugging trail).
 
     The row is an `exited` run (the seed's exited includes the reentry skip), so it counts in total_exited
@@ -186,7 +187,7 @@ def _record_skip(automation, contact, reason: str, blocked: str, now, **links) -
     run = _new_run(automation, contact, now=now, status=RunStatus.EXITED, exit_reason=reason,
                    completed_at=now, current_node_key=None, **links)
     _insert_run(run, COUNTER_FIELDS[RunStatus.EXITED])
-    return EnrollResult(run=run, blocked=blocked)
+    return EnrollResult(run=run, blocked=blocked, pause_global=pause_global)
 
 
 @lru_cache(maxsize=2)
@@ -256,9 +257,8 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
                  "conversation": conversation, "context": context, "trigger_depth": trigger_depth}
         paused = standing.pause_id is not None
         if paused and source == TRIGGER:
-            skipped = _record_skip(automation, contact, ExitReason.CONTACT_PAUSED, CONTACT_PAUSED, now, **links)
-            skipped.pause_global = standing.pause_global
-            return skipped
+            return _record_skip(automation, contact, ExitReason.CONTACT_PAUSED, CONTACT_PAUSED, now,
+                                pause_global=standing.pause_global, **links)
         if reentry_blocked(automation.pk, contact.pk, entrypoint=entrypoint, binding=binding, now=now,
                            prior=standing.prior):
             if source == TRIGGER:

@@ -149,14 +149,12 @@ def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecisi
     passed_over = passed_over or {}
     for binding_type in wanted:
         binding = bindings.get(binding_type)
-        if binding is not None and binding.automation_id in passed_over:
-            decision.trace.append({"binding_id": binding.id, "binding_type": binding_type,
-                                   "automation_id": binding.automation_id,
-                                   "result": passed_over[binding.automation_id]})
-            continue
         if binding is not None:
+            skipped = passed_over.get(binding.automation_id)
             decision.trace.append({"binding_id": binding.id, "binding_type": binding_type,
-                                   "automation_id": binding.automation_id, "result": "matched"})
+                                   "automation_id": binding.automation_id, "result": skipped or "matched"})
+            if skipped:
+                continue
             decision.binding = binding
             return binding
     decision.trace.append({"bindings": [str(t) for t in wanted], "result": "none_active"})
