@@ -1,0 +1,253 @@
+"""Run insights for one automation, entrypoint, binding or a whole organization over a period.
+
+Two aggregate statements per call, both bounded in time so PostgreSQL touches only what the period needs:
+
+- runs started in [from, to) grouped by (bucket, status, exit_reason) → `totals`, `exit_reasons` and
+  `series` (a cohort view: `started` in a bucket and how many of those runs have completed, exited or
+  failed by now, so the series adds up to the totals);
+- step runs with `executed_at` in [from, to) grouped by node → `nodes`. The bound on the partition key
+  lets the planner prune `automation_step_runs` to the months the period overlaps.
+
+`visits` counts distinct runs that reached a node (a wait writes two rows, a re-prompt more; a funnel
+asks how many people got there); `outcomes` and `exits_by_port` count step rows. Retries cannot double
+count: a stale run write writes no step rows, and a run row exists once whatever resumes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from automations.models import (
+    FINISHED_RUN_STATUSES,
+    Automation,
+    AutomationRun,
+    RunStatus,
+    StepOutcome,
+    StepRun,
+)
+from relay.core.errors import ApiError
+
+PRESET_PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
+                  "90d": timedelta(days=90)}
+CUSTOM = "custom"
+PERIODS = [*PRESET_PERIODS, CUSTOM]
+DEFAULT_PERIOD = "7d"
+MAX_CUSTOM_SPAN = timedelta(days=366)
+SERIES_STATUSES = ("completed", "exited", "failed")
+
+
+class ScopeKind:
+    AUTOMATION = "automation"
+    ENTRYPOINT = "entrypoint"
+    BINDING = "binding"
+    ORGANIZATION = "organization"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the figures are about. `automation_id` is set for every kind but the organization's roll-up
+    (an entrypoint or binding belongs to one automation; its steps are that automation's)."""
+
+    kind: str
+    target_id: str
+    automation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    period: str
+    start: datetime
+    end: datetime
+
+    @property
+    def bucket(self) -> str:
+        return "hour" if self.period == "24h" else "day"
+
+    def bucket_starts(self) -> list[datetime]:
+        step = timedelta(hours=1) if self.bucket == "hour" else timedelta(days=1)
+        current = truncate(self.start, self.bucket)
+        starts = []
+        while current < self.end:
+            starts.append(current)
+            current += step
+        return starts
+
+
+def truncate(value: datetime, unit: str) -> datetime:
+    value = value.astimezone(UTC)
+    if unit == "hour":
+        return value.replace(minute=0, second=0, microsecond=0)
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _timestamp(params, name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    value = parse_datetime(raw.replace(" ", "+")) if len(raw) <= 64 else None
+    if value is None:
+        raise ApiError("invalid_timestamp", f"{name} must be an ISO-8601 timestamp.",
+                       details={name: ["must be an ISO-8601 timestamp, e.g. 2026-01-31T00:00:00Z"]})
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
+def parse_window(params, now: datetime | None = None) -> Window:
+    """`period` (24h | 7d | 30d | 90d | custom, default 7d); custom takes `from` and `to` (ISO 8601).
+    Bad input is a 400 with a stable code: invalid_period, invalid_timestamp, invalid_range."""
+    period = params.get("period") or DEFAULT_PERIOD
+    if period not in PERIODS:
+        raise ApiError("invalid_period", "Unknown period.",
+                       details={"period": [f"must be one of {', '.join(PERIODS)}"]})
+    start, end = _timestamp(params, "from"), _timestamp(params, "to")
+    if period != CUSTOM:
+        if start or end:
+            raise ApiError("invalid_range", "from and to are only accepted with period=custom.",
+                           details={"period": ["must be custom when from/to are given"]})
+        end = now or timezone.now()
+        return Window(period, end - PRESET_PERIODS[period], end)
+    missing = [name for name, value in (("from", start), ("to", end)) if value is None]
+    if missing:
+        raise ApiError("invalid_range", "period=custom needs both from and to.",
+                       details={name: ["required with period=custom"] for name in missing})
+    if start >= end:
+        raise ApiError("invalid_range", "from must be before to.", details={"from": ["must be before to"]})
+    if end - start > MAX_CUSTOM_SPAN:
+        raise ApiError("invalid_range", f"A custom period spans at most {MAX_CUSTOM_SPAN.days} days.",
+                       details={"to": [f"at most {MAX_CUSTOM_SPAN.days} days after from"]})
+    return Window(period, start, end)
+
+
+# ------------------------------------------------------------------------------------------------ SQL
+
+RUNS = AutomationRun._meta.db_table
+STEPS = StepRun._meta.db_table
+AUTOMATIONS = Automation._meta.db_table
+
+_RUN_SCOPE = {
+    ScopeKind.AUTOMATION: 'r."automation_id" = %s',
+    ScopeKind.ENTRYPOINT: 'r."entrypoint_id" = %s',
+    ScopeKind.BINDING: 'r."binding_id" = %s',
+    ScopeKind.ORGANIZATION: 'r."organization_id" = %s',
+}
+
+# Steps carry automation_id (indexed with executed_at per partition); an entrypoint's or binding's
+# steps are its automation's steps of the runs it started.
+_STEP_SCOPE = {
+    ScopeKind.AUTOMATION: 's."automation_id" = %(automation)s',
+    ScopeKind.ENTRYPOINT: (f's."automation_id" = %(automation)s AND s."run_id" IN '
+                           f'(SELECT r."id" FROM "{RUNS}" r WHERE r."entrypoint_id" = %(target)s)'),
+    ScopeKind.BINDING: (f's."automation_id" = %(automation)s AND s."run_id" IN '
+                        f'(SELECT r."id" FROM "{RUNS}" r WHERE r."binding_id" = %(target)s)'),
+    ScopeKind.ORGANIZATION: (f's."automation_id" IN '
+                             f'(SELECT a."id" FROM "{AUTOMATIONS}" a WHERE a."organization_id" = %(target)s)'),
+}
+
+
+def runs_sql(scope_kind: str) -> str:
+    return (f'SELECT date_trunc(%s, r."started_at" AT TIME ZONE \'UTC\'), r."status", r."exit_reason", count(*) '
+            f'FROM "{RUNS}" r WHERE {_RUN_SCOPE[scope_kind]} AND r."started_at" >= %s AND r."started_at" < %s '
+            f"GROUP BY 1, 2, 3")
+
+
+def _outcome_columns() -> str:
+    return ", ".join(f"count(*) FILTER (WHERE s.\"outcome\" = '{outcome}')" for outcome in StepOutcome.values)
+
+
+def nodes_sql(scope_kind: str) -> str:
+    """Per node: distinct runs, rows by outcome, median duration. Bounded on executed_at (partition key)."""
+    return (f'SELECT s."automation_id", s."node_key", s."node_kind", count(DISTINCT s."run_id"), '
+            f'{_outcome_columns()}, percentile_cont(0.5) WITHIN GROUP (ORDER BY s."duration_ms") '
+            f'FROM "{STEPS}" s WHERE {_STEP_SCOPE[scope_kind]} '
+            f'AND s."executed_at" >= %(start)s AND s."executed_at" < %(end)s GROUP BY 1, 2, 3')
+
+
+def ports_sql(scope_kind: str) -> str:
+    return (f'SELECT s."automation_id", s."node_key", s."exited_via_port_key", count(*) FROM "{STEPS}" s '
+            f'WHERE {_STEP_SCOPE[scope_kind]} AND s."executed_at" >= %(start)s AND s."executed_at" < %(end)s '
+            f'AND s."exited_via_port_key" IS NOT NULL GROUP BY 1, 2, 3')
+
+
+def dropoff_sql() -> str:
+    """Runs of one automation started in the window that ended (exited or failed) at each node."""
+    return (f'SELECT r."current_node_key", count(*) FROM "{RUNS}" r WHERE r."automation_id" = %s '
+            f'AND r."started_at" >= %s AND r."started_at" < %s AND r."status" IN (%s, %s) '
+            f'AND r."current_node_key" IS NOT NULL GROUP BY 1')
+
+
+def _step_params(scope: Scope, window: Window) -> dict:
+    return {"automation": scope.automation_id, "target": scope.target_id, "start": window.start,
+            "end": window.end}
+
+
+# --------------------------------------------------------------------------------------------- compute
+
+def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
+    """The API's response body. `graph` (an automation's) orders the nodes and lists unvisited ones."""
+    totals = dict.fromkeys(RunStatus.values, 0)
+    exit_reasons: dict[str, int] = {}
+    series = {start: {"started": 0, **dict.fromkeys(SERIES_STATUSES, 0)} for start in window.bucket_starts()}
+    with connection.cursor() as cursor:
+        cursor.execute(runs_sql(scope.kind), [window.bucket, scope.target_id, window.start, window.end])
+        for bucket, status, exit_reason, count in cursor.fetchall():
+            totals[status] = totals.get(status, 0) + count
+            if exit_reason and status in FINISHED_RUN_STATUSES:
+                exit_reasons[exit_reason] = exit_reasons.get(exit_reason, 0) + count
+            row = series.setdefault(bucket.replace(tzinfo=UTC),
+                                    {"started": 0, **dict.fromkeys(SERIES_STATUSES, 0)})
+            row["started"] += count
+            if status in SERIES_STATUSES:
+                row[status] += count
+    return {
+        "period": window.period,
+        "from": iso(window.start),
+        "to": iso(window.end),
+        "totals": totals,
+        "exit_reasons": dict(sorted(exit_reasons.items(), key=lambda item: (-item[1], item[0]))),
+        "series": [{"bucket_start": iso(start), **counts} for start, counts in sorted(series.items())],
+        "nodes": node_insights(scope, window, graph),
+    }
+
+
+def node_insights(scope: Scope, window: Window, graph: dict | None = None) -> list[dict]:
+    params = _step_params(scope, window)
+    nodes: dict[tuple[str, str], dict] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(nodes_sql(scope.kind), params)
+        for automation_id, node_key, node_kind, visits, *outcome_counts, median in cursor.fetchall():
+            entry = nodes.setdefault((automation_id, node_key), _empty_node(automation_id, node_key, node_kind))
+            entry["visits"] += visits
+            for outcome, count in zip(StepOutcome.values, outcome_counts, strict=True):
+                entry["outcomes"][outcome] += count
+            entry["median_duration_ms"] = round(median) if median is not None else None
+        cursor.execute(ports_sql(scope.kind), params)
+        for automation_id, node_key, port, count in cursor.fetchall():
+            entry = nodes.setdefault((automation_id, node_key), _empty_node(automation_id, node_key, ""))
+            entry["exits_by_port"][port] = entry["exits_by_port"].get(port, 0) + count
+    if graph is None or scope.automation_id is None:
+        return sorted(nodes.values(), key=lambda n: (n["automation_id"], -n["visits"], n["node_key"]))
+    ordered = []
+    for node in graph.get("nodes") or []:
+        if isinstance(node, dict) and isinstance(node.get("key"), str):
+            ordered.append(nodes.pop((scope.automation_id, node["key"]), None)
+                           or _empty_node(scope.automation_id, node["key"], node.get("kind") or ""))
+    return ordered + sorted(nodes.values(), key=lambda n: n["node_key"])  # nodes since removed from the graph
+
+
+def _empty_node(automation_id: str, node_key: str, node_kind: str) -> dict:
+    return {"automation_id": automation_id, "node_key": node_key, "node_kind": node_kind, "visits": 0,
+            "outcomes": dict.fromkeys(StepOutcome.values, 0), "exits_by_port": {}, "median_duration_ms": None}
+
+
+def dropoff_by_node(automation_id: str, window: Window) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(dropoff_sql(), [automation_id, window.start, window.end, RunStatus.EXITED, RunStatus.FAILED])
+        return dict(cursor.fetchall())
