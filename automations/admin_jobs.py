@@ -5,11 +5,13 @@ are overdue, failed jobs (with last_error), and runs left active by a dead worke
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from automations.models import JobStatus, RunStatus, ScheduledJob
+from automations.insights.health import scheduler_health
+from automations.models import JobStatus, RunStatus, ScheduledJob, SchedulerTick
 from automations.runtime.scheduler import STALE_ACTIVE_AFTER
 
 
@@ -107,3 +109,22 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         count = queryset.filter(status=JobStatus.PENDING).update(status=JobStatus.CANCELLED,
                                                                  updated_at=timezone.now())
         self.message_user(request, f"{count} job(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(SchedulerTick)
+class SchedulerHealthAdmin(admin.ModelAdmin):
+    """Not a list: the admin's "Scheduler health" entry shows `insights.health.scheduler_health`."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        context = {**self.admin_site.each_context(request), "title": "Scheduler health", "opts": self.model._meta,
+                   "health": scheduler_health()}
+        return TemplateResponse(request, "admin/automations/scheduler_health.html", context)

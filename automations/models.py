@@ -286,6 +286,24 @@ class ScheduledJob(models.Model):
         ]
 
 
+class SchedulerTick(models.Model):
+    """The scheduler's latest tick, one row (id 1) overwritten at the end of every tick: when it ran,
+    how long it took, what it claimed and how late its latest-running job was (due → claimed). The
+    admin's scheduler health page reads it; with several beats by mistake it is the last one's."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_tick_at = models.DateTimeField(null=True, blank=True)
+    last_duration_ms = models.PositiveIntegerField(default=0)
+    last_claimed = models.PositiveIntegerField(default=0)
+    last_max_lag_ms = models.BigIntegerField(default=0, help_text="Due → claimed, the latest job of the tick.")
+    ticks_total = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "automation_scheduler_ticks"
+        verbose_name = "scheduler health"
+        verbose_name_plural = "scheduler health"
+
+
 class InboundOutcome(models.TextChoices):
     RESUMED = "resumed"
     ENROLLED = "enrolled"

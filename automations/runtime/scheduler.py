@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ from automations.models import (
     JobStatus,
     RunStatus,
     ScheduledJob,
+    SchedulerTick,
     WaitingFor,
 )
 from automations.partitions import ensure_partitions
@@ -110,6 +112,8 @@ class TickReport:
     schedules_planned: int = 0
     partitions_created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    max_lag_ms: int = 0  # due → claimed of the latest job claimed
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -133,6 +137,7 @@ class TickReport:
 
 def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
     now = now or timezone.now()
+    started = time.monotonic()
     batch = settings.RELAY_SCHEDULER_BATCH if batch is None else batch
     report = TickReport(now=now)
     # Housekeeping failures are reported, never allowed to stop job processing.
@@ -149,6 +154,7 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
 
     claims = claim_due_jobs(now, batch)
     report.claimed = len(claims)
+    report.max_lag_ms = max((int((now - claim.original_due).total_seconds() * 1000) for claim in claims), default=0)
     for claim in claims:
         outcome = process_claim(claim, now, report)
         setattr(report, outcome, getattr(report, outcome) + 1)
@@ -163,7 +169,21 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
     except Exception as exc:
         logger.exception("scheduler: outbox sweep failed")
         report.errors.append(f"outbox sweep: {exc}")
+    report.duration_ms = int((time.monotonic() - started) * 1000)
+    try:
+        record_tick(report)
+    except Exception as exc:
+        logger.exception("scheduler: recording the tick failed")
+        report.errors.append(f"record_tick: {exc}")
     return report
+
+
+def record_tick(report: TickReport) -> None:
+    """Overwrite the one SchedulerTick row (the health page's "last tick"); one statement."""
+    values = {"last_tick_at": report.now, "last_duration_ms": report.duration_ms, "last_claimed": report.claimed,
+              "last_max_lag_ms": max(report.max_lag_ms, 0)}
+    if not SchedulerTick.objects.filter(pk=1).update(**values, ticks_total=F("ticks_total") + 1):
+        SchedulerTick.objects.bulk_create([SchedulerTick(pk=1, **values, ticks_total=1)], ignore_conflicts=True)
 
 
 def _hand_over_stale_outbox() -> int:
