@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from automations.admin_insights import AutomationInsightsAdminMixin
 from automations.graph import entrypoints as entrypoint_rules
 from automations.graph import service
 from automations.models import Automation, Binding, Entrypoint
@@ -127,7 +128,7 @@ class BindingInline(admin.TabularInline):
 
 
 @admin.register(Automation)
-class AutomationAdmin(admin.ModelAdmin):
+class AutomationAdmin(AutomationInsightsAdminMixin, admin.ModelAdmin):
     list_display = ("name", "id", "channel", "status", "graph_ok", "total_enrolled", "organization", "created_at")
     list_filter = ("status", "channel", "organization")
     search_fields = ("id", "name")
@@ -146,7 +147,7 @@ class AutomationAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # organization and channel are fixed once created (entrypoints and bindings depend on them)
-        return self.readonly_fields + (("organization", "channel") if obj else ())
+        return (*super().get_readonly_fields(request, obj), *(("organization", "channel") if obj else ()))
 
     @admin.display(boolean=True, description="graph valid")
     def graph_ok(self, obj):

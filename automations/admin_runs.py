@@ -8,6 +8,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from automations.admin_insights import RunPathAdminMixin
 from automations.admin_jobs import StuckRunFilter
 from automations.models import AutomationRun, StepRun
 from automations.runtime.runs import RunConflict, stop_run
@@ -69,7 +70,7 @@ class StepTimelineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(AutomationRun)
-class AutomationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AutomationRunAdmin(RunPathAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     change_form_template = "admin/automations/run/change_form.html"
     list_display = ["id", "automation", "contact", "status", "current_node_key", "waiting_for", "waiting_until",
                     "exit_reason", "started_at", "completed_at"]
