@@ -45,7 +45,8 @@ def automation_pictures(automation, period: str | None) -> str:
         "the node; drop-off: runs started in the period that exited or failed there.</p>"
         '<h3>Graph</h3><div class="relay-graph-wrap">{}</div>'
         '<h3>Runs over time</h3><div>{}</div><h3>Exit reasons</h3><div>{}</div></div>',
-        period, links, figures["from"], figures["to"], svg.graph_svg(automation.graph or {}, picture),
+        period, links, f"{window.start:%Y-%m-%d %H:%M:%S}", f"{window.end:%Y-%m-%d %H:%M:%S}",
+        svg.graph_svg(automation.graph or {}, picture),
         svg.runs_chart_svg(figures["series"], window.bucket), svg.exit_reasons_svg(figures["exit_reasons"]))
 
 

@@ -113,6 +113,8 @@ def parse_window(params, now: datetime | None = None) -> Window:
             raise ApiError("invalid_range", "from and to are only accepted with period=custom.",
                            details={"period": ["must be custom when from/to are given"]})
         end = now or timezone.now()
+        if end.microsecond:  # whole seconds, rounded up so nothing started up to now is left out
+            end = end.replace(microsecond=0) + timedelta(seconds=1)
         return Window(period, end - PRESET_PERIODS[period], end)
     missing = [name for name, value in (("from", start), ("to", end)) if value is None]
     if missing:

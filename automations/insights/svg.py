@@ -23,16 +23,17 @@ MAX_WIDTH = 1360
 NODE_W, NODE_H = 184, 66
 COL_PITCH, ROW_PITCH = 220, 138
 MARGIN = 24
-MAX_PER_ROW = (MAX_WIDTH - 2 * MARGIN) // COL_PITCH
+BACK_EDGE_ROOM = 90  # to the right of the widest row, for edges looping back up
+MAX_PER_ROW = (MAX_WIDTH - 2 * MARGIN - BACK_EDGE_ROOM) // COL_PITCH
 
 COLORS = {"completed": "#2e7d32", "exited": "#ef6c00", "failed": "#c62828", "live": "#1e88e5"}
 STYLE = """
 .relay-svg text { font: 12px -apple-system, "Segoe UI", Roboto, sans-serif; fill: #212121; }
-.relay-svg .node rect { fill: #fff; stroke: #90a4ae; stroke-width: 1.5; }
-.relay-svg .node.root rect { stroke: #37474f; stroke-width: 3; }
-.relay-svg .node.invalid rect { fill: #ffebee; stroke: #c62828; }
-.relay-svg .node.on-path rect { fill: #e3f2fd; stroke: #1565c0; stroke-width: 2.5; }
-.relay-svg .node.current rect { stroke: #ff6f00; stroke-width: 4; }
+.relay-svg .node rect.box { fill: #fff; stroke: #90a4ae; stroke-width: 1.5; }
+.relay-svg .node.root rect.box { stroke: #37474f; stroke-width: 3; }
+.relay-svg .node.invalid rect.box { fill: #ffebee; stroke: #c62828; }
+.relay-svg .node.on-path rect.box { fill: #e3f2fd; stroke: #1565c0; stroke-width: 2.5; }
+.relay-svg .node.current rect.box { stroke: #ff6f00; stroke-width: 4; }
 .relay-svg .node .key { font-weight: 600; }
 .relay-svg .node .kind, .relay-svg .muted { fill: #607d8b; font-size: 11px; }
 .relay-svg .node .drop { fill: #c62828; }
@@ -130,6 +131,7 @@ def _positions(keys: list[str], layer: dict[str, int], edges) -> tuple[dict[str,
             row += 1
     width = max(2 * MARGIN + widest * COL_PITCH, 420)
     centre = width / 2
+    width += BACK_EDGE_ROOM
     placed = {key: (centre + column * COL_PITCH - NODE_W / 2, MARGIN + 18 + r * ROW_PITCH)
               for key, (column, r) in positions.items()}
     return placed, width, int(MARGIN + 18 + row * ROW_PITCH)
@@ -173,12 +175,17 @@ def _edge(source, port, target, is_goto, placed, out_ports, picture) -> tuple[st
         bend = (y2 - y1) / 2
         d = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2 - 2:.1f}"
         lx, ly = (x1 + x2) / 2, (y1 + y2) / 2
-    else:  # back to an earlier row or across the same row: loop around the right side
+    elif ty == sy:  # across the same row: an arc below it
+        x2, y2 = tx + NODE_W / 2 + (8 if tx < sx else -8), ty + NODE_H
+        depth = y1 + 48
+        d = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{depth:.1f} {x2:.1f},{depth:.1f} {x2:.1f},{y2 + 2:.1f}"
+        lx, ly = (x1 + x2) / 2, y1 + 36
+    else:  # back to an earlier row: loop around the right side (graph_svg leaves room: BACK_EDGE_ROOM)
         x1, y1 = sx + NODE_W, sy + NODE_H / 2 + offset / 3
         x2, y2 = tx + NODE_W, ty + NODE_H / 2
-        reach = max(x1, x2) + 40 + abs(sy - ty) / 8
+        reach = max(x1, x2) + BACK_EDGE_ROOM - 30
         d = f"M{x1:.1f},{y1:.1f} C{reach:.1f},{y1:.1f} {reach:.1f},{y2:.1f} {x2 + 2:.1f},{y2:.1f}"
-        lx, ly = reach - 10, (y1 + y2) / 2
+        lx, ly = reach - 20, (y1 + y2) / 2
     on_path = (source, port) in picture.path_edges
     classes = "edge" + (" goto" if is_goto else "") + (" on-path" if on_path else "")
     marker = "relay-arrow-path" if on_path else "relay-arrow"
@@ -210,7 +217,7 @@ def _node(node: dict, corner, root, picture: GraphPicture) -> str:
              + (f' data-visits="{stats["visits"]}" data-dropoff="{stats["dropoff"]}"' if stats else "") + ">",
              f"<title>{escape(key)} ({escape(kind)}){' — ' + escape(node.get('title')) if node.get('title') else ''}"
              "</title>",
-             f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="8"/>',
+             f'<rect class="box" x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="8"/>',
              _text(x + 10, y + 20, _short(key, 24), "key"),
              _text(x + 10, y + 36, _short(kind + (f" · {node['title']}" if node.get("title") else ""), 28), "kind")]
     if stats:

@@ -1,5 +1,5 @@
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 
 def healthz(request):
@@ -11,3 +11,9 @@ def healthz(request):
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def no_favicon(request):
+    """Browsers ask every site for /favicon.ico; we have none. An empty answer instead of a 404 keeps the
+    admin's console free of errors."""
+    return HttpResponse(status=204)

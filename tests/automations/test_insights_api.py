@@ -200,6 +200,13 @@ def test_default_period_is_7d_and_unvisited_nodes_are_listed(api, org):
         ("ask", "message", 0), ("small", "message", 0), ("large", "end", 0)]
 
 
+def test_preset_periods_end_on_the_next_whole_second():
+    now = datetime(2026, 5, 1, 10, 0, 0, 250_000, tzinfo=UTC)
+    window = queries.parse_window({"period": "24h"}, now)
+    assert window.end == datetime(2026, 5, 1, 10, 0, 1, tzinfo=UTC) and window.start == window.end - timedelta(hours=24)
+    assert queries.parse_window({"period": "90d"}, window.end).end == window.end
+
+
 def test_insights_need_an_api_key(client, org):
     response = client.get("/v1/automations/insights")
     assert response.status_code in (401, 403) and "error" in response.json()
