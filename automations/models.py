@@ -185,6 +185,7 @@ class AutomationRun(models.Model):
         ]
         indexes = [
             models.Index(fields=["automation", "-started_at"], name="run_automation_started"),
+            models.Index(fields=["organization", "started_at"], name="run_org_started"),  # insights roll-up
             models.Index(fields=["contact", "status"], name="run_contact_status"),
             models.Index(fields=["status", "updated_at"], name="run_status_updated"),
         ]
