@@ -185,7 +185,7 @@ def dropoff_sql() -> str:
             f'AND r."current_node_key" IS NOT NULL GROUP BY 1')
 
 
-def _step_params(scope: Scope, window: Window) -> dict:
+def step_params(scope: Scope, window: Window) -> dict:
     return {"automation": scope.automation_id, "target": scope.target_id, "start": window.start,
             "end": window.end}
 
@@ -220,7 +220,7 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
 
 
 def node_insights(scope: Scope, window: Window, graph: dict | None = None) -> list[dict]:
-    params = _step_params(scope, window)
+    params = step_params(scope, window)
     nodes: dict[tuple[str, str], dict] = {}
     with connection.cursor() as cursor:
         cursor.execute(nodes_sql(scope.kind), params)

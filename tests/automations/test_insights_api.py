@@ -229,12 +229,12 @@ def test_executed_at_bounded_queries_touch_only_their_partitions(org, scope_kind
     scope = Scope(scope_kind, "x_target", "auto_x")
     current = partition_name(window.start.date())
     for sql in (queries.nodes_sql(scope_kind), queries.ports_sql(scope_kind)):
-        plan = _plan(sql, queries._step_params(scope, window))
+        plan = _plan(sql, queries.step_params(scope, window))
         touched = {name for name in all_months if name in plan}
         assert touched == {current}, plan
     # a 90-day period touches the months it overlaps and no others
     wide = Window("90d", now - timedelta(days=90), now)
-    plan = _plan(queries.nodes_sql(scope_kind), queries._step_params(scope, wide))
+    plan = _plan(queries.nodes_sql(scope_kind), queries.step_params(scope, wide))
     touched = {name for name in all_months if name in plan}
     overlapped = {partition_name(month_start(wide.start + timedelta(days=day))) for day in range(91)}
     assert touched == overlapped & all_months and len(touched) < len(all_months), plan
