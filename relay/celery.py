@@ -10,6 +10,8 @@ app = Celery("relay")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+import relay.observability.worker  # noqa: E402,F401 - connects the request-id, logging and metrics signals
+
 
 @signals.task_prerun.connect
 @signals.task_postrun.connect

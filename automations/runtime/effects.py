@@ -28,6 +28,7 @@ from automations.runtime import outbound_http
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
 from relay.core.sql import WRITTEN, Dependent, insert_rows, run_standalone
+from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
 admin_logger = logging.getLogger("relay.notify_admin")
@@ -86,6 +87,7 @@ class Effects:
         self._ops: list = []
         self._messages: list[Message] = []
         self._outbox: list[Message] = []  # written, to deliver after commit
+        self._sent_in_transaction = 0  # messages of the pending write its provider recorded as sent
         # False when the run was read with no tag/field entrypoint listening in its organization
         # (runner.load_run): passed on with the contact_changed signal, so the receiver need not ask.
         self.change_listeners: bool | None = None
@@ -252,6 +254,9 @@ class Effects:
         (after commit) outbox delivery and the contact-change announcement."""
         ops, self._ops = self._ops, []
         outbox, self._outbox = self._outbox, []
+        if self._sent_in_transaction:
+            metrics.outbound_message(self.run.social_account.provider, "sent").inc(self._sent_in_transaction)
+            self._sent_in_transaction = 0
         for op in ops:
             op()
         if outbox:
@@ -260,7 +265,7 @@ class Effects:
         self._announce_contact_changes()
 
     def discard(self) -> None:
-        self._messages, self._ops, self._outbox = [], [], []
+        self._messages, self._ops, self._outbox, self._sent_in_transaction = [], [], [], 0
         self._tag_changes, self._field_changes = {}, {}
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -276,6 +281,7 @@ class Effects:
             return messages
         for message in messages:
             _mark_sent(message, provider.deliver(message))
+        self._sent_in_transaction = len(messages)
         return []
 
     def _contact_changes(self) -> Dependent | None:
@@ -377,6 +383,7 @@ def deliver_messages(message_ids) -> int:
     after such a death is recognised. Returns how many were sent."""
     sent = 0
     for message_id in message_ids:
+        provider_name = None
         try:
             with transaction.atomic():
                 message = (Message.objects.select_for_update(skip_locked=True, of=("self",))
@@ -384,15 +391,18 @@ def deliver_messages(message_ids) -> int:
                            .filter(pk=message_id, status=DeliveryStatus.PENDING).first())
                 if message is None:
                     continue
+                provider_name = message.conversation.social_account.provider
                 try:
-                    provider = get_provider(message.conversation.social_account.provider)
+                    provider = get_provider(provider_name)
                     _mark_sent(message, provider.deliver(message))
                     sent += 1
                 except DeliveryError as exc:
                     message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
                 message.save(update_fields=["provider_message_id", "status", "sent_at", "error_code", "error"])
+            metrics.outbound_message(provider_name, message.status).inc()
         except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
             logger.exception("delivering message %s failed", message_id)
+            metrics.outbound_message(provider_name or "unknown", "error").inc()
     return sent
 
 

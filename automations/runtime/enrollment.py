@@ -33,6 +33,7 @@ from automations.models import (
 from automations.runtime.runs import COUNTER_FIELDS
 from contacts.models import ContactAutomationControl, ContactIdentity, Conversation
 from relay.core import sql
+from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def _record_skip(automation, contact, reason: str, blocked: str, now, *, pause_g
     and the counter matches the exited rows the runs API lists; it is not an enrollment."""
     run = _new_run(automation, contact, now=now, status=RunStatus.EXITED, exit_reason=reason,
                    completed_at=now, current_node_key=None, **links)
-    _insert_run(run, COUNTER_FIELDS[RunStatus.EXITED])
+    if _insert_run(run, COUNTER_FIELDS[RunStatus.EXITED]):
+        metrics.run_finished(RunStatus.EXITED, reason).inc()  # counted where total_exited counts it
     return EnrollResult(run=run, blocked=blocked, pause_global=pause_global)
 
 
@@ -277,4 +279,5 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
             return EnrollResult(blocked=REENTRY_BLOCKED)
         if run.status == RunStatus.ACTIVE:
             transaction.on_commit(lambda: enqueue_advance(run.pk))
+    metrics.run_started(run.status).inc()
     return EnrollResult(run=run)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -48,6 +48,7 @@ from contacts.models import (
     SocialAccount,
 )
 from relay.core import sql
+from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +299,23 @@ def _event_slot(account: SocialAccount, event_id: str, now: datetime,
         _unlock_event(event.pk)
 
 
+def _counted(receive):
+    """Count every event received by its outcome (`error`: processing raised; the sender retries)."""
+
+    @wraps(receive)
+    def counted(*args, **kwargs) -> InboundResult:
+        try:
+            result = receive(*args, **kwargs)
+        except Exception:
+            metrics.inbound_event("error").inc()
+            raise
+        metrics.inbound_event(result.outcome).inc()
+        return result
+
+    return counted
+
+
+@_counted
 def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: Sender, text: str = "",
                   interactive: dict | None = None, post_id: str | None = None, story_id: str | None = None,
                   parent_comment_id: str | None = None, attachments: list | None = None,
@@ -477,6 +495,7 @@ def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: s
         changes["tags_added"], changes["tags_removed"], changes["fields_changed"])]
 
 
+@_counted
 def receive_contact_change(account: SocialAccount, *, event_id: str, kind: str, sender: Sender,
                            tag: str | None = None, field: str | None = None, value=None, raw: dict | None = None,
                            now: datetime | None = None) -> InboundResult:

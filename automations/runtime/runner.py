@@ -46,11 +46,13 @@ from automations.runtime.runs import counted_finish, finished, write_run
 from contacts.models import Contact, ContactAutomationControl, Conversation, SocialAccount
 from relay.core import sql
 from relay.core.sql import insert_rows, run_standalone
+from relay.observability import logs, metrics
 
 logger = logging.getLogger(__name__)
 
 STEP_COLUMNS = ("run_id", "automation_id", "node_key", "node_kind", "entered_via_port_key", "exited_via_port_key",
                 "outcome", "duration_ms", "payload", "error", "executed_at")
+STEP_KIND_INDEX, STEP_OUTCOME_INDEX = STEP_COLUMNS.index("node_kind"), STEP_COLUMNS.index("outcome")
 
 
 def load_run(run_or_id, *, held_job: jobs.Claim | None = None) -> AutomationRun | None:
@@ -215,6 +217,10 @@ class LiveDriver:
                 if job is not None:
                     jobs.schedule(self.run, *job)
                 run_standalone(counter)
+        if self.steps:
+            metrics.count_steps(self.steps, STEP_KIND_INDEX, STEP_OUTCOME_INDEX)
+        if finished_status:
+            metrics.run_finished(finished_status, changes.get("exit_reason") or "").inc()
         # The "nobody listens for contact changes" hint was read with the run: it holds for this first
         # write only (a call-out may take long; an entrypoint created meanwhile must see later changes).
         self.effects.change_listeners = None
@@ -263,9 +269,10 @@ def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datet
     walker = Walker(graph=GraphView(automation.graph), run=run, context=context, contact=contact,
                     automation=automation, effects=effects, driver=driver, now=now,
                     max_visits=getattr(settings, "RELAY_MAX_VISITS_PER_ITERATION", 200))
-    stop = walker.walk(start, gone_reason=gone_reason)
-    if stop is not None and not driver.persist_stop(stop, context, now or timezone.now()):
-        logger.info("run %s moved under us; stopped quietly", run.pk)
+    with logs.bound(run_id=run.pk, organization_id=run.organization_id):  # on every line logged meanwhile
+        stop = walker.walk(start, gone_reason=gone_reason)
+        if stop is not None and not driver.persist_stop(stop, context, now or timezone.now()):
+            logger.info("run %s moved under us; stopped quietly", run.pk)
     return driver
 
 

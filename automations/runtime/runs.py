@@ -21,6 +21,7 @@ from automations.models import (
     RunStatus,
 )
 from relay.core.sql import WRITTEN, Dependent, db_value, execute
+from relay.observability import metrics
 
 COUNTER_FIELDS = {
     RunStatus.COMPLETED: "total_completed",
@@ -112,9 +113,12 @@ def exit_run(run: AutomationRun, exit_reason: str, now: datetime, *, finishing_j
     the exited counter. False: another worker moved the run first."""
     from automations.runtime import jobs
 
-    return write_run(run, dependents=[jobs.cancelled_with_write(run, finishing=finishing_job),
-                                      counted_finish(run.automation_id, RunStatus.EXITED)],
-                     **finished(RunStatus.EXITED, exit_reason, now, **extra))
+    written = write_run(run, dependents=[jobs.cancelled_with_write(run, finishing=finishing_job),
+                                         counted_finish(run.automation_id, RunStatus.EXITED)],
+                        **finished(RunStatus.EXITED, exit_reason, now, **extra))
+    if written:
+        metrics.run_finished(RunStatus.EXITED, exit_reason).inc()
+    return written
 
 
 def stop_run(run: AutomationRun, *, now: datetime | None = None,

@@ -71,6 +71,7 @@ from automations.partitions import ensure_partitions
 from automations.runtime.effects import stale_outbox_ids
 from automations.runtime.jobs import Claim
 from relay.core import sql
+from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
     except Exception as exc:
         logger.exception("scheduler: recording the tick failed")
         report.errors.append(f"record_tick: {exc}")
+    observe_tick(report, time.monotonic() - started)
     return report
 
 
@@ -204,6 +206,8 @@ def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
     lease = now + CLAIM_LEASE
     rows = sql.execute(_CLAIM, [JobStatus.PENDING, now, batch, lease, timezone.now()])
     rows.sort(key=lambda row: (row[1], row[0]))
+    for _job_id, due, _attempts, kind, _run_id, _payload in rows:
+        metrics.SCHEDULER_LAG.labels(kind).observe(max((now - due).total_seconds(), 0.0))
     return [Claim(id=job_id, original_due=due, attempts=attempts, lease=lease, kind=kind, run_id=run_id,
                   payload=json.loads(payload) if isinstance(payload, str) else payload)
             for job_id, due, attempts, kind, run_id, payload in rows]
@@ -599,6 +603,35 @@ def reconcile_stale_runs(now: datetime, limit: int | None = None) -> int:
             tasks.advance_run.delay(run.pk)
             enqueued += 1
     return enqueued
+
+
+# ------------------------------------------------------------------------------------- bookkeeping
+# A tick's passing is recorded in two places: the SchedulerTick row (`record_tick`, read back with
+# `last_tick` by readiness, the metrics scrape and the admin's health page) and `observe_tick` (metrics
+# and the tick's one log line).
+
+_ROUTINE_COUNTS = ("claimed", "enrolled", "reconciled", "redelivered", "schedules_planned")
+_JOB_OUTCOMES = ("done", "noop", "retried", "failed", "skipped")
+
+
+def observe_tick(report: TickReport, seconds: float) -> None:
+    """Count the tick and log it: INFO only when it did something (an idle tick every 15 s is noise),
+    WARNING when something failed."""
+    metrics.TICK_DURATION.observe(seconds)
+    for outcome in _JOB_OUTCOMES:
+        if getattr(report, outcome):
+            metrics.SCHEDULER_JOBS.labels(outcome).inc(getattr(report, outcome))
+    if report.errors:
+        logger.warning("scheduler: %s", report)
+    elif any(getattr(report, name) for name in _ROUTINE_COUNTS) or report.partitions_created:
+        logger.info("scheduler: %s", report)
+    else:
+        logger.debug("scheduler: %s", report)
+
+
+def last_tick() -> SchedulerTick | None:
+    """The last tick's row (None: the scheduler never ticked on this database)."""
+    return SchedulerTick.objects.filter(pk=1).first()
 
 
 # ------------------------------------------------------------------------------------- celery-beat

@@ -6,6 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from relay.core.models import ApiKey, Organization, hash_api_key
+from relay.observability import logs
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # throttled: not a write per request
         request.organization = key.organization
+        logs.ORGANIZATION_ID.set(key.organization_id)  # the request middleware resets it afterwards
         return ApiKeyPrincipal(organization=key.organization, api_key=key), key
 
     def authenticate_header(self, request):

@@ -1,10 +1,39 @@
-"""No HTML error pages under /v1: unknown paths and crashes outside DRF views answer JSON too."""
+"""Request middleware: request id, log context and latency for every request; JSON errors under /v1."""
 
 import logging
+import time
 
 from relay.core.errors import json_error
+from relay.observability import logs, metrics
 
 logger = logging.getLogger(__name__)
+
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestContextMiddleware:
+    """Outermost: take the caller's X-Request-ID (when it is a plausible id) or make one, keep it in the
+    log context for the request (tasks it enqueues carry it on), answer it in X-Request-ID, and time
+    the request by route (the URL pattern, so the label set stays small)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = logs.valid_request_id(request.headers.get(logs.REQUEST_ID_HEADER)) or logs.new_request_id()
+        request.request_id = request_id
+        started = time.perf_counter()
+        logs.clear()
+        logs.REQUEST_ID.set(request_id)  # cleared when the response is closed (Django logs 4xx after us)
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = match.route if match is not None else "unmatched"
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.HTTP_REQUEST_DURATION.labels(method, route, str(response.status_code)).observe(
+            time.perf_counter() - started)
+        response[logs.REQUEST_ID_HEADER] = request_id
+        return response
 
 
 def _is_api(request) -> bool:

@@ -1,0 +1,9 @@
+"""What operators look at: structured logs with request/run context, Prometheus metrics, readiness, Sentry.
+
+logs.py       context (request id, organization id, run id) carried into every log line; text or JSON
+metrics.py    the `relay_` metrics, the scrape registry, multiprocess files and their compaction
+readiness.py  the checks behind /readyz
+sentry.py     error reporting when SENTRY_DSN is set
+celery.py     request id into the tasks a request enqueues, worker logging, metrics files per worker child
+gunicorn.py   gunicorn hooks (`--config python:relay.observability.gunicorn`) for the metrics directory
+"""
