@@ -31,7 +31,7 @@ def no_favicon(request):
 def readyz(request):
     """Readiness: 200 when every check passes, else 503 naming the failing checks (see observability.readiness)."""
     problems = readiness.run_checks()
-    failing = [name for name, problem in problems.items() if problem]
+    failing = [name for name, problem in problems.items() if problem and problem != readiness.NOT_CHECKED]
     checks = {name: problem or "ok" for name, problem in problems.items()}
     if failing:
         return json_error("not_ready", f"Not ready: {', '.join(failing)}.", 503,

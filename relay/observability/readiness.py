@@ -58,15 +58,16 @@ def partitions() -> str | None:
 
 CHECKS = {"database": database, "broker": broker, "scheduler": scheduler, "partitions": partitions}
 NEEDS_DATABASE = ("scheduler", "partitions")
+NOT_CHECKED = "not checked: the database is unavailable"
 
 
 def run_checks() -> dict[str, str | None]:
     """Every check's problem (None: fine). A check that raises reports the error; with the database down
-    the checks that read it say so instead of each timing out."""
+    the checks that read it are NOT_CHECKED instead of each timing out again."""
     problems: dict[str, str | None] = {}
     for name, check in CHECKS.items():
         if name in NEEDS_DATABASE and problems.get("database"):
-            problems[name] = "not checked: the database is unavailable"
+            problems[name] = NOT_CHECKED
             continue
         try:
             problems[name] = check()
