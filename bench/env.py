@@ -52,6 +52,7 @@ def prepare() -> Broker:
     os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_hex(24))
     os.environ["ALLOWED_HOSTS"] = "testserver,localhost,127.0.0.1"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["SECURE_SSL_REDIRECT"] = "0"  # the bench's clients speak plain HTTP to a production-like setup
     os.environ.pop("CELERY_TASK_ALWAYS_EAGER", None)
     # DEBUG off adds WhiteNoise, which warns that collectstatic never ran: irrelevant to an API benchmark.
     warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)

@@ -125,3 +125,21 @@ def test_celery_lines_about_other_tasks_stay():
         "celery.app.trace", logging.INFO, __file__, 1, "Task %(name)s[%(id)s] received",
         {"name": "automations.advance_run", "id": "1"}, None)
     assert logs.QuietRoutineTicks().filter(record) is True
+
+
+def test_an_idle_tick_logs_below_info_and_a_busy_one_at_info(org, contact, caplog):
+    from datetime import timedelta
+
+    from automations.models import ScheduledJob
+    from automations.runtime.scheduler import tick
+
+    caplog.set_level(logging.DEBUG, logger="automations.runtime.scheduler")
+    tick(batch=10)
+    assert [r.levelno for r in caplog.records if r.name == "automations.runtime.scheduler"] == [logging.DEBUG]
+    caplog.clear()
+    automation = factories.automation(org, factories.flow([("wait", "delay", {"seconds": 5})]), status="active")
+    run = enroll(automation, contact).run
+    advance(run.pk)
+    tick(now=ScheduledJob.objects.get(run_id=run.pk).due_at + timedelta(seconds=1), batch=10)
+    [line] = [r for r in caplog.records if r.name == "automations.runtime.scheduler"]
+    assert line.levelno == logging.INFO and "claimed 1" in line.getMessage()
