@@ -35,9 +35,23 @@ def _pump(name: str, stream) -> None:
         sys.stdout.flush()
 
 
+def _fresh_metrics_dir() -> str:
+    """The metrics files of web, worker and beat (all started here): emptied at each start."""
+    import shutil
+
+    from relay.settings import VAR_DIR
+
+    directory = VAR_DIR / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return str(directory)
+
+
 def main() -> int:
     port = os.environ.get("PORT", "8000")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()  # /metrics on the web shows the worker's counts
     processes: dict[str, subprocess.Popen] = {}
     for name, argv in commands(port).items():
         processes[name] = subprocess.Popen(
