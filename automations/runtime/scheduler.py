@@ -9,7 +9,8 @@ runs one by hand. One `tick(now)`:
 3. claims at most `batch` due pending jobs, oldest first, and processes each;
 4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): takes each over
    (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window;
-5. hands outbox messages a dead worker left `pending` after its commit to a delivery task.
+5. hands outbox messages a dead worker left `pending` after its commit to a delivery task;
+6. records itself: the SchedulerTick row (`record_tick`), the tick metrics and one log line (`observe_tick`).
 
 Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
 `SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction

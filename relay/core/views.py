@@ -4,7 +4,7 @@ import ipaddress
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from relay.core.errors import json_error
 from relay.observability import metrics, readiness
@@ -27,7 +27,7 @@ def no_favicon(request):
     return HttpResponse(status=204)
 
 
-@require_GET
+@require_safe
 def readyz(request):
     """Readiness: 200 when every check passes, else 503 naming the failing checks (see observability.readiness)."""
     problems = readiness.run_checks()
@@ -39,7 +39,7 @@ def readyz(request):
     return JsonResponse({"status": "ok", "checks": checks})
 
 
-@require_GET
+@require_safe
 def prometheus_metrics(request):
     """Prometheus scrape. With RELAY_METRICS_TOKEN set: `Authorization: Bearer <token>` required. Without
     it: loopback clients only, and not through a proxy (a local reverse proxy's requests come from
@@ -55,7 +55,7 @@ def prometheus_metrics(request):
         return json_error("forbidden", "Metrics are served to loopback clients only unless RELAY_METRICS_TOKEN "
                                        "is set.", 403)
     body = metrics.scrape([metrics.DatabaseCollector(_database_gauges)])
-    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(body, content_type=metrics.CONTENT_TYPE)
 
 
 def _direct_loopback(request) -> bool:
