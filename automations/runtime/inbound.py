@@ -470,6 +470,7 @@ def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict
                                  "result": result}])
     event.event_id = f"webhook:{event.pk}"
     event.save(force_insert=True)
+    metrics.inbound_event(outcome).inc()
     return event
 
 

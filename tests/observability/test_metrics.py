@@ -104,6 +104,21 @@ def test_inbound_events_are_counted_by_outcome(api, org, account, eager_celery, 
     assert value("relay_inbound_events_total", outcome="duplicate") == duplicate + 1
 
 
+def test_webhook_deliveries_are_counted_as_inbound_events(org, eager_celery):
+    from rest_framework.test import APIClient
+
+    from automations.runtime.webhooks import sign
+
+    hook = helpers.make_entrypoint(helpers.reply_flow(org), kind="webhook_inbound",
+                                   config={"contact_lookup": "email", "create_contact": True})
+    enrolled = value("relay_inbound_events_total", outcome="enrolled")
+    raw = b'{"email": "buyer@example.com"}'
+    response = APIClient().post(f"/v1/webhooks/automations/{hook.webhook_slug}", raw, content_type="application/json",
+                                HTTP_X_RELAY_SIGNATURE=sign(hook.webhook_secret, raw))
+    assert response.status_code == 202 and response.json()["outcome"] == "enrolled"
+    assert value("relay_inbound_events_total", outcome="enrolled") == enrolled + 1
+
+
 def test_a_tick_records_its_duration_the_lag_of_what_it_claimed_and_its_row(org, contact):
     automation = factories.automation(org, factories.flow([("wait", "delay", {"seconds": 30}), ("done", "end", {})],
                                                           [("wait", "next", "done")]), status="active")
