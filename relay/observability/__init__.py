@@ -4,6 +4,6 @@ logs.py       context (request id, organization id, run id) carried into every l
 metrics.py    the `relay_` metrics, the scrape registry, multiprocess files and their compaction
 readiness.py  the checks behind /readyz
 sentry.py     error reporting when SENTRY_DSN is set
-celery.py     request id into the tasks a request enqueues, worker logging, metrics files per worker child
+worker.py     Celery: request id into the tasks a request enqueues, worker logging, children's metrics files
 gunicorn.py   gunicorn hooks (`--config python:relay.observability.gunicorn`) for the metrics directory
 """
