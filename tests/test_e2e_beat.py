@@ -171,3 +171,7 @@ def test_delay_input_timeout_and_pause_expiry_complete_through_beat_and_a_worker
     assert not ContactAutomationControl.objects.filter(pk=control.pk).exists()
     kinds_done = set(ScheduledJob.objects.filter(status=JobStatus.DONE).values_list("kind", flat=True))
     assert {JobKind.RESUME_DELAY, JobKind.INPUT_TIMEOUT, JobKind.PAUSE_EXPIRY} <= kinds_done
+    # Dozens of ticks at INFO, and not one line each: neither beat sending it nor the worker receiving it.
+    beat_log, worker_log = (tmp_path / "beat.log").read_text(), (tmp_path / "worker.log").read_text()
+    assert "beat: Starting..." in beat_log and "Sending due task" not in beat_log
+    assert "Task automations.advance_run[" in worker_log and "Task automations.tasks.scheduler_tick[" not in worker_log
