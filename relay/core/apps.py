@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -12,4 +14,5 @@ class CoreConfig(AppConfig):
         from relay.observability import logs
 
         logs.install_record_factory()
+        logging.captureWarnings(True)  # Python warnings as log lines in the configured format
         request_finished.connect(logs.clear_on_request_finished, dispatch_uid="relay.logs.clear")

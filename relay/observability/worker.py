@@ -49,6 +49,7 @@ def use_django_logging(**kwargs):
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)  # Python warnings (Celery's, for one) as log lines in the same format
 
 
 @signals.worker_init.connect
