@@ -89,3 +89,12 @@ def filesystem_broker_options(var_dir: Path) -> dict:
         "control_folder": str(queue / "control"),  # broadcast/pidbox files (default: ./control in the cwd)
         "store_processed": False,
     }
+
+
+if __name__ == "__main__":
+    # `python -m relay.embedded stop PGDATA`: what `relayctl down` and the commands that started it call.
+    import sys
+
+    if sys.argv[1:2] != ["stop"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m relay.embedded stop PGDATA")
+    stop_postgres(Path(sys.argv[2]))
