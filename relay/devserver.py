@@ -48,7 +48,12 @@ def _fresh_metrics_dir() -> str:
 
 
 def main() -> int:
+    from relay.settings import VAR_DIR
+
     port = os.environ.get("PORT", "8000")
+    pid_file = VAR_DIR / "up.pid"  # `relayctl down` stops this process through it
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         env["PROMETHEUS_MULTIPROC_DIR"] = _fresh_metrics_dir()  # /metrics on the web shows the worker's counts
@@ -90,9 +95,9 @@ def main() -> int:
             os.killpg(process.pid, signal.SIGKILL)
     if not os.environ.get("DATABASE_URL"):
         from relay.embedded import stop_postgres
-        from relay.settings import VAR_DIR
 
         stop_postgres(VAR_DIR / "pg")
+    pid_file.unlink(missing_ok=True)
     print("relay: stopped", flush=True)
     return exit_code
 

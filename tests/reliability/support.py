@@ -44,8 +44,9 @@ def backend_pid() -> int:
     return connection.connection.info.backend_pid
 
 
-def database_url() -> str:
-    db = settings.DATABASES["default"]  # NAME is the test database's name here
+def database_url(name: str | None = None) -> str:
+    """A URL for the test database (NAME is the test database's name here), or for `name` on its server."""
+    db = {**settings.DATABASES["default"], **({"NAME": name} if name else {})}
     auth = quote(db["USER"] or "", safe="")
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"], safe="")

@@ -1,3 +1,4 @@
+import os
 import secrets
 
 from django.conf import settings
@@ -41,13 +42,14 @@ class Command(BaseCommand):
 
         call_command("setup_schedules", stdout=self.stderr)  # celery-beat's scheduler tick
         account = SocialAccount.objects.get(organization=org, external_id="demo-ig")
+        port = os.environ.get("PORT", "8000")  # where `relayctl up` serves
         self.stdout.write(
             "\n".join([
                 "",
                 f"  Organization : {org.name} ({org.id})",
                 f"  Sandbox acct : {account.id} (instagram)",
                 f"  API key      : {raw}",
-                "  Admin        : http://127.0.0.1:8000/admin/  user admin  password " + password,
+                f"  Admin        : http://127.0.0.1:{port}/admin/  user admin  password {password}",
                 "",
             ])
         )
