@@ -132,6 +132,7 @@ class AutomationAdmin(AutomationInsightsAdminMixin, admin.ModelAdmin):
     list_display = ("name", "id", "channel", "status", "graph_ok", "total_enrolled", "organization", "created_at")
     list_filter = ("status", "channel", "organization")
     search_fields = ("id", "name")
+    ordering = ("-created_at",)
     readonly_fields = ("id", "status", "graph_problems", "graph_table", "graph_json", "total_enrolled",
                        "total_completed", "total_exited", "total_failed", "created_at", "updated_at")
     fieldsets = (
@@ -211,6 +212,7 @@ class EntrypointAdmin(admin.ModelAdmin):
                     "created_at")
     list_filter = ("kind", "channel", "status")
     search_fields = ("id", "automation__id", "automation__name", "webhook_slug")
+    ordering = ("-created_at",)
     raw_id_fields = ("automation", "social_account")
     readonly_fields = ("id", "channel", "specificity", "webhook_slug", "created_at", "updated_at")
 
@@ -230,6 +232,7 @@ class BindingAdmin(admin.ModelAdmin):
     list_display = ("id", "social_account", "binding_type", "automation", "status", "created_at")
     list_filter = ("binding_type", "status")
     search_fields = ("id", "automation__id", "social_account__id")
+    ordering = ("-created_at",)
     raw_id_fields = ("social_account", "automation")
     fields = ("social_account", "binding_type", "automation", "status", "config")
 

@@ -29,6 +29,7 @@ class InboundEventAdmin(admin.ModelAdmin):
     list_filter = ("outcome", "kind", "social_account")
     search_fields = ("id", "event_id", "contact__id", "contact__name", "run__id")
     date_hierarchy = "received_at"
+    ordering = ("-received_at",)  # ids are random: without this the list is shuffled
     readonly_fields = ("id", "event_id", "kind", "outcome", "contact", "conversation", "social_account", "run",
                        "received_at", "decision", "payload")
     fields = readonly_fields

@@ -66,7 +66,7 @@ class ScheduledJobAdmin(admin.ModelAdmin):
                     "organization", "short_error"]
     list_filter = ["status", "kind", JobHealthFilter]
     search_fields = ["id", "run__id", "entrypoint__id"]
-    ordering = ["due_at"]
+    ordering = ["-created_at"]
     date_hierarchy = "due_at"
     list_select_related = ["organization"]
     readonly_fields = ["id", "organization", "kind", "run", "entrypoint", "due_at", "status", "attempts",

@@ -1,11 +1,18 @@
-"""Admin for runs: list with filters, the run page with its read-only step timeline, and the "Stop
-selected runs" action (the same `runtime.runs.stop_run` the API uses). Step runs are append-only, so
-their admin is read-only: no add, change or delete anywhere. Runs change only through the runtime, so
+"""Admin for runs: list with filters, the run page with its read-only step timeline, and stopping runs
+(the "Stop selected runs" action and a "Stop run" button on the run page; both ask for confirmation, call
+the same `runtime.runs.stop_run` the API uses and record an admin log entry). Step runs are append-only,
+so their admin is read-only: no add, change or delete anywhere. Runs change only through the runtime, so
 the run page is view-only too."""
 
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from automations.admin_insights import RunPathAdminMixin
@@ -92,13 +99,55 @@ class AutomationRunAdmin(RunPathAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     def context_json(self, run):
         return pretty_json(run.context)
 
-    @admin.action(description="Stop selected runs")
+    def has_stop_permission(self, request):
+        """Stopping is the one change an operator makes to a run: it takes the change permission on runs."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Stop selected runs", permissions=["stop"])
     def stop_selected(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            return self.stop_confirmation(request, list(queryset), action="stop_selected")
+        self.stop_runs(request, queryset)
+        return None  # back to the list
+
+    def get_urls(self):
+        stop = path("<path:object_id>/stop/", self.admin_site.admin_view(self.stop_view),
+                    name=f"{self.opts.app_label}_{self.opts.model_name}_stop")
+        return [stop, *super().get_urls()]
+
+    def stop_view(self, request, object_id):
+        """The run page's "Stop run" button: a confirmation page, then the stop on POST."""
+        if not self.has_stop_permission(request):
+            raise PermissionDenied
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if request.method == "POST" and request.POST.get("confirmed") == "yes":
+            self.stop_runs(request, [run])
+            return HttpResponseRedirect(reverse("admin:automations_automationrun_change", args=[quote(run.pk)]))
+        return self.stop_confirmation(request, [run])
+
+    def stop_confirmation(self, request, runs, action=None):
+        live = [run for run in runs if run.is_live]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Stop runs?" if action else f"Stop run {runs[0].pk}?",
+            "opts": self.opts,
+            "live_runs": live,
+            "finished_runs": [run for run in runs if not run.is_live],
+            "selected": runs,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/automations/run/stop_confirmation.html", context)
+
+    def stop_runs(self, request, runs):
         stopped = skipped = conflicts = 0
-        for run in queryset:
+        for run in runs:
             try:
                 if stop_run(run):
                     stopped += 1
+                    self.log_change(request, run, "Stopped from the admin (exit reason admin_stopped).")
                 else:
                     skipped += 1
             except RunConflict:
@@ -106,6 +155,10 @@ class AutomationRunAdmin(RunPathAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         self.message_user(request, f"Stopped {stopped} run(s); {skipped} already finished.", messages.SUCCESS)
         if conflicts:
             self.message_user(request, f"{conflicts} run(s) kept changing; try again.", messages.WARNING)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_stop": self.has_stop_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(StepRun)

@@ -89,6 +89,9 @@ class Entrypoint(models.Model):
             models.Index(fields=["organization", "channel", "kind", "status"], name="entrypoint_match"),
         ]
 
+    def __str__(self):
+        return f"{self.kind} entrypoint {self.id} of {self.automation_id}"
+
 
 class BindingType(models.TextChoices):
     DEFAULT_REPLY = "default_reply"
@@ -111,6 +114,9 @@ class Binding(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["social_account", "binding_type"], name="binding_unique_per_account"),
         ]
+
+    def __str__(self):
+        return f"{self.binding_type} binding {self.id} of {self.automation_id}"
 
 
 class RunStatus(models.TextChoices):
@@ -239,6 +245,9 @@ class StepRun(models.Model):
     class Meta:
         db_table = "automation_step_runs"
 
+    def __str__(self):
+        return f"step {self.id} of {self.run_id}: {self.node_key} ({self.outcome})"
+
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("automation_step_runs is append-only: rows are never updated")
@@ -285,6 +294,10 @@ class ScheduledJob(models.Model):
             models.Index(fields=["due_at"], condition=Q(status="pending"), name="job_pending_due"),
             models.Index(fields=["run", "status"], name="job_run_status"),
         ]
+
+    def __str__(self):
+        due = f"{self.due_at:%Y-%m-%d %H:%M:%S}" if self.due_at else "-"
+        return f"{self.kind} job {self.id} ({self.status}, due {due})"
 
 
 class SchedulerTick(models.Model):
@@ -340,3 +353,6 @@ class InboundEvent(models.Model):
             models.UniqueConstraint(fields=["organization", "event_id"], name="inbound_event_unique_id"),
         ]
         indexes = [models.Index(fields=["organization", "-received_at"], name="inbound_org_received")]
+
+    def __str__(self):
+        return f"{self.kind} event {self.event_id} ({self.outcome or 'not yet handled'})"

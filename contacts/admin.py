@@ -22,6 +22,7 @@ class SocialAccountAdmin(admin.ModelAdmin):
     list_display = ("name", "id", "channel", "provider", "external_id", "organization", "created_at")
     list_filter = ("channel", "provider", "organization")
     search_fields = ("id", "name", "external_id")
+    ordering = ("-created_at",)
 
 
 class IdentityInline(admin.TabularInline):
@@ -73,6 +74,7 @@ class ContactAdmin(admin.ModelAdmin):
     list_display = ("__str__", "id", "email", "phone", "organization", "created_at")
     list_filter = ("organization",)
     search_fields = ("id", "name", "email", "phone")
+    ordering = ("-created_at",)
     inlines = [IdentityInline, ControlInline]
 
     def save_formset(self, request, form, formset, change):
@@ -99,6 +101,7 @@ class MessageInline(admin.TabularInline):
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("id", "contact", "social_account", "created_at", "last_inbound_at")
     search_fields = ("id", "contact__id", "contact__name")
+    ordering = ("-created_at",)
     raw_id_fields = ("contact", "social_account")
     inlines = [MessageInline]
 
@@ -108,6 +111,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ("id", "direction", "text", "status", "conversation", "run_id", "created_at")
     list_filter = ("direction", "status")
     search_fields = ("id", "text", "run_id", "conversation__id")
+    ordering = ("-created_at",)  # ids are random: without this the list is shuffled
     raw_id_fields = ("conversation",)
 
 
@@ -116,6 +120,7 @@ class ContactAutomationControlAdmin(admin.ModelAdmin):
     form = ControlForm
     list_display = ("id", "contact", "automation", "pause_reason", "paused_until", "created_at")
     search_fields = ("id", "contact__id")
+    ordering = ("-created_at",)
     raw_id_fields = ("contact", "automation")
     fields = ("contact", "automation", "pause_reason", "paused_until", "organization", "created_at")
     readonly_fields = ("organization", "created_at")  # both follow from the contact / the write

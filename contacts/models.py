@@ -112,6 +112,9 @@ class ContactIdentity(models.Model):
                                     name="identity_unique_per_account"),
         ]
 
+    def __str__(self):
+        return f"{self.platform_user_id} on {self.social_account_id}"
+
 
 class Conversation(models.Model):
     id = PrefixedIdField("cnv")
@@ -198,3 +201,7 @@ class ContactAutomationControl(models.Model):
             models.UniqueConstraint(fields=["contact"], condition=Q(automation__isnull=True),
                                     name="control_unique_global"),
         ]
+
+    def __str__(self):
+        scope = self.automation_id or "all automations"
+        return f"pause of {self.contact_id} ({scope})"

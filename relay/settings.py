@@ -152,6 +152,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+FORMAT_MODULE_PATH = "relay.formats"  # the admin shows timestamps to the second
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 APPEND_SLASH = False

@@ -7,6 +7,7 @@ from relay.core.models import ApiKey, Organization
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "id", "created_at")
     search_fields = ("name", "id")
+    ordering = ("-created_at",)
 
 
 @admin.register(ApiKey)
@@ -15,6 +16,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("organization",)
     readonly_fields = ("prefix", "created_at", "last_used_at")
     fields = ("organization", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    ordering = ("-created_at",)
 
     def save_model(self, request, obj, form, change):
         if change:
