@@ -9,6 +9,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -19,6 +20,10 @@ from automations.models import Automation, Binding, Entrypoint
 from relay.core.errors import ApiError
 
 MAX_CONFIG_PREVIEW = 160
+# The inlines' JSON boxes are short; with admin-inlines.css the entrypoint row (ten columns) fits a 1400 px
+# window next to the admin's sidebar. They grow by dragging; the entrypoint's own page has full-size ones.
+COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3})}}
+COMPACT_INLINE_CSS = {"all": ["automations/admin-inlines.css"]}
 
 
 def _issue_rows(issues) -> str:
@@ -118,6 +123,10 @@ class EntrypointInline(admin.TabularInline):
     readonly_fields = ("specificity", "webhook_slug")
     raw_id_fields = ("social_account",)
     show_change_link = True
+    formfield_overrides = COMPACT_JSON
+
+    class Media:
+        css = COMPACT_INLINE_CSS
 
 
 class BindingInline(admin.TabularInline):
@@ -125,6 +134,7 @@ class BindingInline(admin.TabularInline):
     extra = 0
     fields = ("social_account", "binding_type", "status", "config")
     raw_id_fields = ("social_account",)
+    formfield_overrides = COMPACT_JSON
 
 
 @admin.register(Automation)
