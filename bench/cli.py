@@ -1,7 +1,11 @@
 """`python -m bench`: run the five measurements, print a table with PASS/MISS per target, write
 bench/results/latest.json. `--quick` shrinks every size (a smoke run; the backlog figure is then
 projected to 10,000 jobs); `--profile` also writes pyinstrument profiles of the runner and of one tick
-to bench/results/profile-*.txt."""
+to bench/results/profile-*.txt.
+
+Every wait has a budget: what does not finish in it is projected from the rate measured, and a
+measurement that cannot be made (the database or the worker failing) ends the run with one line saying
+which measurement failed and why, exit status 1."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import json
 import shutil
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +29,7 @@ SIZES = {
     "runner_budget_s": (20.0, 8.0),
     "celery_runs": (3000, 400),
     "celery_target_s": (15.0, 6.0),  # the Celery batch is sized from the direct rate to last about this long
+    "celery_budget_s": (60.0, 20.0),  # then projected from the runs completed
     "inbound_events": (500, 100),
     "inbound_budget_s": (20.0, 6.0),
     "backlog_jobs": (10_000, 2_000),
@@ -49,20 +55,37 @@ def main(argv=None) -> int:
     from bench import env
 
     broker = env.prepare()
-    import django
-
-    django.setup()
     size = {name: values[1] if args.quick else values[0] for name, values in SIZES.items()}
     started = time.perf_counter()
     original, name = None, None
+    doing = ["setting up Django"]  # what is being done now, for the failure line
     try:
+        import django
+
+        django.setup()
+        doing[0] = "creating and migrating the bench database"
         print("bench: creating and migrating a database of its own…", file=sys.stderr, flush=True)
         original, name = env.create_database()
         print(f"bench: database {name}; broker {broker.label}", file=sys.stderr, flush=True)
-        results = run_all(args, size, broker)
+        results = run_all(args, size, broker, doing)
+    except KeyboardInterrupt:
+        print(f"bench: interrupted during {doing[0]}", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - reported in one line, with the detail above it
+        if isinstance(error, env.BenchFailure):
+            if error.log:
+                print(f"--- worker log (end) ---\n{error.log}\n---", file=sys.stderr)
+        else:
+            traceback.print_exc()
+        cause = str(error) if isinstance(error, env.BenchFailure) else f"{type(error).__name__}: {error}"
+        print(f"bench: FAILED during {doing[0]}: {' '.join(cause.split())}", file=sys.stderr)
+        return 1
     finally:
         if name:
-            env.drop_database(original, name)
+            try:
+                env.drop_database(original, name)
+            except Exception as error:  # noqa: BLE001 - the run's outcome is already decided
+                print(f"bench: could not drop database {name}: {' '.join(str(error).split())}", file=sys.stderr)
         env.forget_queue(broker)
         shutil.rmtree(broker.var_dir, ignore_errors=True)
     results["duration_s"] = round(time.perf_counter() - started, 1)
@@ -73,11 +96,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_all(args, size: dict, broker) -> dict:
+def run_all(args, size: dict, broker, doing: list[str]) -> dict:
     from bench import env, scenarios
     from bench.data import World
 
     def step(label):
+        doing[0] = label
         print(f"bench: {label}…", file=sys.stderr, flush=True)
 
     world = World()
@@ -89,8 +113,10 @@ def run_all(args, size: dict, broker) -> dict:
     results["runner_direct"] = scenarios.runner_direct(world, size["runner_runs"], size["runner_budget_s"])
     celery_runs = max(100, min(size["celery_runs"], int(results["runner_direct"]["runs_per_s"] * 1.5
                                                         * size["celery_target_s"])))
-    step(f"(b) runner, Celery worker x{args.concurrency} ({broker.kind}): {celery_runs} runs")
-    results["runner_celery"] = scenarios.runner_celery(world, broker, celery_runs, args.concurrency)
+    step(f"(b) runner, Celery worker x{args.concurrency} ({broker.kind}): {celery_runs} runs or "
+         f"{size['celery_budget_s']:.0f} s")
+    results["runner_celery"] = scenarios.runner_celery(world, broker, celery_runs, args.concurrency,
+                                                       size["celery_budget_s"])
     step(f"(c) inbound through the API: up to {size['inbound_events']} events or {size['inbound_budget_s']:.0f} s")
     results["inbound"] = scenarios.inbound(world, size["inbound_events"], size["inbound_budget_s"])
     step(f"(d) scheduler: one 200-job tick, then a {size['backlog_jobs']}-job backlog "
@@ -141,7 +167,9 @@ def render(results: dict) -> str:
         f"{'(b) runner direct: queries per run':<58} {d['queries_per_run']:>12}  queries",
         f"{'(b) runner direct: time per run':<58} {d['ms_per_run']:>12,.1f}  ms",
         f"{'(b) Celery worker x' + str(w['worker_concurrency']) + ' (' + w['broker'].split()[0] + '): runs':<58} "
-        f"{w['runs_per_s']:>12,.1f}  runs/s",
+        f"{w['runs_per_s']:>12,.1f}  runs/s" + ("" if w.get("complete", True) else
+                                               f" projected: {w['runs']:,} of {w['runs_enqueued']:,} runs "
+                                               f"completed in the {w['budget_s']:.0f} s budget"),
         f"{'(b) Celery worker: step rows':<58} {w['step_runs_per_s']:>12,.0f}  step-runs/s",
         f"{'(c) inbound events through the API (eager runs)':<58} {i['events_per_s']:>12,.1f}  events/s",
         f"{'(c) queries per event (request, match, enroll, run)':<58} {i.get('queries_per_event', '?'):>12}  queries",

@@ -24,6 +24,14 @@ from urllib.parse import quote
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
+class BenchFailure(Exception):
+    """A measurement could not be made; the message says why in one line, `log` holds what explains it."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
 @dataclass
 class Broker:
     url: str  # what the worker subprocess gets as CELERY_BROKER_URL ("" = filesystem)
@@ -121,6 +129,22 @@ def drop_database(original: str, name: str) -> None:
     connection.settings_dict["NAME"] = original
     with connection._nodb_cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def require_connections(needed: int, what: str) -> None:
+    """Fail plainly before starting `what` when PostgreSQL cannot give it `needed` more connections (a shared
+    server's max_connections used up by other clients made the worker fail deep inside its tasks)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_connections')::int, "
+                       "current_setting('superuser_reserved_connections')::int, "
+                       "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')")
+        limit, reserved, used = cursor.fetchone()
+    free = limit - reserved - used
+    if free < needed:
+        raise BenchFailure(f"{what} needs {needed} PostgreSQL connections but only {free} are free "
+                           f"(max_connections {limit}, {used} in use by other clients): close some or try again")
 
 
 def database_url() -> str:

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from automations.models import AutomationRun, JobStatus, RunStatus, ScheduledJob, StepRun
 from bench.data import RUNNER_GRAPH_NODES, World, delay_graph, inbound_graph, runner_graph
-from bench.env import Broker, point_celery_at
-from bench.worker import celery_worker, wait_for
+from bench.env import BenchFailure, Broker, point_celery_at, require_connections
+from bench.worker import celery_worker, wait_for_count
 
 STEP_PAYLOAD = {"message_id": "msg_0123456789abcdefghij", "rendered_text": "Hi Alice, thanks for writing!" * 3,
                 "parts": [{"type": "text", "text": "Hi Alice, thanks for writing! " * 4}]}
@@ -87,35 +87,49 @@ def runner_direct(world: World, count: int, budget_s: float) -> dict:
             "ms_per_run": round(elapsed * 1000 / max(done, 1), 3)}
 
 
-def runner_celery(world: World, broker: Broker, count: int, concurrency: int) -> dict:
-    """The same graph through a real worker: enqueue `count` advance_run tasks, wait until all completed.
-    Throughput = runs / (last completed_at − first enqueue)."""
+def _completed(ids: list[str]):
+    return AutomationRun.objects.filter(pk__in=ids, status=RunStatus.COMPLETED)
+
+
+def runner_celery(world: World, broker: Broker, count: int, concurrency: int, budget_s: float,
+                  boot_budget_s: float = 60.0) -> dict:
+    """The same graph through a real worker: enqueue `count` advance_run tasks and wait until all completed
+    or `budget_s` ran out (then the figure is projected from the runs completed by then).
+    Throughput = completed runs / (last completed_at − first enqueue)."""
     from automations import tasks
 
+    require_connections(concurrency + 2, f"a Celery worker with {concurrency} processes")
     point_celery_at(broker)
     automation = world.automation("Runner (celery)", runner_graph())
     warmup = world.active_runs(automation, 4 * concurrency)
     ids = world.active_runs(automation, count)
     world.settle()
-    with celery_worker(broker, concurrency) as logs:
+    with celery_worker(broker, concurrency) as worker:
         for run_id in warmup:  # also waits for the worker to boot
             tasks.advance_run.delay(run_id)
-        wait_for(lambda: AutomationRun.objects.filter(pk__in=warmup, status=RunStatus.COMPLETED).count()
-                 == len(warmup), 120, "the worker to finish its warm-up runs", logs)
+        done, _, complete = wait_for_count(lambda: _completed(warmup).count(), len(warmup), boot_budget_s, worker,
+                                           "its warm-up runs")
+        if not complete:
+            raise BenchFailure(f"the Celery worker completed {done} of {len(warmup)} warm-up runs in "
+                               f"{boot_budget_s:.0f} s and logged no error (is the broker reachable?)",
+                               log=worker.log_tail())
         started_at = timezone.now()
         started = time.perf_counter()
         for run_id in ids:
             tasks.advance_run.delay(run_id)
         enqueue_seconds = time.perf_counter() - started
-        remaining = AutomationRun.objects.filter(automation=automation, status=RunStatus.ACTIVE)
-        wait_for(lambda: not remaining.exists(), max(120, count / 20), f"{count} runs through the worker", logs,
-                 interval=0.1)
-    last = max(AutomationRun.objects.filter(pk__in=ids).values_list("completed_at", flat=True))
-    elapsed = (last - started_at).total_seconds()
-    steps = _check_completed(ids, "runner (celery)")
-    return {"runs": count, "steps": steps, "seconds": round(elapsed, 3), "runs_per_s": round(_rate(count, elapsed), 1),
+        done, _, complete = wait_for_count(lambda: _completed(ids).count(), count, budget_s, worker,
+                                           f"{count} runs")
+    if done == 0:
+        raise BenchFailure(f"the Celery worker completed none of {count} runs in {budget_s:.0f} s",
+                           log=worker.log_tail())
+    finished = list(_completed(ids).values_list("pk", "completed_at"))
+    elapsed = (max(at for _, at in finished) - started_at).total_seconds()
+    steps = _check_completed([pk for pk, _ in finished], "runner (celery)")
+    return {"runs": len(finished), "runs_enqueued": count, "complete": complete, "steps": steps,
+            "seconds": round(elapsed, 3), "runs_per_s": round(_rate(len(finished), elapsed), 1),
             "step_runs_per_s": round(_rate(steps, elapsed), 1), "worker_concurrency": concurrency,
-            "broker": broker.label, "enqueue_seconds": round(enqueue_seconds, 3)}
+            "broker": broker.label, "enqueue_seconds": round(enqueue_seconds, 3), "budget_s": budget_s}
 
 
 # ---------------------------------------------------------------------------------------- (c) inbound
