@@ -1,6 +1,7 @@
 """relayctl's own behaviour: who stops the embedded PostgreSQL, which Python it accepts, what it says about
 the database and the port before starting anything, and how it installs."""
 
+import os
 import shutil
 import socket
 import subprocess
@@ -127,3 +128,20 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_test_installs_chromium_with_apt_get_when_it_is_missing(tmp_path):
+    """`relayctl test` as root installs Debian's chromium for the browser test when it is missing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "apt-get.calls"
+    apt_get = bin_dir / "apt-get"
+    apt_get.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    apt_get.chmod(0o755)
+    env = relayctl_env(tmp_path / "var", PATH=f"{bin_dir}:{os.environ['PATH']}",
+                       RELAY_CHROMIUM=str(tmp_path / "no-chromium"), DATABASE_URL=os.environ.get("DATABASE_URL", ""))
+    relayctl("test", "--collect-only", "-q", "tests/ops/__init__.py", env=env)
+    if os.geteuid() == 0:
+        assert "install -y -q chromium" in calls.read_text()
+    else:
+        assert not calls.exists()  # only root may install packages
