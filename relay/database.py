@@ -64,7 +64,8 @@ def check(url: str, timeout: int = 5) -> None:
         raise DatabaseUrlError(f"DATABASE_URL {describe(url)} does not answer: {reason}")
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """argv[0], if given, says where DATABASE_URL came from (relayctl test finds a local server itself)."""
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
         var_dir = os.environ.get("RELAY_VAR_DIR", "./var")
@@ -76,9 +77,9 @@ def main() -> int:
     except DatabaseUrlError as error:
         print(f"relayctl: {error} (fix or unset DATABASE_URL; unset uses the embedded PostgreSQL)", file=sys.stderr)
         return 1
-    print(f"relayctl: database: {describe(url)} (from DATABASE_URL)", file=sys.stderr)
+    print(f"relayctl: database: {describe(url)} ({argv[0] if argv else 'from DATABASE_URL'})", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
