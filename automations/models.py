@@ -317,6 +317,10 @@ class SchedulerTick(models.Model):
         verbose_name = "scheduler health"
         verbose_name_plural = "scheduler health"
 
+    def __str__(self):
+        last = f"{self.last_tick_at:%Y-%m-%d %H:%M:%S}" if self.last_tick_at else "never"
+        return f"scheduler: last tick {last}, {self.ticks_total} in all"
+
 
 class InboundOutcome(models.TextChoices):
     RESUMED = "resumed"
