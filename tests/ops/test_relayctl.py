@@ -145,3 +145,12 @@ def test_test_installs_chromium_with_apt_get_when_it_is_missing(tmp_path):
         assert "install -y -q chromium" in calls.read_text()
     else:
         assert not calls.exists()  # only root may install packages
+
+
+def test_a_configuration_error_in_manage_is_one_line():
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    env.update(DEBUG="0", DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres")
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "relay: configuration error: SECRET_KEY must be set when DEBUG is off"
