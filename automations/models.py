@@ -138,6 +138,7 @@ class WaitingFor(models.TextChoices):
     DELAY = "delay"
     INBOUND_EVENT = "inbound_event"
     EXTERNAL_EVENT = "external_event"  # parked by a contact pause
+    DELIVERY = "delivery"  # a message node on a network provider, until the platform accepted its parts
 
 
 class ExitReason(models.TextChoices):
@@ -360,3 +361,18 @@ class InboundEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} event {self.event_id} ({self.outcome or 'not yet handled'})"
+
+
+class SendSlot(models.Model):
+    """Send pacing (automations.channels.pacing): the earliest time the next message may go out through
+    one account (`a:<account id>`) or into one chat (`c:<conversation id>`). A token bucket of size one
+    kept in PostgreSQL, so every worker shares it and the embedded default needs nothing else."""
+
+    key = models.CharField(max_length=120, primary_key=True)
+    next_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "channel_send_slots"
+
+    def __str__(self):
+        return f"{self.key}: next send at {self.next_at.isoformat()}"

@@ -12,11 +12,21 @@ def advance_run(run_id: str) -> None:
 
 
 @shared_task(name="automations.deliver_messages", ignore_result=True)
-def deliver_messages(message_ids: list[str]) -> int:
-    """Send outbox messages (the tick hands over those a dead worker left pending)."""
+def deliver_messages(message_ids: list[str], attempt: int = 0, rate_limited: int = 0, slot_taken: bool = False) -> int:
+    """Send outbox messages (the tick hands over those a dead worker left pending; a delivery that must
+    wait — pacing, a rate limit, a retry — hands the rest of its batch to a later one)."""
     from automations.runtime.effects import deliver_messages as deliver
 
-    return deliver(message_ids)
+    return deliver(message_ids, attempt=attempt, rate_limited=rate_limited, slot_taken=slot_taken)
+
+
+@shared_task(name="automations.settle_deliveries", ignore_result=True)
+def settle_deliveries(run_ids: list[str]) -> None:
+    """Move on runs whose message parts all settled but were not moved on (a worker died in between)."""
+    from automations.runtime.delivery import settle_waiting
+
+    for run_id in run_ids:
+        settle_waiting(run_id)
 
 
 @shared_task(name="automations.tasks.scheduler_tick", ignore_result=True)

@@ -10,6 +10,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests import factories
+from tests.fakes.platforms import fake_platforms  # noqa: F401 - the fixture, for every test package
 
 
 @pytest.fixture(scope="session")

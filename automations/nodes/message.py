@@ -284,7 +284,8 @@ def handle(ctx):
     """Render and send the blocks through `effects` (the account's provider). Waits for a reply when
     the message has branch buttons, quick replies or wait_for_reply (`no_response` job if configured);
     otherwise leaves through `next`. Blocks of which none can be sent, or a delivery failure → `error`;
-    no blocks at all → nothing is sent."""
+    no blocks at all → nothing is sent. On a network provider the node first waits for the platform's
+    answer (runtime.delivery)."""
     from datetime import timedelta
 
     from automations.models import JobKind, StepOutcome, WaitingFor
@@ -308,6 +309,10 @@ def handle(ctx):
             return NodeResult(port="error", outcome=StepOutcome.FAILED, payload=payload, rendered=rendered,
                               error={"code": exc.code, "message": str(exc)})
         payload = {"message_id": ids[0], "message_ids": ids, **payload}
+        if getattr(ctx.effects, "awaits_delivery", False):
+            # Sent after commit by a network provider: the node moves on once the platform answered
+            # (runtime.delivery.settle), through `error` if a part failed.
+            return NodeResult(payload=payload, rendered=rendered, wait=Wait(WaitingFor.DELIVERY))
     if not waits(config):
         return NodeResult(port="next", payload=payload, rendered=rendered)
     timeout = config.get("no_response_timeout_min")

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from automations.channels.errors import DeliveryError
+from automations.channels.registry import PROVIDERS, get_provider
 from automations.runtime import outbound_http
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
@@ -37,43 +41,6 @@ MESSAGE_COLUMNS = ("id", "organization_id", "conversation_id", "direction", "tex
                    "node_key", "idempotency_key", "provider_message_id", "error_code", "error", "created_at",
                    "sent_at")
 RESUMED = "resumed"  # pause_changes value: the scope's pause was lifted by this run
-
-
-class DeliveryError(Exception):
-    """Nothing can be sent (no conversation, provider refuses): the message node's `error` port."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-class SandboxProvider:
-    """Records outbound messages as Message rows only; delivery always succeeds.
-
-    `records_in_transaction`: the Message row *is* the delivery, so it is written `sent` in the run's
-    own transaction (one commit per advance, nothing after it). Such a provider's `deliver` must have no
-    side effect: it names the row before the run write is known to win. A provider that talks to a network
-    leaves this False and goes through the outbox: the row is written `pending` with the step and
-    handed to `deliver` after commit (`deliver_messages`)."""
-
-    name = "sandbox"
-    records_in_transaction = True
-
-    def check(self, account) -> None:
-        """Raise DeliveryError if this account cannot send right now (a real provider checks its token)."""
-
-    def deliver(self, message: Message) -> str:
-        return f"sandbox-{message.pk}"
-
-
-PROVIDERS = {"sandbox": SandboxProvider()}
-
-
-def get_provider(name: str):
-    try:
-        return PROVIDERS[name]
-    except KeyError:
-        raise DeliveryError("unknown_provider", f"no delivery provider named {name!r}")
 
 
 class Effects:
@@ -120,6 +87,14 @@ class Effects:
             self._messages.append(message)
             ids.append(message.pk)
         return ids
+
+    @property
+    def awaits_delivery(self) -> bool:
+        """Does a message sent now go out after commit (a network provider), so the node waits for the
+        platform's answer before it moves on? False for the sandbox, whose row is the delivery."""
+        account = self.run.social_account if self.run.social_account_id else None
+        provider = PROVIDERS.get(account.provider) if account is not None else None
+        return provider is not None and not provider.records_in_transaction
 
     # -- http -----------------------------------------------------------------------------------
     def http(self, method: str, url: str, *, headers=None, body=None, timeout_ms=None):
@@ -339,6 +314,7 @@ class RecordingEffects(Effects):
     """The simulator's effects: in-memory changes and a log; nothing written, nothing sent."""
 
     simulated = True
+    awaits_delivery = False
 
     def __init__(self, *, run, contact, automation):
         super().__init__(run=run, contact=contact, automation=automation)
@@ -375,42 +351,165 @@ def _mark_sent(message: Message, provider_message_id: str) -> None:
     message.status, message.sent_at = DeliveryStatus.SENT, timezone.now()
 
 
-def deliver_messages(message_ids) -> int:
+# After-commit delivery to a network provider (see deliver_messages).
+INLINE_WAIT_SECONDS = 1.0  # a pacing slot at most this far away is waited for in the worker; later ones re-queue
+MAX_TRANSIENT_ATTEMPTS = 5  # 5xx / connection failures: tries before the message fails
+RATE_LIMIT_BACKOFF_SECONDS = 5.0  # a Graph "slow down" without a wait: 5 s, doubling, at most 5 min
+
+
+@dataclass
+class _Outcome:
+    """What one delivery attempt did: `sent`, `failed` (terminal: failed or unknown), or `later` (the
+    message stays pending and the rest of the batch is handed back, `wait` seconds from now)."""
+
+    kind: str
+    message: Message | None = None
+    wait: float = 0.0
+    slot_taken: bool = False
+    attempt: int = 0
+    rate_limited: int = 0
+
+
+def deliver_messages(message_ids, *, attempt: int = 0, rate_limited: int = 0, slot_taken: bool = False) -> int:
     """Hand pending outbound messages to their provider, once each, in the order given: the row lock
     and the `pending` status make a second delivery attempt (retry, duplicate worker) a no-op. One short
-    transaction per message, so a lock is held across one provider call at most, and a failure (or a
-    worker dying) leaves only that message pending; providers pass `idempotency_key` on so a resend
-    after such a death is recognised. Returns how many were sent."""
+    transaction per message, so a lock is held across one provider call at most, and a crash (or a
+    worker dying) leaves only that message pending. Returns how many were sent.
+
+    Network providers: each send takes a pacing slot first (channels.pacing). A platform's rate limit,
+    a 5xx or a connection failure leaves the message pending and hands it and the rest of the batch
+    back (`later`): a delivery task after the wait (`retry_after` when the platform gave one; transient
+    failures count `attempt` up to MAX_TRANSIENT_ATTEMPTS; rate limits never count). A terminal failure
+    marks the message `failed` (or `unknown` when the request may have gone out) and the rest of that
+    node's parts `failed` / `not_sent`. The runs whose parts all settled then move on
+    (runtime.delivery.settle)."""
+    from automations.runtime import delivery
+
     sent = 0
-    for message_id in message_ids:
-        provider_name = None
+    ids = list(message_ids)
+    finished_nodes: dict[tuple[str, str], None] = {}
+    failed_nodes: set[tuple[str, str]] = set()
+    for index, message_id in enumerate(ids):
         try:
-            with transaction.atomic():
-                message = (Message.objects.select_for_update(skip_locked=True, of=("self",))
-                           .select_related("conversation__social_account")
-                           .filter(pk=message_id, status=DeliveryStatus.PENDING).first())
-                if message is None:
-                    continue
-                provider_name = message.conversation.social_account.provider
-                try:
-                    provider = get_provider(provider_name)
-                    _mark_sent(message, provider.deliver(message))
-                    sent += 1
-                except DeliveryError as exc:
-                    message.status, message.error = DeliveryStatus.FAILED, str(exc)[:1000]
-                message.save(update_fields=["provider_message_id", "status", "sent_at", "error_code", "error"])
-            metrics.outbound_message(provider_name, message.status).inc()
+            outcome = _deliver_one(message_id, attempt=attempt, rate_limited=rate_limited,
+                                   slot_taken=slot_taken and index == 0, failed_nodes=failed_nodes)
         except Exception:  # noqa: BLE001 - one bad message must not stop the others; it stays pending
             logger.exception("delivering message %s failed", message_id)
-            metrics.outbound_message(provider_name or "unknown", "error").inc()
+            metrics.outbound_message("unknown", "error").inc()
+            continue
+        if outcome.message is not None:  # the attempt's result: sent, failed, unknown, pending (retried later)
+            metrics.outbound_message(outcome.message.conversation.social_account.provider, outcome.message.status).inc()
+        if outcome.kind == "later":
+            _deliver_later(ids[index:], outcome)
+            break
+        if outcome.message is None:
+            continue
+        node = (outcome.message.run_id, outcome.message.node_key)
+        if outcome.message.run_id:
+            finished_nodes[node] = None
+        if outcome.kind == "sent":
+            sent += 1
+        elif outcome.kind == "failed":
+            failed_nodes.add(node)
+        attempt, rate_limited = 0, 0  # counted per message
+    for run_id, node_key in finished_nodes:
+        try:
+            delivery.settle(run_id, node_key)
+        except Exception:  # noqa: BLE001 - the sweep settles it later (delivery.stale_waits)
+            logger.exception("settling run %s after delivery failed", run_id)
     return sent
+
+
+def _deliver_one(message_id: str, *, attempt: int, rate_limited: int, slot_taken: bool,
+                 failed_nodes: set) -> _Outcome:
+    from automations.channels import pacing
+    from automations.channels.errors import ChannelError, ErrorClass
+    from contacts.models import AccountStatus
+
+    with transaction.atomic():
+        message = (Message.objects.select_for_update(skip_locked=True, of=("self",))
+                   .select_related("conversation__social_account")
+                   .filter(pk=message_id, status=DeliveryStatus.PENDING).first())
+        if message is None:
+            return _Outcome("skipped")
+        account = message.conversation.social_account
+        outcome = _Outcome("failed", message)
+        try:
+            provider = get_provider(account.provider)
+            if (message.run_id, message.node_key) in failed_nodes:
+                raise DeliveryError("not_sent", "an earlier part of this message failed")
+            if getattr(provider, "records_in_transaction", False):
+                _mark_sent(message, provider.deliver(message))
+                outcome.kind = "sent"
+            else:
+                if account.status == AccountStatus.NEEDS_REAUTH:
+                    raise DeliveryError(ErrorClass.NEEDS_REAUTH,
+                                        account.last_error or "the account needs new credentials")
+                if not slot_taken:
+                    wait = pacing.reserve(provider, account.pk, message.conversation_id) \
+                        if getattr(provider, "account_interval", 0) or getattr(provider, "chat_interval", 0) else 0.0
+                    if wait > INLINE_WAIT_SECONDS:
+                        return _Outcome("later", message, wait, slot_taken=True, attempt=attempt,
+                                        rate_limited=rate_limited)
+                    if wait > 0:
+                        time.sleep(wait)
+                _mark_sent(message, provider.deliver(message))
+                outcome.kind = "sent"
+        except DeliveryError as exc:
+            message.status, message.error_code = DeliveryStatus.FAILED, str(exc.code)[:64]
+            message.error = str(exc)[:1000]
+        except ChannelError as exc:
+            if exc.error_class == ErrorClass.RATE_LIMITED:
+                wait = exc.retry_after or min(RATE_LIMIT_BACKOFF_SECONDS * 2 ** rate_limited, 300.0)
+                pacing.hold_off(account.pk, wait)
+                return _Outcome("later", message, wait, slot_taken=False, attempt=attempt,
+                                rate_limited=rate_limited + 1)
+            if exc.error_class == ErrorClass.TRANSIENT and attempt + 1 < MAX_TRANSIENT_ATTEMPTS:
+                return _Outcome("later", message, float(2 ** attempt), slot_taken=False, attempt=attempt + 1,
+                                rate_limited=rate_limited)
+            message.error_code, message.error = exc.message_code[:64], str(exc)[:1000]
+            ambiguous = exc.error_class == ErrorClass.AMBIGUOUS  # may have gone out: never resent
+            message.status = DeliveryStatus.UNKNOWN if ambiguous else DeliveryStatus.FAILED
+            if exc.error_class == ErrorClass.NEEDS_REAUTH:
+                _needs_reauth(account, str(exc))
+        message.save(update_fields=["provider_message_id", "status", "sent_at", "error_code", "error"])
+    if message.status == DeliveryStatus.UNKNOWN:
+        outcome.kind = "unknown"
+    return outcome
+
+
+def _needs_reauth(account, reason: str) -> None:
+    """The platform refused the account's token: runs on it fail fast until it is verified again."""
+    from contacts.models import AccountStatus, SocialAccount
+
+    now = timezone.now()
+    SocialAccount.objects.filter(pk=account.pk).update(status=AccountStatus.NEEDS_REAUTH, last_error=reason[:1000],
+                                                       last_error_at=now, updated_at=now)
+
+
+def _deliver_later(ids: list[str], outcome: _Outcome) -> None:
+    """Hand the rest of a batch to a delivery task `outcome.wait` seconds from now."""
+    from automations import tasks
+
+    tasks.deliver_messages.apply_async(
+        (ids,), {"attempt": outcome.attempt, "rate_limited": outcome.rate_limited, "slot_taken": outcome.slot_taken},
+        countdown=max(outcome.wait, 0.0))
 
 
 def stale_outbox_ids(older_than_seconds: int = 60, limit: int = 200) -> list[str]:
     """Outbox rows left pending (a worker died between commit and delivery), oldest first."""
+    from django.db.models import Exists, OuterRef, Value
+    from django.db.models.functions import Concat, Now
+
+    from automations.models import SendSlot
+
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = Message.objects.filter(direction=MessageDirection.OUTBOUND, status=DeliveryStatus.PENDING,
-                                   created_at__lt=cutoff).order_by("created_at")
+    # An account whose pacing slots are booked into the future has deliveries queued for them: its
+    # pending messages are waiting their turn, not lost.
+    paced = SendSlot.objects.filter(key=Concat(Value("a:"), OuterRef("conversation__social_account_id")),
+                                    next_at__gt=Now())
+    stale = (Message.objects.filter(direction=MessageDirection.OUTBOUND, status=DeliveryStatus.PENDING,
+                                    created_at__lt=cutoff).exclude(Exists(paced)).order_by("created_at"))
     return list(stale.values_list("pk", flat=True)[:limit])
 
 

@@ -28,11 +28,12 @@ def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None =
 
 def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, payload: dict | None = None,
                    step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None,
-                   finishing_job: jobs.Claim | None = None) -> bool:
+                   finishing_job: jobs.Claim | None = None, error: dict | None = None) -> bool:
     """Leave the node a `waiting` run waits at through `port_key` and keep advancing.
 
     Writes the waiting node's step row (`exited_via_port_key` = port_key, `payload`, `step_outcome`),
-    merges `context_updates` into the run context, cancels the wait's pending timeout jobs. Runs parked
+    merges `context_updates` into the run context, cancels the wait's pending timeout jobs (`error`: the
+    step row's error, for a wait that ended in a handled failure). Runs parked
     by a contact pause are not touched (use resume_parked). `finishing_job` (the scheduler's claimed
     timeout job) is marked done in the same transaction, so True also means it was (if still held).
     Returns True iff this call moved the run (False: not waiting, or another worker moved it first)."""
@@ -45,7 +46,7 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     if node is None or port_key not in graph.ports(node):
         return exit_graph_changed(run, now_value, port_key, finishing_job=finishing_job)
     step = Step(node["key"], node.get("kind", ""), waiting_entry_port(run), port_key, step_outcome,
-                payload=payload or {})
+                payload=payload or {}, error=error)
     driver = execute(run, Position(node["key"], port_key=port_key), gone_reason=ExitReason.GRAPH_CHANGED,
                      now=now, prelude=[step], context_updates=context_updates, cancel_wait_jobs=True,
                      finishing_job=finishing_job)

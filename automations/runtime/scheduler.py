@@ -191,11 +191,15 @@ def record_tick(report: TickReport) -> None:
 
 def _hand_over_stale_outbox() -> int:
     """Outbox messages a dead worker left pending go to a delivery task: the tick never waits on a provider."""
+    from automations import tasks
+    from automations.runtime.delivery import stale_waits
+
     ids = stale_outbox_ids()
     if ids:
-        from automations import tasks
-
         tasks.deliver_messages.delay(ids)
+    unsettled = stale_waits()  # delivered, but the run was not moved on (a worker died in between)
+    if unsettled:
+        tasks.settle_deliveries.delay(unsettled)
     return len(ids)
 
 

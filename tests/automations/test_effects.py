@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from automations.channels.sandbox import SandboxProvider
 from automations.models import AutomationRun, StepRun
 from automations.runtime import effects, outbound_http
 from automations.runtime.enrollment import enroll
@@ -34,7 +35,7 @@ def hello_run(org, contact, text="hello"):
     return enroll(automation, contact).run
 
 
-class OutboxProvider(effects.SandboxProvider):
+class OutboxProvider(SandboxProvider):
     """A provider that talks to a network: its messages go through the outbox (delivered after commit)."""
 
     records_in_transaction = False

@@ -12,6 +12,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from automations.channels.sandbox import SandboxProvider
 from automations.models import AutomationRun, JobKind, ScheduledJob, SchedulerTick
 from automations.runtime import effects
 from automations.runtime.enrollment import enroll
@@ -75,7 +76,7 @@ def test_a_stopped_run_is_counted_as_exited_with_its_reason(org, contact):
     assert value("relay_runs_finished_total", status="exited", exit_reason="admin_stopped") == before + 1
 
 
-class _Outbox(effects.SandboxProvider):
+class _Outbox(SandboxProvider):
     records_in_transaction = False
 
     def deliver(self, message):
