@@ -29,7 +29,7 @@ def connected_account(org, fake, provider: str, *, status=AccountStatus.CONNECTE
     return account
 
 
-def reachable_contact(org, account, provider: str):
-    person = factories.contact(org, account=account, platform_user_id=RECIPIENTS[provider])
+def reachable_contact(org, account, provider: str, user_id: str | None = None):
+    person = factories.contact(org, account=account, platform_user_id=user_id or RECIPIENTS[provider])
     factories.conversation(person, account)
     return person

@@ -20,7 +20,8 @@ Use
     …
     fake.sent("telegram")  → the accepted sends (platform, method/path, body, answer)
     fake.requests          → every request, accepted or not (with the answer's status)
-    fake.env()             → environment for a worker subprocess (API bases pointing here)
+    fake.env()             → environment for a worker subprocess (API bases pointing here, the same
+                             RELAY_ENCRYPTION_KEYS as the fixture's settings)
 
 Scripted failures (`script(platform, match, failure, times=1, **options)`; `match` is a Telegram method
 or a suffix of the Graph path, e.g. "messages"; None matches every call of the platform):
@@ -124,6 +125,9 @@ class FakePlatforms:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.url = ""
+        from cryptography.fernet import Fernet
+
+        self.encryption_key = Fernet.generate_key().decode()  # so credentials can be stored (DEBUG is off)
 
     # -- setup ------------------------------------------------------------------------------------
     def add_telegram_bot(self, token: str, *, bot_id: int = 123456789, first_name: str = "TestBot",
@@ -151,7 +155,8 @@ class FakePlatforms:
 
     def env(self) -> dict:
         return {"RELAY_TELEGRAM_API_BASE": self.url, "RELAY_META_GRAPH_BASE": self.url,
-                "RELAY_META_GRAPH_VERSION": self.graph_version, "RELAY_PUBLIC_URL": "https://relay.example.com"}
+                "RELAY_META_GRAPH_VERSION": self.graph_version, "RELAY_PUBLIC_URL": "https://relay.example.com",
+                "RELAY_ENCRYPTION_KEYS": self.encryption_key}
 
     # -- serving --------------------------------------------------------------------------------------
     def start(self) -> FakePlatforms:
@@ -193,7 +198,9 @@ class FakePlatforms:
         parsed = urlparse(raw_path)
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         record = {"method": method, "path": parsed.path, "query": query, "headers": headers, "raw": raw,
-                  "json": None, "platform": None, "sends": False}
+                  "json": None, "platform": None, "sends": False, "status": None, "answer": None}
+        with self._lock:  # recorded on arrival: a hanging call is visible while it hangs
+            self.requests.append(record)
         try:
             if parsed.path.startswith("/bot"):
                 record["platform"] = "telegram"
@@ -202,9 +209,8 @@ class FakePlatforms:
                 status, body = self._graph(method, parsed.path, query, headers, raw, record)
         except Rejected as exc:
             status, body = exc.status, exc.body
-        record.update(status=status, answer=body)
         with self._lock:
-            self.requests.append(record)
+            record.update(status=status, answer=body)
         return status, body
 
     def _scripted(self, platform: str, name: str) -> None:
@@ -536,10 +542,10 @@ class FakePlatforms:
 @pytest.fixture
 def fake_platforms(settings):
     """A running FakePlatforms; Relay's settings point at it (Telegram and Graph bases, Graph version,
-    an https public URL for setWebhook). Stopped after the test."""
+    an https public URL for setWebhook, an encryption key for credentials). Stopped after the test."""
     fake = FakePlatforms(graph_version=settings.RELAY_META_GRAPH_VERSION).start()
     for name, value in fake.env().items():
-        setattr(settings, name, value)
+        setattr(settings, name, value.split(",") if name == "RELAY_ENCRYPTION_KEYS" else value)
     try:
         yield fake
     finally:

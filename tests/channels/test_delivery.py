@@ -1,0 +1,262 @@
+"""Delivery to the fake platforms in process: what each provider sends, the message's lifecycle
+(pending → sent | failed | unknown), how each class of error moves the run, and send pacing.
+(tests/channels/test_worker_e2e.py runs the same through a real Celery worker.)"""
+
+import pytest
+
+from automations.channels import http, pacing
+from automations.channels.registry import get_provider
+from automations.models import AutomationRun, StepRun
+from automations.runtime import delivery, effects
+from automations.runtime.enrollment import enroll
+from automations.runtime.runner import advance
+from automations.runtime.runs import stop_run
+from contacts.models import SocialAccount
+from tests import factories
+from tests.channels.helpers import CHANNELS, RECIPIENTS, connected_account, reachable_contact
+
+ASK = {"blocks": [{"type": "text", "text": "Small or large?", "buttons": [
+    {"id": "s", "type": "branch", "label": "Small"}, {"id": "l", "type": "branch", "label": "Large"}]}]}
+HELLO = {"blocks": [{"type": "text", "text": "Hello {{contact.name}}"}]}
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """Deliveries handed to a later task (pacing, rate limits, retries), instead of queueing them."""
+    handed = []
+    monkeypatch.setattr(effects, "_deliver_later", lambda ids, outcome: handed.append((list(ids), outcome)))
+    return handed
+
+
+def start(org, fake, provider, nodes, edges=(), account=None, user_id=None):
+    account = account or connected_account(org, fake, provider)
+    person = reachable_contact(org, account, provider, user_id)
+    automation = factories.automation(org, factories.flow(nodes, edges), status="active",
+                                      channel=CHANNELS[provider])
+    run = enroll(automation, person, social_account=account).run
+    return run, account
+
+
+def go(run_id, capture):
+    """Advance and run what follows the commit (the delivery, and the settle it triggers)."""
+    with capture(execute=True):
+        advance(run_id)
+    return AutomationRun.objects.get(pk=run_id)
+
+
+def steps(run):
+    return list(StepRun.objects.filter(run_id=run.pk).order_by("executed_at", "id"))
+
+
+def test_a_telegram_button_message_goes_out_as_an_inline_keyboard_and_the_run_waits_for_the_tap(
+        org, fake_platforms, django_capture_on_commit_callbacks):
+    run, _ = start(org, fake_platforms, "telegram", [("ask", "message", ASK)])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    (sent,) = fake_platforms.sent("telegram")
+    assert sent["json"] == {"chat_id": int(RECIPIENTS["telegram"]), "text": "Small or large?", "reply_markup": {
+        "inline_keyboard": [[{"text": "Small", "callback_data": "b:s"}], [{"text": "Large", "callback_data": "b:l"}]]}}
+    message = run_messages(run)[0]
+    message_id = sent["answer"]["result"]["message_id"]
+    assert (message.status, message.provider_message_id) == ("sent", f"{RECIPIENTS['telegram']}:{message_id}")
+    assert (run.status, run.waiting_for) == ("waiting", "reply")
+    first, second = steps(run)
+    assert first.payload["message_id"] == message.pk and second.outcome == "waiting"
+    assert second.payload["delivery"] == [{"message_id": message.pk, "status": "sent",
+                                           "provider_message_id": message.provider_message_id}]
+
+
+def run_messages(run):
+    from contacts.models import Message
+
+    return list(Message.objects.filter(run_id=run.pk).order_by("created_at"))
+
+
+@pytest.mark.parametrize("provider", ["whatsapp", "messenger", "instagram"])
+def test_graph_providers_send_buttons_the_platform_accepts(org, fake_platforms, provider,
+                                                         django_capture_on_commit_callbacks):
+    run, account = start(org, fake_platforms, provider, [("ask", "message", ASK)])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    (sent,) = fake_platforms.sent(provider)
+    body = sent["json"]
+    if provider == "whatsapp":
+        assert sent["path"].endswith(f"/{account.external_id}/messages")
+        assert sent["headers"]["Authorization"] == f"Bearer {account.credentials['access_token']}"
+        assert [b["reply"]["id"] for b in body["interactive"]["action"]["buttons"]] == ["b:s", "b:l"]
+    else:
+        assert sent["path"].endswith("/me/messages") and sent["query"]["access_token"]
+        template = body["message"]["attachment"]["payload"]
+        assert [b["payload"] for b in template["buttons"]] == ["b:s", "b:l"]
+    message = run_messages(run)[0]
+    assert message.status == "sent" and message.provider_message_id
+    assert (run.status, run.waiting_for) == ("waiting", "reply")
+
+
+def test_quick_replies_media_and_cards_render_for_messenger(org, fake_platforms, django_capture_on_commit_callbacks):
+    config = {"blocks": [{"type": "image", "media_ref": "https://example.com/a.jpg"},
+                         {"type": "card", "title": "Hat", "subtitle": "Blue", "media_ref": "https://example.com/h.jpg",
+                          "buttons": [{"id": "buy", "type": "branch", "label": "Buy"}]},
+                         {"type": "text", "text": "Colour?"}],
+              "quick_replies": [{"id": "red", "label": "Red"}, {"id": "blue", "label": "Blue"}]}
+    run, _ = start(org, fake_platforms, "messenger", [("ask", "message", config)])
+    go(run.pk, django_capture_on_commit_callbacks)
+    image, card, text = [r["json"]["message"] for r in fake_platforms.sent("messenger")]
+    assert image == {"attachment": {"type": "image", "payload": {"url": "https://example.com/a.jpg"}}}
+    element = card["attachment"]["payload"]["elements"][0]
+    assert (element["title"], element["buttons"][0]["payload"]) == ("Hat", "b:buy")
+    assert [q["payload"] for q in text["quick_replies"]] == ["q:red", "q:blue"]
+
+
+def test_a_plain_message_moves_on_once_the_platform_accepted_it(org, fake_platforms,
+                                                                django_capture_on_commit_callbacks):
+    run, _ = start(org, fake_platforms, "instagram", [("hi", "message", HELLO), ("bye", "end", {})],
+                   [("hi", "next", "bye")])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    assert (run.status, run.exit_reason) == ("completed", "completed") or run.status == "completed"
+    assert [(s.node_key, s.outcome, s.exited_via_port_key) for s in steps(run)] == [
+        ("hi", "waiting", None), ("hi", "success", "next"), ("bye", "success", None)]
+    assert steps(run)[1].payload["delivery"][0]["provider_message_id"].startswith("aWdf")
+
+
+@pytest.mark.parametrize("provider", ["messenger", "whatsapp"])
+def test_outside_the_window_the_message_fails_and_the_run_takes_the_error_port(
+        org, fake_platforms, provider, django_capture_on_commit_callbacks):
+    fake_platforms.script(provider, "messages", "outside_window")
+    run, _ = start(org, fake_platforms, provider, [("hi", "message", HELLO), ("oops", "end", {})],
+                   [("hi", "error", "oops")])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    message = run_messages(run)[0]
+    assert (message.status, message.error_code) == ("failed", "outside_window")
+    assert message.error
+    assert [(s.node_key, s.outcome, s.exited_via_port_key) for s in steps(run)] == [
+        ("hi", "waiting", None), ("hi", "failed", "error"), ("oops", "success", None)]
+    assert steps(run)[1].error["code"] == "outside_window"
+    assert run.status == "completed"
+
+
+def test_outside_the_window_without_an_error_edge_fails_the_run(org, fake_platforms,
+                                                               django_capture_on_commit_callbacks):
+    fake_platforms.script("instagram", "messages", "outside_window")
+    run, _ = start(org, fake_platforms, "instagram", [("hi", "message", HELLO)])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    assert (run.status, run.exit_reason) == ("failed", "handler_failure")
+    assert steps(run)[-1].error["code"] == "outside_window"
+    assert run.automation.__class__.objects.get(pk=run.automation_id).total_failed == 1
+
+
+def test_a_bad_token_marks_the_account_and_later_runs_fail_fast_without_calling_the_platform(
+        org, fake_platforms, django_capture_on_commit_callbacks):
+    fake_platforms.script("whatsapp", "messages", "bad_token")
+    run, account = start(org, fake_platforms, "whatsapp", [("hi", "message", HELLO)])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    assert run_messages(run)[0].error_code == "needs_reauth"
+    account.refresh_from_db()
+    assert account.status == "needs_reauth" and account.last_error and account.last_error_at
+    assert (run.status, run.exit_reason) == ("failed", "handler_failure")
+    calls = len(fake_platforms.requests)
+    second, _ = start(org, fake_platforms, "whatsapp", [("hi", "message", HELLO)], account=account,
+                      user_id="16505550000")
+    second = go(second.pk, django_capture_on_commit_callbacks)
+    assert (second.status, second.exit_reason) == ("failed", "handler_failure")
+    assert steps(second)[0].error["code"] == "needs_reauth"
+    assert run_messages(second) == [] and len(fake_platforms.requests) == calls
+
+
+def test_a_rate_limit_is_retried_after_retry_after_and_never_counted_as_a_failure(
+        org, fake_platforms, deferred, django_capture_on_commit_callbacks):
+    fake_platforms.script("telegram", "sendMessage", "rate_limited", retry_after=7)
+    run, account = start(org, fake_platforms, "telegram", [("hi", "message", HELLO)])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    message = run_messages(run)[0]
+    assert message.status == "pending" and run.waiting_for == "delivery"
+    ((ids, outcome),) = deferred
+    assert (ids, outcome.wait, outcome.attempt, outcome.rate_limited) == ([message.pk], 7, 0, 1)
+    # The account's pacing slot moved out: nothing goes through it before the wait is over.
+    assert pacing.reserve(get_provider("telegram"), account.pk, "another-chat") > 6
+    # The retry (what the delivery task does when its countdown is over) sends it once.
+    from automations.models import SendSlot
+
+    SendSlot.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert effects.deliver_messages(ids, rate_limited=outcome.rate_limited) == 1
+    message.refresh_from_db()
+    assert message.status == "sent" and len(fake_platforms.sent("telegram")) == 1
+    assert AutomationRun.objects.get(pk=run.pk).status == "completed"
+
+
+def test_server_errors_are_retried_up_to_a_limit_then_fail(org, fake_platforms, deferred,
+                                                          django_capture_on_commit_callbacks):
+    fake_platforms.script("messenger", "messages", "server_error", times=effects.MAX_TRANSIENT_ATTEMPTS)
+    run, _ = start(org, fake_platforms, "messenger", [("hi", "message", HELLO)])
+    go(run.pk, django_capture_on_commit_callbacks)
+    message = run_messages(run)[0]
+    for attempt in range(1, effects.MAX_TRANSIENT_ATTEMPTS):
+        ids, outcome = deferred[-1]
+        assert (outcome.attempt, outcome.wait) == (attempt, 2 ** (attempt - 1))
+        message.refresh_from_db()
+        assert message.status == "pending"
+        with django_capture_on_commit_callbacks(execute=True):
+            effects.deliver_messages(ids, attempt=outcome.attempt)
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == ("failed", "2")
+    assert AutomationRun.objects.get(pk=run.pk).exit_reason == "handler_failure"
+
+
+def test_a_timeout_after_the_request_went_out_is_unknown_and_never_resent(
+        org, fake_platforms, monkeypatch, django_capture_on_commit_callbacks):
+    monkeypatch.setattr(http, "READ_TIMEOUT", 0.3)
+    fake_platforms.script("telegram", "sendMessage", "hang", seconds=1.5)
+    run, _ = start(org, fake_platforms, "telegram", [("hi", "message", HELLO), ("bye", "end", {})],
+                   [("hi", "next", "bye")])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    message = run_messages(run)[0]
+    assert (message.status, message.error_code) == ("unknown", "timeout")
+    assert effects.deliver_messages([message.pk]) == 0  # a retry or the sweep does not send it again
+    assert effects.stale_outbox_ids(older_than_seconds=0) == []
+    assert len([r for r in fake_platforms.requests if r.get("name") == "sendmessage"]) == 1
+    assert run.status == "completed" and steps(run)[1].payload["delivery"][0]["status"] == "unknown"
+
+
+def test_errors_never_carry_the_token(org, fake_platforms, django_capture_on_commit_callbacks, settings):
+    run, account = start(org, fake_platforms, "telegram", [("hi", "message", HELLO)])
+    settings.RELAY_TELEGRAM_API_BASE = "http://127.0.0.1:9"  # nothing listens: connection refused
+    from automations.channels import telegram
+    from automations.channels.errors import ChannelError
+
+    with pytest.raises(ChannelError) as caught:
+        telegram.call(account, "getMe", {})
+    assert caught.value.error_class == "transient"
+    assert account.credentials["bot_token"] not in str(caught.value)
+
+
+def test_a_settle_loses_to_a_run_that_moved_meanwhile(org, fake_platforms, deferred,
+                                                      django_capture_on_commit_callbacks):
+    fake_platforms.script("messenger", "messages", "outside_window")
+    run, _ = start(org, fake_platforms, "messenger", [("hi", "message", HELLO)], [])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        advance(run.pk)
+    stale = delivery.load_run(run.pk)  # read before the stop, as a delivery task would have
+    assert stop_run(AutomationRun.objects.get(pk=run.pk))
+    for callback in callbacks:
+        callback()  # the delivery fails; settle finds the run no longer waiting
+    assert delivery.settle(stale, "hi") is False  # and a stale copy loses the optimistic write
+    run.refresh_from_db()
+    assert (run.status, run.exit_reason) == ("exited", "admin_stopped")
+    assert [s.outcome for s in steps(run)] == ["waiting"]
+
+
+def test_settling_twice_moves_the_run_once(org, fake_platforms, django_capture_on_commit_callbacks):
+    run, _ = start(org, fake_platforms, "telegram", [("hi", "message", HELLO), ("bye", "end", {})],
+                   [("hi", "next", "bye")])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    assert delivery.settle(run.pk) is False
+    assert len(steps(run)) == 3
+
+
+def test_pacing_spaces_sends_to_one_chat_and_through_one_account(org, fake_platforms):
+    provider = get_provider("telegram")
+    account = connected_account(org, fake_platforms, "telegram")
+    assert pacing.reserve(provider, account.pk, "chat-1") == 0
+    assert 0.9 < pacing.reserve(provider, account.pk, "chat-1") <= 1.0  # 1 message/s per chat
+    other = pacing.reserve(provider, account.pk, "chat-2")
+    assert 0 < other < 0.1  # another chat waits only for the account's 1/30 s
+    assert SocialAccount.objects.filter(pk=account.pk).exists()
