@@ -5,6 +5,7 @@ from contacts.api import controls, views
 urlpatterns = [
     path("social-accounts", views.SocialAccountListView.as_view()),
     path("social-accounts/<str:pk>", views.SocialAccountDetailView.as_view()),
+    path("social-accounts/<str:pk>/verify", views.SocialAccountVerifyView.as_view()),
     path("contacts", views.ContactListView.as_view()),
     path("contacts/<str:pk>", views.ContactDetailView.as_view()),
     path("conversations", views.ConversationListView.as_view()),

@@ -1,6 +1,7 @@
 """Social accounts, contacts (PATCH under a row lock), conversations and their messages."""
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,8 +12,9 @@ from contacts.api.serializers import (
     SocialAccountSerializer,
 )
 from contacts.models import Contact, Conversation, SocialAccount
+from relay.core.errors import ApiError
 from relay.core.pagination import paginate
-from relay.core.serializers import locked_or_404, org_object_or_404
+from relay.core.serializers import locked_or_404, org_object_or_404, require_empty_body
 
 
 class SocialAccountListView(APIView):
@@ -22,6 +24,7 @@ class SocialAccountListView(APIView):
         return paginate(request, SocialAccount.objects.filter(organization=request.organization),
                         SocialAccountSerializer)
 
+    @extend_schema(request=SocialAccountSerializer, responses={201: SocialAccountSerializer})
     def post(self, request):
         serializer = SocialAccountSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -34,6 +37,39 @@ class SocialAccountDetailView(APIView):
 
     def get(self, request, pk):
         return Response(SocialAccountSerializer(org_object_or_404(SocialAccount, request.organization, pk)).data)
+
+    @extend_schema(request=SocialAccountSerializer, responses={200: SocialAccountSerializer})
+    def patch(self, request, pk):
+        with transaction.atomic():
+            account = locked_or_404(SocialAccount, request.organization, pk)
+            serializer = SocialAccountSerializer(account, data=request.data, partial=True,
+                                                 context={"request": request})
+            serializer.is_valid(raise_exception=True)
+            account = serializer.save()
+        return Response(SocialAccountSerializer(account).data)
+
+
+class SocialAccountVerifyView(APIView):
+    """Check the account's credentials with its platform; for Telegram also register the webhook."""
+
+    @extend_schema(request=None, responses={200: SocialAccountSerializer},
+                   description="200 with `status` connected or needs_reauth (the platform rejected the token); "
+                               "422 `verification_failed` when the platform could not be asked or refused "
+                               "something else (`last_error` says what).")
+    def post(self, request, pk):
+        from automations.channels.errors import ChannelError
+        from automations.channels.verify import verify_account
+
+        require_empty_body(request)
+        account = org_object_or_404(SocialAccount, request.organization, pk)
+        if not account.credentials_encrypted and account.provider != "sandbox":
+            raise ApiError("no_credentials", "Set the account's credentials first (PATCH credentials).", status=422)
+        try:
+            account = verify_account(account)
+        except ChannelError as exc:
+            raise ApiError("verification_failed", f"The platform did not confirm the account: {exc}", status=422,
+                           details={"platform_code": exc.code, "error_class": str(exc.error_class)}) from None
+        return Response(SocialAccountSerializer(account).data)
 
 
 def _contacts(organization):
