@@ -198,7 +198,7 @@ class FakePlatforms:
         parsed = urlparse(raw_path)
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         record = {"method": method, "path": parsed.path, "query": query, "headers": headers, "raw": raw,
-                  "json": None, "platform": None, "sends": False, "status": None, "answer": None}
+                  "json": None, "platform": None, "sends": False, "status": None, "answer": None, "at": time.time()}
         with self._lock:  # recorded on arrival: a hanging call is visible while it hangs
             self.requests.append(record)
         try:
