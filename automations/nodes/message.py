@@ -202,6 +202,10 @@ def validate(config, *, automation=None) -> list[dict]:
     typing = config.get("typing_indicator_seconds")
     if typing is not None and (not is_number(typing) or not 0 <= typing <= 10):
         issues.append(error("invalid_config", "config.typing_indicator_seconds must be a number from 0 to 10."))
+    if channel is not None:
+        from automations.channels.registry import capability_problems
+
+        issues += [error("channel_capability", problem) for problem in capability_problems(channel, config)]
     return issues
 
 
