@@ -19,10 +19,34 @@ from contacts.models import (
 
 @admin.register(SocialAccount)
 class SocialAccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "id", "channel", "provider", "external_id", "organization", "created_at")
-    list_filter = ("channel", "provider", "organization")
-    search_fields = ("id", "name", "external_id")
+    """Provider, status and the last error are shown; the credentials never are (not even encrypted):
+    they are set through the API (`credentials`) and checked with "Verify selected accounts"."""
+
+    list_display = ("name", "id", "channel", "provider", "status", "display_name", "last_error_at", "organization",
+                    "created_at")
+    list_filter = ("channel", "provider", "status", "organization")
+    search_fields = ("id", "name", "external_id", "display_name")
     ordering = ("-created_at",)
+    exclude = ("credentials_encrypted",)
+    readonly_fields = ("status", "display_name", "has_credentials", "last_error", "last_error_at", "created_at",
+                       "updated_at")
+    actions = ["verify_accounts"]
+
+    @admin.display(boolean=True, description="credentials set")
+    def has_credentials(self, obj) -> bool:
+        return bool(obj.credentials_encrypted)
+
+    @admin.action(description="Verify selected accounts with their platform")
+    def verify_accounts(self, request, queryset):
+        from automations.channels.errors import ChannelError
+        from automations.channels.verify import verify_account
+
+        for account in queryset:
+            try:
+                account = verify_account(account)
+                self.message_user(request, f"{account}: {account.status}")
+            except ChannelError as exc:
+                self.message_user(request, f"{account}: not verified ({exc})", level="warning")
 
 
 class IdentityInline(admin.TabularInline):
@@ -90,7 +114,7 @@ class ContactAdmin(admin.ModelAdmin):
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ("created_at", "direction", "text", "status", "run_id", "node_key")
+    fields = ("created_at", "direction", "text", "status", "error_code", "run_id", "node_key")
     readonly_fields = fields
     ordering = ("created_at",)
     can_delete = False
@@ -108,9 +132,12 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "direction", "text", "status", "conversation", "run_id", "created_at")
-    list_filter = ("direction", "status")
-    search_fields = ("id", "text", "run_id", "conversation__id")
+    """Delivery status and the provider's answer (message id, or error code and text); `unknown` means
+    the request may have gone out and is never resent."""
+
+    list_display = ("id", "direction", "text", "status", "error_code", "conversation", "run_id", "created_at")
+    list_filter = ("direction", "status", "error_code")
+    search_fields = ("id", "text", "run_id", "conversation__id", "provider_message_id")
     ordering = ("-created_at",)  # ids are random: without this the list is shuffled
     raw_id_fields = ("conversation",)
 
