@@ -1,17 +1,30 @@
 """WhatsApp Cloud API: `POST <graph>/<phone number id>/messages` with `Authorization: Bearer`.
 
 Branch buttons become interactive reply buttons (≤ 3, titles ≤ 20, ids `b:<id>`); a single URL button
-becomes a `cta_url` message. Reply and URL buttons cannot share a message (the validator says so:
-`channel_capability`). Media are sent by link (an http(s) `media_ref`) or by uploaded media id."""
+becomes a `cta_url` message. Quick replies (on a last text part without buttons) become reply buttons
+(≤ 3) or a list (≤ 10 rows, titles ≤ 24), ids `q:<id>`. Reply and URL buttons cannot share a message,
+nor buttons and quick replies (the validator says so: `channel_capability`). Media are sent by link
+(an http(s) `media_ref`) or by uploaded media id."""
 
 from __future__ import annotations
 
 from automations.channels import graph
-from automations.channels.base import NetworkProvider, branch_payload, buttons_of, clip, is_link, unsupported_buttons
+from automations.channels.base import (
+    NetworkProvider,
+    branch_payload,
+    buttons_of,
+    clip,
+    is_link,
+    quick_reply_payload,
+    unsupported_buttons,
+)
 
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY_LIMIT = 1024
 BUTTON_TITLE_LIMIT = 20
+LIST_ROW_TITLE_LIMIT = 24
+MAX_LIST_ROWS = 10
+LIST_BUTTON_LABEL = "Choose"
 CAPTION_LIMIT = 1024
 MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio", "file": "document"}
 
@@ -35,12 +48,20 @@ class WhatsAppProvider(NetworkProvider):
         buttons = buttons_of(part)
         branches = [b for b in buttons if b.get("type") == "branch"]
         links = [b for b in buttons if b.get("type") == "url" and b.get("url")]
-        if branches:
+        replies = [(branch_payload(b["id"]), b.get("label") or "") for b in branches]
+        if not replies:
+            replies = [(quick_reply_payload(q["id"]), q.get("label") or "") for q in part.get("quick_replies") or []]
+        if len(replies) > 3:
+            return {**body, "type": "interactive", "interactive": {
+                "type": "list", "body": {"text": clip(text or " ", INTERACTIVE_BODY_LIMIT)},
+                "action": {"button": LIST_BUTTON_LABEL, "sections": [{"rows": [
+                    {"id": reply_id, "title": clip(label, LIST_ROW_TITLE_LIMIT)}
+                    for reply_id, label in replies[:MAX_LIST_ROWS]]}]}}}
+        if replies:
             return {**body, "type": "interactive", "interactive": {
                 "type": "button", "body": {"text": clip(text or " ", INTERACTIVE_BODY_LIMIT)},
                 "action": {"buttons": [{"type": "reply", "reply": {
-                    "id": branch_payload(b["id"]), "title": clip(b.get("label") or "", BUTTON_TITLE_LIMIT)}}
-                    for b in branches[:3]]}}}
+                    "id": reply_id, "title": clip(label, BUTTON_TITLE_LIMIT)}} for reply_id, label in replies]}}}
         if links:
             return {**body, "type": "interactive", "interactive": {
                 "type": "cta_url", "body": {"text": clip(text or " ", INTERACTIVE_BODY_LIMIT)},
@@ -60,9 +81,17 @@ class WhatsAppProvider(NetworkProvider):
         return {"display_name": answer.get("verified_name") or answer.get("display_phone_number") or ""}
 
     def problems(self, config: dict) -> list[str]:
-        from automations.nodes.message import _button_containers
+        from automations.nodes.message import _button_containers, list_of_dicts, quick_replies
 
         found = unsupported_buttons(config, "WhatsApp")
+        replies = quick_replies(config)
+        if replies:
+            sent = [b for b in list_of_dicts(config.get("blocks")) if b.get("type") != "delay"]
+            last = sent[-1] if sent else {"type": "text"}  # no blocks: nothing is sent, nor the replies
+            if last.get("type") != "text" or last.get("buttons"):
+                found.append("WhatsApp sends quick replies only after a last text block without buttons")
+            if len(replies) > MAX_LIST_ROWS:
+                found.append(f"WhatsApp sends at most {MAX_LIST_ROWS} quick replies (as a list)")
         for buttons in _button_containers(config if isinstance(config, dict) else {}):
             kinds = [b.get("type") for b in buttons if isinstance(b, dict)] if isinstance(buttons, list) else []
             if "branch" in kinds and "url" in kinds:

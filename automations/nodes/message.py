@@ -30,7 +30,6 @@ MAX_TEXT_LENGTH = 2000
 MAX_LABEL_LENGTH = 80
 MAX_TIMEOUT_MIN = 60 * 24 * 30
 # Channel limits (reference/configs.md): unsupported parts are skipped at send time -> warnings.
-NO_QUICK_REPLIES = ("whatsapp",)
 NO_CARDS = ("whatsapp", "telegram")
 NO_AUDIO_FILE = ("instagram",)
 
@@ -149,7 +148,7 @@ def _validate_block(block, where: str, channel, issues: list, seen_ids: set):
         issues.append(warning("unsupported_on_channel", f"{where}: {kind} blocks are not sent on {channel}."))
 
 
-def _validate_quick_replies(replies, channel, issues: list):
+def _validate_quick_replies(replies, issues: list):
     if replies is None:
         return
     if not isinstance(replies, list):
@@ -158,8 +157,6 @@ def _validate_quick_replies(replies, channel, issues: list):
     if len(replies) > MAX_QUICK_REPLIES:
         issues.append(error("too_many_quick_replies",
                             f"config.quick_replies has {len(replies)} items; at most {MAX_QUICK_REPLIES}."))
-    if replies and channel in NO_QUICK_REPLIES:
-        issues.append(warning("unsupported_on_channel", f"quick replies are not sent on {channel}."))
     seen: set = set()
     for index, reply in enumerate(replies):
         here = f"config.quick_replies[{index}]"
@@ -192,7 +189,7 @@ def validate(config, *, automation=None) -> list[dict]:
     seen_button_ids: set = set()
     for index, block in enumerate(blocks):
         _validate_block(block, f"config.blocks[{index}]", channel, issues, seen_button_ids)
-    _validate_quick_replies(config.get("quick_replies"), channel, issues)
+    _validate_quick_replies(config.get("quick_replies"), issues)
     check_optional_bool(config, "wait_for_reply", issues)
     check_optional_positive_int(config, "no_response_timeout_min", issues, maximum=MAX_TIMEOUT_MIN)
     if config.get("no_response_timeout_min") is not None and not waits(config):
@@ -273,12 +270,9 @@ def render_parts(ctx, config: dict, channel) -> tuple[list[dict], list[dict]]:
         parts.append(part)
     replies = quick_replies(config)
     if replies and parts:
-        if channel in NO_QUICK_REPLIES:
-            skipped.append({"quick_replies": len(replies), "reason": f"not supported on {channel}"})
-        else:
-            parts[-1]["quick_replies"] = [{"id": q["id"], "label": ctx.render(q.get("label")),
-                                           **({"icon": q["icon"]} if q.get("icon") else {})}
-                                          for q in replies[:MAX_QUICK_REPLIES]]
+        parts[-1]["quick_replies"] = [{"id": q["id"], "label": ctx.render(q.get("label")),
+                                       **({"icon": q["icon"]} if q.get("icon") else {})}
+                                      for q in replies[:MAX_QUICK_REPLIES]]
     if parts and is_number(config.get("typing_indicator_seconds")) and config["typing_indicator_seconds"] > 0:
         parts[0]["typing_indicator_seconds"] = config["typing_indicator_seconds"]
     return parts, skipped

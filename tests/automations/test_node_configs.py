@@ -121,7 +121,7 @@ def test_channel_limits_are_warnings(org):
     with_qr = {"blocks": [text()], "quick_replies": [{"id": "a", "label": "A"}]}
     with_card = {"blocks": [{"type": "card", "title": "t"}]}
     with_audio = {"blocks": [{"type": "audio", "media_ref": "a"}]}
-    assert codes(warnings("message", with_qr, whatsapp)) == ["unsupported_on_channel"]
+    assert warnings("message", with_qr, whatsapp) == []  # sent as reply buttons or a list
     assert errors("message", with_qr, whatsapp) == []
     assert codes(warnings("message", with_card, telegram)) == ["unsupported_on_channel"]
     assert codes(warnings("message", with_audio, instagram)) == ["unsupported_on_channel"]

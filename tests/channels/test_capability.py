@@ -64,3 +64,17 @@ def test_an_active_automation_given_an_unsendable_message_is_paused_and_cannot_b
     with pytest.raises(ApiError) as caught:
         activate(automation)
     assert caught.value.code == "graph_invalid"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("config, problem", [
+    ({"blocks": [{"type": "image", "media_ref": "https://x.io/a.jpg"}], "quick_replies": [{"id": "a", "label": "A"}]},
+     "only after a last text block"),
+    ({"blocks": [text(buttons=[BRANCH])], "quick_replies": [{"id": "a", "label": "A"}]},
+     "only after a last text block"),
+    ({"blocks": [text()], "quick_replies": [{"id": f"q{n}", "label": "Q"} for n in range(11)]},
+     "at most 10 quick replies"),
+])
+def test_whatsapp_quick_replies_need_a_plain_last_text(config, problem):
+    found = capability_errors(config, "whatsapp")
+    assert len(found) == 1 and problem in found[0], found

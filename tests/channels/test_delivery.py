@@ -260,3 +260,28 @@ def test_pacing_spaces_sends_to_one_chat_and_through_one_account(org, fake_platf
     other = pacing.reserve(provider, account.pk, "chat-2")
     assert 0 < other < 0.1  # another chat waits only for the account's 1/30 s
     assert SocialAccount.objects.filter(pk=account.pk).exists()
+
+
+@pytest.mark.parametrize("count, kind", [(2, "button"), (5, "list")])
+def test_whatsapp_sends_quick_replies_as_reply_buttons_or_a_list(org, fake_platforms, count, kind,
+                                                                  django_capture_on_commit_callbacks):
+    config = {"blocks": [{"type": "text", "text": "Size?"}],
+              "quick_replies": [{"id": f"s{n}", "label": f"Size {n}"} for n in range(count)]}
+    run, _ = start(org, fake_platforms, "whatsapp", [("ask", "message", config)])
+    go(run.pk, django_capture_on_commit_callbacks)
+    (sent,) = fake_platforms.sent("whatsapp")
+    interactive = sent["json"]["interactive"]
+    assert interactive["type"] == kind
+    if kind == "button":
+        ids = [b["reply"]["id"] for b in interactive["action"]["buttons"]]
+    else:
+        ids = [row["id"] for row in interactive["action"]["sections"][0]["rows"]]
+    assert ids == [f"q:s{n}" for n in range(count)]
+
+
+def test_a_typing_indicator_goes_before_the_message(org, fake_platforms, django_capture_on_commit_callbacks):
+    config = {"blocks": [{"type": "text", "text": "Thinking done"}], "typing_indicator_seconds": 2}
+    run, _ = start(org, fake_platforms, "telegram", [("hi", "message", config)])
+    go(run.pk, django_capture_on_commit_callbacks)
+    calls = [(r["name"], r["json"].get("action")) for r in fake_platforms.requests if r["platform"] == "telegram"]
+    assert calls == [("sendchataction", "typing"), ("sendmessage", None)]
