@@ -2,16 +2,21 @@
 (pending → sent | failed | unknown), how each class of error moves the run, and send pacing.
 (tests/channels/test_worker_e2e.py runs the same through a real Celery worker.)"""
 
-import pytest
+from datetime import timedelta
 
-from automations.channels import http, pacing
+import pytest
+from django.utils import timezone
+
+from automations.channels import http, pacing, telegram
+from automations.channels.errors import ChannelError
 from automations.channels.registry import get_provider
-from automations.models import AutomationRun, StepRun
+from automations.models import AutomationRun, SendSlot, StepRun
 from automations.runtime import delivery, effects
 from automations.runtime.enrollment import enroll
 from automations.runtime.runner import advance
 from automations.runtime.runs import stop_run
-from contacts.models import SocialAccount
+from automations.runtime.scheduler import tick
+from contacts.models import Message, SocialAccount
 from tests import factories
 from tests.channels.helpers import CHANNELS, RECIPIENTS, connected_account, reachable_contact
 
@@ -66,8 +71,6 @@ def test_a_telegram_button_message_goes_out_as_an_inline_keyboard_and_the_run_wa
 
 
 def run_messages(run):
-    from contacts.models import Message
-
     return list(Message.objects.filter(run_id=run.pk).order_by("created_at"))
 
 
@@ -173,8 +176,6 @@ def test_a_rate_limit_is_retried_after_retry_after_and_never_counted_as_a_failur
     # The account's pacing slot moved out: nothing goes through it before the wait is over.
     assert pacing.reserve(get_provider("telegram"), account.pk, "another-chat") > 6
     # The retry (what the delivery task does when its countdown is over) sends it once.
-    from automations.models import SendSlot
-
     SendSlot.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=True):
         assert effects.deliver_messages(ids, rate_limited=outcome.rate_limited) == 1
@@ -219,8 +220,6 @@ def test_a_timeout_after_the_request_went_out_is_unknown_and_never_resent(
 def test_errors_never_carry_the_token(org, fake_platforms, django_capture_on_commit_callbacks, settings):
     run, account = start(org, fake_platforms, "telegram", [("hi", "message", HELLO)])
     settings.RELAY_TELEGRAM_API_BASE = "http://127.0.0.1:9"  # nothing listens: connection refused
-    from automations.channels import telegram
-    from automations.channels.errors import ChannelError
 
     with pytest.raises(ChannelError) as caught:
         telegram.call(account, "getMe", {})
@@ -285,3 +284,33 @@ def test_a_typing_indicator_goes_before_the_message(org, fake_platforms, django_
     go(run.pk, django_capture_on_commit_callbacks)
     calls = [(r["name"], r["json"].get("action")) for r in fake_platforms.requests if r["platform"] == "telegram"]
     assert calls == [("sendchataction", "typing"), ("sendmessage", None)]
+
+
+def test_the_tick_moves_on_a_run_whose_delivery_finished_without_a_settle(
+        org, fake_platforms, monkeypatch, eager_celery, django_capture_on_commit_callbacks):
+    run, _ = start(org, fake_platforms, "messenger", [("hi", "message", HELLO)])
+    with django_capture_on_commit_callbacks(execute=False):
+        advance(run.pk)
+    with monkeypatch.context() as patched:  # the worker dies between the send and the settle
+        patched.setattr(delivery, "settle", lambda *args, **kwargs: False)
+        assert effects.deliver_messages([run_messages(run)[0].pk]) == 1
+    assert AutomationRun.objects.get(pk=run.pk).waiting_for == "delivery"
+    assert tick().errors == []  # not stale yet: left alone
+    assert AutomationRun.objects.get(pk=run.pk).status == "waiting"
+    AutomationRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(minutes=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()
+    assert AutomationRun.objects.get(pk=run.pk).status == "completed"
+    assert len(fake_platforms.sent("messenger")) == 1
+
+
+def test_the_outbox_sweep_leaves_alone_messages_waiting_their_pacing_turn(org, fake_platforms, deferred,
+                                                                          django_capture_on_commit_callbacks):
+    fake_platforms.script("telegram", "sendMessage", "rate_limited", retry_after=120)
+    run, account = start(org, fake_platforms, "telegram", [("hi", "message", HELLO)])
+    go(run.pk, django_capture_on_commit_callbacks)
+    message = run_messages(run)[0]
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert effects.stale_outbox_ids() == []  # a delivery task holds it for after the wait
+    SendSlot.objects.filter(key=pacing.account_key(account.pk)).update(next_at=timezone.now())
+    assert effects.stale_outbox_ids() == [message.pk]  # the wait is over and it is still pending: lost
