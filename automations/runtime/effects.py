@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -383,10 +385,32 @@ def deliver_messages(message_ids, *, attempt: int = 0, rate_limited: int = 0, sl
     marks the message `failed` (or `unknown` when the request may have gone out) and the rest of that
     node's parts `failed` / `not_sent`. The runs whose parts all settled then move on
     (runtime.delivery.settle)."""
+    batch = (list(message_ids), {"attempt": attempt, "rate_limited": rate_limited, "slot_taken": slot_taken})
+    queue = getattr(_delivering, "queue", None)
+    if queue is not None:  # called from a settle further down this stack: the outer loop takes it
+        queue.append(batch)
+        return 0
+    _delivering.queue = queue = deque([batch])
+    sent = 0
+    try:
+        while queue:
+            ids, options = queue.popleft()
+            sent += _deliver_batch(ids, **options)
+    finally:
+        _delivering.queue = None
+    return sent
+
+
+# A settle moves the run on, which may send its next message and deliver it on commit — inside this
+# call. Those deliveries are queued and run by the outermost call, so a long chain of messages does
+# not grow the stack one delivery per message.
+_delivering = threading.local()
+
+
+def _deliver_batch(ids: list[str], *, attempt: int, rate_limited: int, slot_taken: bool) -> int:
     from automations.runtime import delivery
 
     sent = 0
-    ids = list(message_ids)
     finished_nodes: dict[tuple[str, str], None] = {}
     failed_nodes: set[tuple[str, str]] = set()
     for index, message_id in enumerate(ids):

@@ -314,3 +314,29 @@ def test_the_outbox_sweep_leaves_alone_messages_waiting_their_pacing_turn(org, f
     assert effects.stale_outbox_ids() == []  # a delivery task holds it for after the wait
     SendSlot.objects.filter(key=pacing.account_key(account.pk)).update(next_at=timezone.now())
     assert effects.stale_outbox_ids() == [message.pk]  # the wait is over and it is still pending: lost
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_chain_of_messages_is_delivered_without_deepening_the_stack(fake_platforms, monkeypatch):
+    """Outside a transaction (as in a worker) the delivery after each commit runs at once, inside the
+    settle that moved the run: without the outer loop each message would nest one delivery deeper."""
+    import inspect
+
+    org = factories.organization()
+    depths = []
+    provider = get_provider("messenger")
+    original = type(provider).send
+
+    def send(self, account, request, recipient):
+        depths.append(len(inspect.stack(0)))
+        return original(self, account, request, recipient)
+
+    monkeypatch.setattr(type(provider), "send", send)
+    count = 30
+    nodes = [(f"m{n}", "message", {"blocks": [{"type": "text", "text": f"part {n}"}]}) for n in range(count)]
+    edges = [(f"m{n}", "next", f"m{n + 1}") for n in range(count - 1)]
+    run, _ = start(org, fake_platforms, "messenger", nodes, edges)
+    advance(run.pk)
+    run = AutomationRun.objects.get(pk=run.pk)
+    assert run.status == "completed" and len(fake_platforms.sent("messenger")) == count
+    assert max(depths) - min(depths) <= 5  # every send from the same depth, whatever the chain's length
