@@ -340,3 +340,23 @@ def test_a_long_chain_of_messages_is_delivered_without_deepening_the_stack(fake_
     run = AutomationRun.objects.get(pk=run.pk)
     assert run.status == "completed" and len(fake_platforms.sent("messenger")) == count
     assert max(depths) - min(depths) <= 5  # every send from the same depth, whatever the chain's length
+
+
+def test_the_sandbox_path_stays_one_read_and_one_write(org, account, django_capture_on_commit_callbacks):
+    """Network providers wait for delivery; the sandbox's messages are still written `sent` with the
+    run, in the same two statements as before, and nothing is delivered after the commit."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    person = factories.contact(org, account=account)
+    factories.conversation(person, account)
+    nodes = [(f"m{n}", "message", HELLO) for n in range(5)]
+    automation = factories.automation(org, factories.flow(nodes, [(f"m{n}", "next", f"m{n + 1}")
+                                                                  for n in range(4)]), status="active")
+    run = enroll(automation, person).run
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, \
+            CaptureQueriesContext(connection) as queries:
+        advance(run.pk)
+    assert len(queries.captured_queries) == 2 and callbacks == []
+    assert {m.status for m in run_messages(run)} == {"sent"}
+    assert AutomationRun.objects.get(pk=run.pk).status == "completed"
