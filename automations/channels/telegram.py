@@ -88,15 +88,9 @@ class TelegramProvider(NetworkProvider):
             body[field] = part.get("media_ref")
             if part.get("caption"):
                 body["caption"] = clip(part["caption"], CAPTION_LIMIT)
-        elif kind == "card" and part.get("media_ref"):
-            method = "sendPhoto"
-            body["photo"] = part["media_ref"]
-            body["caption"] = clip("\n".join(filter(None, [part.get("title"), part.get("subtitle")])), CAPTION_LIMIT)
-        else:
+        else:  # text (cards and galleries are not sent on Telegram: message.NO_CARDS)
             method = "sendMessage"
-            text = part.get("text") if kind == "text" else "\n".join(filter(None, [part.get("title"),
-                                                                                   part.get("subtitle")]))
-            body["text"] = clip(text or " ", TEXT_LIMIT)
+            body["text"] = clip(part.get("text") or " ", TEXT_LIMIT)
         keyboard = _keyboard(part)
         if keyboard:
             body["reply_markup"] = {"inline_keyboard": keyboard}

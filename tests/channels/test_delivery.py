@@ -360,3 +360,16 @@ def test_the_sandbox_path_stays_one_read_and_one_write(org, account, django_capt
     assert len(queries.captured_queries) == 2 and callbacks == []
     assert {m.status for m in run_messages(run)} == {"sent"}
     assert AutomationRun.objects.get(pk=run.pk).status == "completed"
+
+
+def test_telegram_media_go_through_their_send_methods_with_a_caption(org, fake_platforms,
+                                                                     django_capture_on_commit_callbacks):
+    config = {"blocks": [{"type": "image", "media_ref": "https://example.com/a.jpg", "caption": "Menu"},
+                         {"type": "file", "media_ref": "https://example.com/menu.pdf"}]}
+    run, _ = start(org, fake_platforms, "telegram", [("m", "message", config)])
+    go(run.pk, django_capture_on_commit_callbacks)
+    photo, document = fake_platforms.sent("telegram")
+    assert (photo["name"], photo["json"]["photo"], photo["json"]["caption"]) == (
+        "sendphoto", "https://example.com/a.jpg", "Menu")
+    assert (document["name"], document["json"]["document"]) == ("senddocument", "https://example.com/menu.pdf")
+    assert {m.status for m in run_messages(run)} == {"sent"}
