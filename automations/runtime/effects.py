@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from automations.channels.errors import DeliveryError
+from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from automations.channels.registry import PROVIDERS, get_provider
 from automations.runtime import outbound_http
 from contacts.models import DeliveryStatus, Message, MessageDirection
@@ -357,6 +357,7 @@ def _mark_sent(message: Message, provider_message_id: str) -> None:
 INLINE_WAIT_SECONDS = 1.0  # a pacing slot at most this far away is waited for in the worker; later ones re-queue
 MAX_TRANSIENT_ATTEMPTS = 5  # 5xx / connection failures: tries before the message fails
 RATE_LIMIT_BACKOFF_SECONDS = 5.0  # a Graph "slow down" without a wait: 5 s, doubling, at most 5 min
+IN_FLIGHT_FOR = timedelta(seconds=60)  # longer than any platform call (channels.http timeouts)
 
 
 @dataclass
@@ -374,9 +375,11 @@ class _Outcome:
 
 def deliver_messages(message_ids, *, attempt: int = 0, rate_limited: int = 0, slot_taken: bool = False) -> int:
     """Hand pending outbound messages to their provider, once each, in the order given: the row lock
-    and the `pending` status make a second delivery attempt (retry, duplicate worker) a no-op. One short
-    transaction per message, so a lock is held across one provider call at most, and a crash (or a
-    worker dying) leaves only that message pending. Returns how many were sent.
+    and the `pending` status make a second delivery attempt (retry, duplicate worker) a no-op. A network
+    send is claimed and committed before the platform is called, with no lock held across the call; a
+    claim left without an answer (a worker died mid-call) turns the message `unknown`, never into a
+    second send (`_deliver_one`). An error in our own code leaves only that message pending. Returns
+    how many were sent.
 
     Network providers: each send takes a pacing slot first (channels.pacing). A platform's rate limit,
     a 5xx or a connection failure leaves the message pending and hands it and the rest of the batch
@@ -446,8 +449,11 @@ def _deliver_batch(ids: list[str], *, attempt: int, rate_limited: int, slot_take
 
 def _deliver_one(message_id: str, *, attempt: int, rate_limited: int, slot_taken: bool,
                  failed_nodes: set) -> _Outcome:
+    """One message. A network send is claimed first — `sent_at` set and committed while the row is
+    still `pending` — then the platform is called with no transaction open, then the answer is written.
+    A claim found without an answer means a worker died while the request may have been on its way:
+    the message becomes `unknown` instead of being sent a second time."""
     from automations.channels import pacing
-    from automations.channels.errors import ChannelError, ErrorClass
     from contacts.models import AccountStatus
 
     with transaction.atomic():
@@ -457,49 +463,74 @@ def _deliver_one(message_id: str, *, attempt: int, rate_limited: int, slot_taken
         if message is None:
             return _Outcome("skipped")
         account = message.conversation.social_account
-        outcome = _Outcome("failed", message)
         try:
             provider = get_provider(account.provider)
-            if (message.run_id, message.node_key) in failed_nodes:
-                raise DeliveryError("not_sent", "an earlier part of this message failed")
             if getattr(provider, "records_in_transaction", False):
                 _mark_sent(message, provider.deliver(message))
-                outcome.kind = "sent"
-            else:
-                if account.status == AccountStatus.NEEDS_REAUTH:
-                    raise DeliveryError(ErrorClass.NEEDS_REAUTH,
-                                        account.last_error or "the account needs new credentials")
-                if not slot_taken:
-                    wait = pacing.reserve(provider, account.pk, message.conversation_id) \
-                        if getattr(provider, "account_interval", 0) or getattr(provider, "chat_interval", 0) else 0.0
-                    if wait > INLINE_WAIT_SECONDS:
-                        return _Outcome("later", message, wait, slot_taken=True, attempt=attempt,
-                                        rate_limited=rate_limited)
-                    if wait > 0:
-                        time.sleep(wait)
-                _mark_sent(message, provider.deliver(message))
-                outcome.kind = "sent"
+                message.save(update_fields=["provider_message_id", "status", "sent_at"])
+                return _Outcome("sent", message)
+            if message.sent_at is not None:  # claimed by an attempt that never wrote the answer
+                if message.sent_at > timezone.now() - IN_FLIGHT_FOR:
+                    return _Outcome("skipped")  # still under way in another worker
+                raise DeliveryError("interrupted", "delivery was interrupted after the request may have gone "
+                                                   "out; not sent again")
+            if (message.run_id, message.node_key) in failed_nodes:
+                raise DeliveryError("not_sent", "an earlier part of this message failed")
+            if account.status == AccountStatus.NEEDS_REAUTH:
+                raise DeliveryError(ErrorClass.NEEDS_REAUTH, account.last_error or "the account needs new credentials")
         except DeliveryError as exc:
-            message.status, message.error_code = DeliveryStatus.FAILED, str(exc.code)[:64]
-            message.error = str(exc)[:1000]
-        except ChannelError as exc:
-            if exc.error_class == ErrorClass.RATE_LIMITED:
-                wait = exc.retry_after or min(RATE_LIMIT_BACKOFF_SECONDS * 2 ** rate_limited, 300.0)
-                pacing.hold_off(account.pk, wait)
-                return _Outcome("later", message, wait, slot_taken=False, attempt=attempt,
-                                rate_limited=rate_limited + 1)
-            if exc.error_class == ErrorClass.TRANSIENT and attempt + 1 < MAX_TRANSIENT_ATTEMPTS:
-                return _Outcome("later", message, float(2 ** attempt), slot_taken=False, attempt=attempt + 1,
-                                rate_limited=rate_limited)
-            message.error_code, message.error = exc.message_code[:64], str(exc)[:1000]
-            ambiguous = exc.error_class == ErrorClass.AMBIGUOUS  # may have gone out: never resent
-            message.status = DeliveryStatus.UNKNOWN if ambiguous else DeliveryStatus.FAILED
-            if exc.error_class == ErrorClass.NEEDS_REAUTH:
-                _needs_reauth(account, str(exc))
-        message.save(update_fields=["provider_message_id", "status", "sent_at", "error_code", "error"])
-    if message.status == DeliveryStatus.UNKNOWN:
-        outcome.kind = "unknown"
-    return outcome
+            unknown = exc.code == "interrupted"
+            message.status = DeliveryStatus.UNKNOWN if unknown else DeliveryStatus.FAILED
+            message.error_code, message.error = str(exc.code)[:64], str(exc)[:1000]
+            message.save(update_fields=["status", "error_code", "error"])
+            return _Outcome("unknown" if unknown else "failed", message)
+        if not slot_taken and (getattr(provider, "account_interval", 0) or getattr(provider, "chat_interval", 0)):
+            wait = pacing.reserve(provider, account.pk, message.conversation_id)
+            if wait > INLINE_WAIT_SECONDS:
+                return _Outcome("later", message, wait, slot_taken=True, attempt=attempt, rate_limited=rate_limited)
+            if wait > 0:
+                time.sleep(wait)
+        claimed_at = message.sent_at = timezone.now()
+        message.save(update_fields=["sent_at"])
+    claimed = Message.objects.filter(pk=message.pk, status=DeliveryStatus.PENDING, sent_at=claimed_at)
+    try:
+        provider_message_id = provider.deliver(message)
+    except ChannelError as exc:
+        return _record_failure(claimed, message, account, exc, attempt=attempt, rate_limited=rate_limited)
+    except DeliveryError as exc:  # the provider refused the message itself: nothing went out
+        message.status, message.error_code, message.error = DeliveryStatus.FAILED, str(exc.code)[:64], str(exc)[:1000]
+        claimed.update(status=message.status, error_code=message.error_code, error=message.error, sent_at=None)
+        return _Outcome("failed", message)
+    except Exception:
+        claimed.update(sent_at=None)  # our own error before the request: nothing went out
+        raise
+    _mark_sent(message, provider_message_id)
+    claimed.update(status=message.status, provider_message_id=provider_message_id, sent_at=message.sent_at)
+    return _Outcome("sent", message)
+
+
+def _record_failure(claimed, message: Message, account, exc, *, attempt: int, rate_limited: int) -> _Outcome:
+    """What a platform's refusal (or silence) means for the message: retry later, `failed`, `unknown`."""
+    from automations.channels import pacing
+
+    if exc.error_class == ErrorClass.RATE_LIMITED:
+        wait = exc.retry_after or min(RATE_LIMIT_BACKOFF_SECONDS * 2 ** rate_limited, 300.0)
+        pacing.hold_off(account.pk, wait)
+        claimed.update(sent_at=None)
+        return _Outcome("later", message, wait, attempt=attempt, rate_limited=rate_limited + 1)
+    if exc.error_class == ErrorClass.TRANSIENT and attempt + 1 < MAX_TRANSIENT_ATTEMPTS:
+        claimed.update(sent_at=None)
+        return _Outcome("later", message, float(2 ** attempt), attempt=attempt + 1, rate_limited=rate_limited)
+    ambiguous = exc.error_class == ErrorClass.AMBIGUOUS  # may have gone out: never resent
+    message.status = DeliveryStatus.UNKNOWN if ambiguous else DeliveryStatus.FAILED
+    message.error_code, message.error = exc.message_code[:64], str(exc)[:1000]
+    if not ambiguous:
+        message.sent_at = None
+    claimed.update(status=message.status, error_code=message.error_code, error=message.error,
+                   sent_at=message.sent_at)
+    if exc.error_class == ErrorClass.NEEDS_REAUTH:
+        _needs_reauth(account, str(exc))
+    return _Outcome("unknown" if ambiguous else "failed", message)
 
 
 def _needs_reauth(account, reason: str) -> None:

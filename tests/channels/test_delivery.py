@@ -373,3 +373,37 @@ def test_telegram_media_go_through_their_send_methods_with_a_caption(org, fake_p
         "sendphoto", "https://example.com/a.jpg", "Menu")
     assert (document["name"], document["json"]["document"]) == ("senddocument", "https://example.com/menu.pdf")
     assert {m.status for m in run_messages(run)} == {"sent"}
+
+
+class WorkerDied(BaseException):
+    """What a SIGKILL looks like from inside: nothing after it runs."""
+
+
+def test_a_send_interrupted_after_the_request_went_out_becomes_unknown_not_a_duplicate(
+        org, fake_platforms, monkeypatch, django_capture_on_commit_callbacks):
+    provider = get_provider("whatsapp")
+    original = type(provider).send
+
+    def send_then_die(self, account, request, recipient):
+        original(self, account, request, recipient)
+        raise WorkerDied()
+
+    run, _ = start(org, fake_platforms, "whatsapp", [("hi", "message", HELLO), ("bye", "end", {})],
+                   [("hi", "next", "bye")])
+    with django_capture_on_commit_callbacks(execute=False):
+        advance(run.pk)
+    message = run_messages(run)[0]
+    with monkeypatch.context() as patched:
+        patched.setattr(type(provider), "send", send_then_die)
+        with pytest.raises(WorkerDied):
+            effects.deliver_messages([message.pk])
+    message.refresh_from_db()
+    assert message.status == "pending" and message.sent_at is not None  # the claim, committed before the call
+    assert effects.deliver_messages([message.pk]) == 0  # a second task while the first may still be at it
+    Message.objects.filter(pk=message.pk).update(sent_at=timezone.now() - timedelta(minutes=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert effects.deliver_messages([message.pk]) == 0
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == ("unknown", "interrupted")
+    assert len(fake_platforms.sent("whatsapp")) == 1  # never sent twice
+    assert AutomationRun.objects.get(pk=run.pk).status == "completed"
