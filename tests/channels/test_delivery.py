@@ -2,6 +2,7 @@
 (pending → sent | failed | unknown), how each class of error moves the run, and send pacing.
 (tests/channels/test_worker_e2e.py runs the same through a real Celery worker.)"""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -407,3 +408,15 @@ def test_a_send_interrupted_after_the_request_went_out_becomes_unknown_not_a_dup
     assert (message.status, message.error_code) == ("unknown", "interrupted")
     assert len(fake_platforms.sent("whatsapp")) == 1  # never sent twice
     assert AutomationRun.objects.get(pk=run.pk).status == "completed"
+
+
+def test_a_campaign_through_one_bot_is_spread_at_the_account_rate(org, fake_platforms):
+    """300 first messages to 300 chats through one Telegram bot: each takes the next 1/30 s slot, so the
+    last goes out about ten seconds after the first instead of in one burst (the deliveries with a
+    slot further than INLINE_WAIT_SECONDS away are handed to a delivery task for that time)."""
+    provider = get_provider("telegram")
+    account = connected_account(org, fake_platforms, "telegram")
+    slots = [time.time() + pacing.reserve(provider, account.pk, f"chat-{n}") for n in range(300)]
+    gaps = sorted(later - earlier for earlier, later in zip(slots, slots[1:], strict=False))
+    assert abs(gaps[len(gaps) // 2] - 1 / 30) < 0.005  # the median gap: the bot's rate
+    assert 9.5 < slots[-1] - slots[0] < 10.5
