@@ -72,7 +72,7 @@ def unsupported_buttons(config: dict, platform: str, sendable=SENDABLE_BUTTONS) 
 class NetworkProvider:
     """A platform reached over HTTP after the run's commit (the outbox): `deliver` sends one part.
 
-    Subclasses set `name`, `text_limit` and implement `render(part, recipient) -> request body`,
+    Subclasses set `name` and their pacing intervals and implement `render(part, recipient) -> request`,
     `send(account, body, recipient) -> provider message id`, `typing_body(recipient)`,
     `verify(account) -> dict` and `problems(config) -> list[str]` (what the validator reports as
     `channel_capability`)."""
