@@ -158,7 +158,9 @@ def evaluate_input(config: dict, reply: InboundReply) -> tuple[bool, object, str
 
 # -- routing ----------------------------------------------------------------------------------------
 
-WAITING_KINDS = (WaitingFor.INPUT, WaitingFor.REPLY, WaitingFor.INBOUND_EVENT)  # waits an inbound event can end
+# Waits an inbound event can end. A message still being delivered (its parts go out one by one) takes
+# a tap on a button it already sent, as it would once delivered.
+WAITING_KINDS = (WaitingFor.INPUT, WaitingFor.REPLY, WaitingFor.INBOUND_EVENT, WaitingFor.DELIVERY)
 
 
 def _waiting_runs(contact: Contact, account_id: str):
@@ -183,11 +185,13 @@ def _label_port(config: dict, text: str) -> str | None:
 
 
 def _message_port(run: AutomationRun, node: dict, ports: list[str], reply: InboundReply) -> str | None:
-    if run.waiting_for != WaitingFor.REPLY or node.get("kind") != "message":
+    if node.get("kind") != "message" or run.waiting_for not in (WaitingFor.REPLY, WaitingFor.DELIVERY):
         return None
     config = node.get("config") or {}
     if reply.is_tap:
         return reply.tap_port if reply.tap_port in ports else None
+    if run.waiting_for == WaitingFor.DELIVERY:  # typed text answers the message once it is all out
+        return None
     if reply.kind not in REPLY_KINDS:
         return None
     port = _label_port(config, reply.text)

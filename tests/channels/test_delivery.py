@@ -419,3 +419,24 @@ def test_a_campaign_through_one_bot_is_spread_at_the_account_rate(org, fake_plat
     gaps = sorted(later - earlier for earlier, later in zip(slots, slots[1:], strict=False))
     assert abs(gaps[len(gaps) // 2] - 1 / 30) < 0.005  # the median gap: the bot's rate
     assert 9.5 < slots[-1] - slots[0] < 10.5
+
+
+def test_a_tap_on_a_button_already_sent_answers_a_message_still_being_delivered(
+        org, api, fake_platforms, deferred, monkeypatch, eager_celery, django_capture_on_commit_callbacks):
+    """Telegram spaces parts to one chat by a second: the buttons of the first part can be tapped
+    before the last part went out. The tap counts; text does not answer until the message is out."""
+    from tests.inbound.helpers import event, send
+
+    monkeypatch.setattr(effects, "INLINE_WAIT_SECONDS", 0.0)  # the second part waits for a delivery task
+    config = {"blocks": [ASK["blocks"][0], {"type": "text", "text": "Take your time."}]}
+    run, account = start(org, fake_platforms, "telegram", [("ask", "message", config), ("small", "end", {})],
+                         [("ask", "button.s", "small")])
+    run = go(run.pk, django_capture_on_commit_callbacks)
+    assert [m.status for m in run_messages(run)] == ["sent", "pending"] and run.waiting_for == "delivery"
+    user = RECIPIENTS["telegram"]
+    send(api, django_capture_on_commit_callbacks, event(account, "hello?", user=user))
+    assert AutomationRun.objects.get(pk=run.pk).waiting_for == "delivery"
+    send(api, django_capture_on_commit_callbacks,
+         event(account, None, user=user, interactive={"type": "button", "id": "s"}))
+    run = AutomationRun.objects.get(pk=run.pk)
+    assert (run.status, run.current_node_key) == ("completed", "small")
