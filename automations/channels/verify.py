@@ -14,8 +14,8 @@ from contacts.models import AccountStatus, SocialAccount
 
 
 def verify_account(account: SocialAccount) -> SocialAccount:
-    """Ask the platform; store the outcome on the account (a row lock around the write, so a
-    concurrent PATCH of the credentials is not overwritten). Raises ChannelError for anything but a
+    """Ask the platform; store the outcome on the account (under a row lock; credentials PATCHed
+    meanwhile are neither overwritten nor marked connected). Raises ChannelError for anything but a
     rejected token (platform unreachable, webhook refused): the account is then left as it was,
     apart from `last_error`."""
     provider = get_provider(account.provider)
@@ -35,6 +35,8 @@ def verify_account(account: SocialAccount) -> SocialAccount:
         raise
     with transaction.atomic():
         row = SocialAccount.objects.select_for_update().get(pk=account.pk)
+        if row.credentials_encrypted != account.credentials_encrypted:
+            return row  # new credentials arrived meanwhile: what was checked is not what is stored
         row.status, row.display_name = AccountStatus.CONNECTED, (found.get("display_name") or "")[:200]
         row.last_error, row.last_error_at = "", None
         fields = ["status", "display_name", "last_error", "last_error_at", "updated_at"]

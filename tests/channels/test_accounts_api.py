@@ -111,3 +111,22 @@ def test_conversation_messages_show_delivery_status_and_provider_error(api, org,
                            status="failed", error_code="outside_window", error="more than 24 hours")
     (row,) = api.get(f"/v1/conversations/{conversation.pk}/messages").json()["data"]
     assert (row["status"], row["error_code"], row["error"]) == ("failed", "outside_window", "more than 24 hours")
+
+
+def test_credentials_replaced_during_a_verify_are_not_marked_connected(api, org, fake_platforms, monkeypatch):
+    from automations.channels import verify
+    from automations.channels.registry import get_provider
+
+    account = connected_account(org, fake_platforms, "messenger", status="unverified")
+    provider = get_provider("messenger")
+    original = type(provider).verify
+
+    def slow_verify(self, checked):
+        found = original(self, checked)
+        api.patch(f"/v1/social-accounts/{checked.pk}", {"credentials": {"access_token": "EAAGother"}},
+                  format="json")  # a PATCH lands while the platform answers
+        return found
+
+    monkeypatch.setattr(type(provider), "verify", slow_verify)
+    row = verify.verify_account(SocialAccount.objects.get(pk=account.pk))
+    assert (row.status, row.credentials) == ("unverified", {"access_token": "EAAGother"})
