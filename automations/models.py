@@ -1,6 +1,7 @@
 """What we run: automations (graph JSONB), entrypoints, bindings, runs, step runs, scheduled jobs and
 the inbound-event log. Every status, waiting_for value, exit reason and job kind is defined here."""
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -376,3 +377,48 @@ class SendSlot(models.Model):
 
     def __str__(self):
         return f"{self.key}: next send at {self.next_at.isoformat()}"
+
+
+class WebhookSource(models.TextChoices):
+    """Which platform endpoint a raw delivery came in through (Meta's carries Messenger and Instagram)."""
+
+    META = "meta"
+    WHATSAPP = "whatsapp"
+    TELEGRAM = "telegram"
+
+
+class PlatformDeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # stored, not processed yet (or its processing died: the tick hands it out again)
+    DONE = "done"
+    FAILED = "failed"  # gave up after the last attempt; last_error says why
+
+
+class PlatformDelivery(models.Model):
+    """One verified platform webhook POST, stored as it arrived before it is answered, then processed
+    on a worker. `lease_until` is both when an unfinished delivery is handed out again and the token the
+    task that holds it must present. Pruned after RELAY_PLATFORM_DELIVERY_RETENTION_DAYS."""
+
+    id = PrefixedIdField("whd")
+    source = models.CharField(max_length=10, choices=WebhookSource.choices)
+    social_account = models.ForeignKey(SocialAccount, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+", help_text="Telegram: the bot the URL names.")
+    body = models.BinaryField(help_text="The exact bytes the platform sent (and signed).")
+    status = models.CharField(max_length=10, choices=PlatformDeliveryStatus.choices,
+                              default=PlatformDeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    results = models.JSONField(default=list, blank=True, help_text="What each entry became, or why it was skipped.")
+    unknown_targets = ArrayField(models.CharField(max_length=200), default=list, blank=True,
+                                 help_text="Pages / numbers / accounts no connected account has.")
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "automation_platform_deliveries"
+        verbose_name_plural = "platform deliveries"
+        indexes = [
+            models.Index(fields=["received_at"], name="platform_delivery_received"),
+            models.Index(fields=["lease_until"], name="platform_delivery_pending",
+                         condition=Q(status="pending")),
+        ]

@@ -35,3 +35,13 @@ def scheduler_tick() -> dict:
     from automations.runtime.scheduler import tick
 
     return tick().as_dict()
+
+
+@shared_task(name="automations.process_platform_delivery", ignore_result=True)
+def process_platform_delivery(delivery_id: str, lease: str) -> None:
+    """Process one stored platform webhook delivery; `lease` is the claim token it was handed out with."""
+    from datetime import datetime
+
+    from automations.channels.inbound.deliveries import process
+
+    process(delivery_id, datetime.fromisoformat(lease))

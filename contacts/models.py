@@ -175,6 +175,9 @@ class Message(models.Model):
             # The outbox sweep (scheduler tick) looks only at outbound rows still pending.
             models.Index(fields=["created_at"], name="message_outbox_pending",
                          condition=models.Q(direction="outbound", status="pending")),
+            # Platform status webhooks (delivered / read / failed) name outbound messages by the platform's id.
+            models.Index(fields=["provider_message_id"], name="message_provider_id",
+                         condition=models.Q(direction="outbound")),
         ]
 
     def __str__(self):

@@ -14,6 +14,7 @@ RELAY_TELEGRAM_API_BASE   default https://api.telegram.org (tests and staging po
 RELAY_META_GRAPH_BASE     default https://graph.facebook.com; RELAY_META_GRAPH_VERSION default v23.0
 RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook deliveries
 RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
+RELAY_PLATFORM_DELIVERY_RETENTION_DAYS  days raw platform webhook deliveries are kept (default 7)
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
 
 Observability
@@ -223,6 +224,8 @@ RELAY_META_GRAPH_BASE = os.environ.get("RELAY_META_GRAPH_BASE", "https://graph.f
 RELAY_META_GRAPH_VERSION = os.environ.get("RELAY_META_GRAPH_VERSION", "v23.0")
 RELAY_META_APP_SECRET = os.environ.get("RELAY_META_APP_SECRET", "")
 RELAY_META_VERIFY_TOKEN = os.environ.get("RELAY_META_VERIFY_TOKEN", "")
+# Raw platform webhook deliveries (kept for replay and the admin), pruned by the scheduler tick.
+RELAY_PLATFORM_DELIVERY_RETENTION_DAYS = int(os.environ.get("RELAY_PLATFORM_DELIVERY_RETENTION_DAYS", "7"))
 RELAY_ENCRYPTION_KEYS = [k for k in os.environ.get("RELAY_ENCRYPTION_KEYS", "").split(",") if k.strip()]
 
 # Observability

@@ -93,28 +93,29 @@ class InboundEventView(APIView):
     def post(self, request):
         serializer = InboundEventSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        contact_data = data.get("contact") or {}
-        sender = inbound.Sender(
-            contact_id=data["contact_id"].id if data.get("contact_id") else None,
-            platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
+        return Response(receive(serializer.validated_data, raw=request.data).as_response(), status=202)
+
+
+def receive(data: dict, raw) -> inbound.InboundResult:
+    """Process one validated inbound event (`InboundEventSerializer`); platform webhooks come here too."""
+    contact_data = data.get("contact") or {}
+    sender = inbound.Sender(
+        contact_id=data["contact_id"].id if data.get("contact_id") else None,
+        platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
+    )
+    if data["kind"] in inbound.CONTACT_CHANGE_KINDS:
+        return inbound.receive_contact_change(
+            data["social_account_id"], event_id=data["event_id"], kind=data["kind"], sender=sender,
+            tag=(data.get("tag") or "").strip() or None, field=data.get("field"), value=data.get("value"), raw=raw,
         )
-        if data["kind"] in inbound.CONTACT_CHANGE_KINDS:
-            result = inbound.receive_contact_change(
-                data["social_account_id"], event_id=data["event_id"], kind=data["kind"], sender=sender,
-                tag=(data.get("tag") or "").strip() or None, field=data.get("field"), value=data.get("value"),
-                raw=request.data,
-            )
-            return Response(result.as_response(), status=202)
-        result = inbound.receive_event(
-            data["social_account_id"],
-            event_id=data["event_id"], kind=data["kind"],
-            sender=sender,
-            text=data.get("text", ""), interactive=data.get("interactive"), post_id=data.get("post_id"),
-            story_id=data.get("story_id"), parent_comment_id=data.get("parent_comment_id"),
-            attachments=data.get("attachments"), occurred_at=data.get("occurred_at"), raw=request.data,
-        )
-        return Response(result.as_response(), status=202)
+    return inbound.receive_event(
+        data["social_account_id"],
+        event_id=data["event_id"], kind=data["kind"],
+        sender=sender,
+        text=data.get("text", ""), interactive=data.get("interactive"), post_id=data.get("post_id"),
+        story_id=data.get("story_id"), parent_comment_id=data.get("parent_comment_id"),
+        attachments=data.get("attachments"), occurred_at=data.get("occurred_at"), raw=raw,
+    )
 
 
 class RawJsonParser(BaseParser):

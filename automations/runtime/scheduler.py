@@ -10,7 +10,9 @@ runs one by hand. One `tick(now)`:
 4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): takes each over
    (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window;
 5. hands outbox messages a dead worker left `pending` after its commit to a delivery task;
-6. records itself: the SchedulerTick row (`record_tick`), the tick metrics and one log line (`observe_tick`).
+6. hands out again platform webhook deliveries whose processing died, and prunes old ones
+   (`automations.channels.inbound.deliveries`);
+7. records itself: the SchedulerTick row (`record_tick`), the tick metrics and one log line (`observe_tick`).
 
 Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
 `SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction
@@ -55,6 +57,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from automations.channels.inbound import deliveries as platform_deliveries
 from automations.models import (
     ActiveStatus,
     AutomationRun,
@@ -111,6 +114,8 @@ class TickReport:
     enrolled: int = 0  # runs started by schedule triggers
     reconciled: int = 0  # stale active runs re-enqueued
     redelivered: int = 0  # outbox messages a dead worker left pending, handed to a delivery task
+    platform_deliveries_requeued: int = 0  # stored webhook deliveries whose processing died, handed out again
+    platform_deliveries_pruned: int = 0
     schedules_planned: int = 0
     partitions_created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -127,6 +132,8 @@ class TickReport:
                  f"noop {self.noop}", f"retried {self.retried}", f"failed {self.failed}",
                  f"skipped {self.skipped}", f"enrolled {self.enrolled}", f"reconciled {self.reconciled}",
                  f"redelivered {self.redelivered}",
+                 f"platform deliveries requeued {self.platform_deliveries_requeued}",
+                 f"platform deliveries pruned {self.platform_deliveries_pruned}",
                  f"schedules planned {self.schedules_planned}",
                  f"partitions created {len(self.partitions_created)}"]
         text = ", ".join(parts)
@@ -171,6 +178,12 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
     except Exception as exc:
         logger.exception("scheduler: outbox sweep failed")
         report.errors.append(f"outbox sweep: {exc}")
+    try:
+        report.platform_deliveries_requeued = platform_deliveries.reconcile(now)
+        report.platform_deliveries_pruned = platform_deliveries.prune(now)
+    except Exception as exc:
+        logger.exception("scheduler: platform delivery sweep failed")
+        report.errors.append(f"platform deliveries: {exc}")
     report.duration_ms = int((time.monotonic() - started) * 1000)
     try:
         record_tick(report)
@@ -615,7 +628,8 @@ def reconcile_stale_runs(now: datetime, limit: int | None = None) -> int:
 # `last_tick` by readiness, the metrics scrape and the admin's health page) and `observe_tick` (metrics
 # and the tick's one log line).
 
-_ROUTINE_COUNTS = ("claimed", "enrolled", "reconciled", "redelivered", "schedules_planned")
+_ROUTINE_COUNTS = ("claimed", "enrolled", "reconciled", "redelivered", "schedules_planned",
+                   "platform_deliveries_requeued", "platform_deliveries_pruned")
 _JOB_OUTCOMES = ("done", "noop", "retried", "failed", "skipped")
 
 
