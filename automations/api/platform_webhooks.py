@@ -100,7 +100,10 @@ def _handshake_schema(source: str, what: str) -> dict:
 
 
 def _delivery_schema(source: str, what: str) -> dict:
+    signature = OpenApiParameter(META_SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,
+                                 description="`sha256=<hex HMAC-SHA256(RELAY_META_APP_SECRET, raw body)>`")
     return {"operation_id": f"platform_webhooks_{source}_deliver", "auth": [], "request": OpenApiTypes.OBJECT,
+            "parameters": [signature],
             "summary": f"{what}: webhook delivery (signed with X-Hub-Signature-256)",
             "responses": {200: _RECEIVED, 401: OpenApiResponse(description="`invalid_signature`: nothing recorded."),
                           **_ERRORS}}
@@ -136,6 +139,8 @@ class TelegramWebhookView(APIView):
 
     @extend_schema(
         operation_id="platform_webhooks_telegram_deliver", auth=[], request=OpenApiTypes.OBJECT,
+        parameters=[OpenApiParameter(TELEGRAM_SECRET_HEADER, str, OpenApiParameter.HEADER, required=True,
+                                     description="The secret_token given to setWebhook.")],
         summary="Telegram: webhook update for one bot (authenticated by X-Telegram-Bot-Api-Secret-Token)",
         responses={200: _RECEIVED, 403: OpenApiResponse(description="`invalid_secret_token`: nothing recorded."),
                    **_ERRORS})
