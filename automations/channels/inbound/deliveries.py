@@ -141,11 +141,13 @@ def _receive(account: SocialAccount, event: Event) -> dict:
     serializer = InboundEventSerializer(data=event.body(account.pk), context={"organization": account.organization_id})
     if not serializer.is_valid():
         logger.warning("platform event %s refused: %s", event.event_id, serializer.errors)
-        return {**result, "invalid": json.loads(json.dumps(serializer.errors))}
-    received = receive(serializer.validated_data, raw=event.raw)
-    if event.callback_query_id and received.outcome != InboundOutcome.DUPLICATE:
-        telegram.answer_callback(account, event.callback_query_id)
-    return {**result, "outcome": received.outcome, "run_id": received.run_id}
+        result["invalid"] = json.loads(json.dumps(serializer.errors))
+    else:
+        received = receive(serializer.validated_data, raw=event.raw)
+        result.update(outcome=received.outcome, run_id=received.run_id)
+    if event.callback_query_id and result.get("outcome") != InboundOutcome.DUPLICATE:
+        telegram.answer_callback(account, event.callback_query_id)  # a redelivery was answered the first time
+    return result
 
 
 def _status(account: SocialAccount, status: Status) -> dict:

@@ -6,7 +6,7 @@ Routed by `entry[].id` (the IG professional account id)."""
 from __future__ import annotations
 
 from automations.channels.inbound.messenger import dicts, parse_messaging
-from automations.channels.inbound.normalized import Event, Skipped
+from automations.channels.inbound.normalized import Event, Skipped, obj
 from automations.models import EntrypointKind
 from contacts.models import Channel
 
@@ -25,11 +25,11 @@ def parse(body: dict) -> list:
 
 
 def _change(account: str, change: dict):
-    kind = _COMMENT_KINDS.get(change.get("field"))
+    kind = _COMMENT_KINDS.get(str(change.get("field")))
     value = change.get("value") if isinstance(change.get("value"), dict) else {}
     if kind is None:
         return Skipped("unsupported", f"instagram field {change.get('field')!r}")
-    comment_id, author = str(value.get("id") or ""), value.get("from") or {}
+    comment_id, author = str(value.get("id") or ""), obj(value.get("from"))
     author_id = str(author.get("id") or "")
     if not comment_id or not author_id:
         return Skipped("malformed", "comment without id or author")
@@ -37,5 +37,5 @@ def _change(account: str, change: dict):
         return Skipped("own_comment", comment_id)  # the account's own replies notify too
     return Event(channel=Channel.INSTAGRAM, target=account, event_id=comment_id, kind=kind,
                  platform_user_id=author_id, name=str(author.get("username") or ""),
-                 text=str(value.get("text") or ""), post_id=str((value.get("media") or {}).get("id") or "") or None,
+                 text=str(value.get("text") or ""), post_id=str(obj(value.get("media")).get("id") or "") or None,
                  parent_comment_id=str(value.get("parent_id") or "") or None, raw=value)

@@ -3,7 +3,7 @@ the event id is the message's `mid`. Instagram's `messaging[]` entries have the 
 
 from __future__ import annotations
 
-from automations.channels.inbound.normalized import Event, Skipped, Status, from_milliseconds, tap
+from automations.channels.inbound.normalized import Event, Skipped, Status, from_milliseconds, obj, tap
 from automations.models import EntrypointKind
 from contacts.models import Channel, DeliveryStatus
 
@@ -23,7 +23,7 @@ def dicts(value) -> list[dict]:
 
 def parse_messaging(channel: str, target: str, messaging: dict):
     """One `messaging[]` entry: a message, a postback, or a delivery/read receipt."""
-    sender = str((messaging.get("sender") or {}).get("id") or "")
+    sender = str(obj(messaging.get("sender")).get("id") or "")
     occurred_at = from_milliseconds(messaging.get("timestamp"))
     message, postback = messaging.get("message"), messaging.get("postback")
     if isinstance(message, dict):
@@ -35,7 +35,7 @@ def parse_messaging(channel: str, target: str, messaging: dict):
                      interactive=tap(postback.get("payload")), occurred_at=occurred_at, raw=messaging)
     if isinstance(messaging.get("delivery"), dict):
         delivery = messaging["delivery"]
-        mids = [str(mid) for mid in delivery.get("mids") or [] if mid]
+        mids = [str(mid) for mid in delivery.get("mids") if mid] if isinstance(delivery.get("mids"), list) else []
         return Status(channel=channel, target=target, platform_user_id=sender, status=DeliveryStatus.DELIVERED,
                       provider_message_ids=mids,
                       watermark=None if mids else from_milliseconds(delivery.get("watermark")))
@@ -65,9 +65,9 @@ def _message(channel: str, target: str, sender: str, message: dict, occurred_at)
     if isinstance(quick_reply, dict):
         event.interactive = tap(quick_reply.get("payload"))
     attachments = dicts(message.get("attachments"))
-    event.attachments = [{"type": str(a.get("type") or ""), "url": str((a.get("payload") or {}).get("url") or "")}
+    event.attachments = [{"type": str(a.get("type") or ""), "url": str(obj(a.get("payload")).get("url") or "")}
                          for a in attachments if a.get("type") != "story_mention"]
-    story = (message.get("reply_to") or {}).get("story")
+    story = obj(message.get("reply_to")).get("story")
     if isinstance(story, dict):
         event.kind, event.story_id = EntrypointKind.STORY_REPLY, str(story.get("id") or "") or None
     elif any(a.get("type") == "story_mention" for a in attachments):

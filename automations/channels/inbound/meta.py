@@ -9,7 +9,7 @@ _PARSERS = {"page": messenger.parse, "instagram": instagram.parse}
 
 
 def parse(body: dict) -> list:
-    parser = _PARSERS.get(body.get("object"))
+    parser = _PARSERS.get(str(body.get("object")))
     if parser is None:
         return [Skipped("unsupported", f"object {body.get('object')!r}")]
     return parser(body)

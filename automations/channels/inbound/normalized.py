@@ -94,3 +94,9 @@ class Skipped:
 
     def as_result(self) -> dict:
         return {"skipped": self.reason, "detail": self.detail}
+
+
+def obj(value) -> dict:
+    """`value` if it is a JSON object, else an empty one: a platform body's nested fields are read with
+    `.get` chains, and a hostile or malformed body must not turn them into exceptions."""
+    return value if isinstance(value, dict) else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from automations.channels.inbound.normalized import Event, Skipped, from_seconds, tap
+from automations.channels.inbound.normalized import Event, Skipped, from_seconds, obj, tap
 from automations.models import EntrypointKind
 from contacts.models import Channel, Provider
 
@@ -35,7 +35,7 @@ def _sender(person: dict) -> tuple[str, str]:
 
 
 def _message(message: dict, account, event_id: str):
-    person = message.get("from") or {}
+    person = obj(message.get("from"))
     if not person.get("id"):
         return Skipped("no_sender", f"message {message.get('message_id')} (a channel post?)")
     if person.get("is_bot"):
@@ -61,13 +61,13 @@ def _attachments(message: dict) -> list:
 
 
 def _callback(query: dict, account, event_id: str):
-    person = query.get("from") or {}
+    person = obj(query.get("from"))
     if not person.get("id"):
         return Skipped("no_sender", f"callback_query {query.get('id')}")
     user_id, name = _sender(person)
     return Event(channel=Channel.TELEGRAM, target=account.external_id, event_id=event_id,
                  kind=EntrypointKind.POSTBACK, platform_user_id=user_id, name=name, interactive=tap(query.get("data")),
-                 occurred_at=from_seconds((query.get("message") or {}).get("date")), raw=query,
+                 occurred_at=from_seconds(obj(query.get("message")).get("date")), raw=query,
                  callback_query_id=str(query.get("id") or "") or None)
 
 

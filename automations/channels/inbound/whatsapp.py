@@ -3,7 +3,7 @@ Routed by `value.metadata.phone_number_id` (the account's external id); the even
 
 from __future__ import annotations
 
-from automations.channels.inbound.normalized import Event, Skipped, Status, from_seconds, tap
+from automations.channels.inbound.normalized import Event, Skipped, Status, from_seconds, obj, tap
 from automations.models import EntrypointKind
 from contacts.models import Channel, DeliveryStatus
 
@@ -21,8 +21,8 @@ def parse(body: dict) -> list:
             if change.get("field") != "messages":
                 items.append(Skipped("unsupported", f"field {change.get('field')!r}"))
                 continue
-            number = str((value.get("metadata") or {}).get("phone_number_id") or "")
-            names = {str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
+            number = str(obj(value.get("metadata")).get("phone_number_id") or "")
+            names = {str(c.get("wa_id")): str(obj(c.get("profile")).get("name") or "")
                      for c in _dicts(value.get("contacts"))}
             items += [_message(number, message, names) for message in _dicts(value.get("messages"))]
             items += [_status(number, status) for status in _dicts(value.get("statuses"))]
@@ -41,19 +41,19 @@ def _message(number: str, message: dict, names: dict):
                   platform_user_id=sender, name=names.get(sender, ""),
                   occurred_at=from_seconds(message.get("timestamp")), raw=message)
     if kind == "text":
-        event.text = str((message.get("text") or {}).get("body") or "")
+        event.text = str(obj(message.get("text")).get("body") or "")
     elif kind == "interactive":
-        interactive = message.get("interactive") or {}
+        interactive = obj(message.get("interactive"))
         reply = interactive.get(interactive.get("type")) if interactive.get("type") in (
             "button_reply", "list_reply") else None
         if not isinstance(reply, dict):
             return Skipped("unsupported", f"{wamid}: interactive {interactive.get('type')!r}")
         event.interactive, event.text = tap(reply.get("id")), str(reply.get("title") or "")
     elif kind == "button":  # a tap on a template's quick-reply button
-        button = message.get("button") or {}
+        button = obj(message.get("button"))
         event.interactive, event.text = tap(button.get("payload")), str(button.get("text") or "")
     elif kind in _MEDIA:
-        media = message.get(kind) or {}
+        media = obj(message.get(kind))
         event.text = str(media.get("caption") or "")
         event.attachments = [{"type": "file" if kind == "document" else kind, "media_id": media.get("id"),
                               "mime_type": media.get("mime_type", ""), "file_name": media.get("filename", "")}]
@@ -63,13 +63,13 @@ def _message(number: str, message: dict, names: dict):
 
 
 def _status(number: str, status: dict):
-    wamid, state = str(status.get("id") or ""), _STATUSES.get(status.get("status"))
+    wamid, state = str(status.get("id") or ""), _STATUSES.get(str(status.get("status")))
     if not wamid or state is None:
         return Skipped("status_ignored", f"{wamid}: {status.get('status')!r}")
     error_code, error = "", ""
     if state == DeliveryStatus.FAILED:
         first = next(iter(_dicts(status.get("errors"))), {})
-        details = (first.get("error_data") or {}).get("details") or first.get("message") or ""
+        details = obj(first.get("error_data")).get("details") or first.get("message") or ""
         error_code = str(first.get("code") or "")
         error = ": ".join(part for part in (str(first.get("title") or ""), str(details)) if part)
     return Status(channel=Channel.WHATSAPP, target=number, platform_user_id=str(status.get("recipient_id") or ""),
