@@ -34,6 +34,7 @@ class PlatformDeliveryAdmin(admin.ModelAdmin):
                        "lease_until", "unknown_targets", "last_error", "outcome", "raw_body")
     fields = readonly_fields
     list_select_related = ("social_account",)
+    ordering = ("-received_at",)  # ids are random: without this the list is shuffled
 
     @admin.display(description="entries")
     def entries(self, obj):

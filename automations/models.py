@@ -422,3 +422,6 @@ class PlatformDelivery(models.Model):
             models.Index(fields=["lease_until"], name="platform_delivery_pending",
                          condition=Q(status="pending")),
         ]
+
+    def __str__(self):
+        return f"{self.source} delivery {self.id} ({self.status})"
