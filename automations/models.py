@@ -425,3 +425,57 @@ class PlatformDelivery(models.Model):
 
     def __str__(self):
         return f"{self.source} delivery {self.id} ({self.status})"
+
+
+class RollupBucket(models.TextChoices):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class NodeRollup(models.Model):
+    """Step-run figures of one closed hour or day per (automation, entrypoint, binding, node): what the
+    insights read instead of the rows themselves (automations.insights.rollup). Rebuilt, never incremented:
+    a bucket's rows are replaced from the step rows in one transaction, so re-running cannot double count.
+
+    `first_arrivals` counts steps with no earlier step of the same run at the node; `returns` the other
+    steps whose previous visit was before the bucket, as {epoch second of that visit's hour: count} — enough
+    to count distinct runs over any run of buckets. `durations` is {duration bin (ms): count}."""
+
+    id = models.BigAutoField(primary_key=True)
+    automation_id = models.CharField(max_length=40)
+    entrypoint_id = models.CharField(max_length=40, null=True, blank=True)
+    binding_id = models.CharField(max_length=40, null=True, blank=True)
+    bucket = models.CharField(max_length=4, choices=RollupBucket.choices)
+    bucket_start = models.DateTimeField()
+    node_key = models.CharField(max_length=100)
+    node_kind = models.CharField(max_length=30)
+    success = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    waiting = models.PositiveIntegerField(default=0)
+    first_arrivals = models.PositiveIntegerField(default=0)
+    returns = models.JSONField(default=dict, blank=True)
+    exits_by_port = models.JSONField(default=dict, blank=True)
+    durations = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "automation_node_rollups"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "bucket_start", "automation_id", "entrypoint_id", "binding_id", "node_key",
+                        "node_kind"],
+                name="node_rollup_unique", nulls_distinct=False,
+            ),
+        ]
+        indexes = [models.Index(fields=["automation_id", "bucket", "bucket_start"], name="node_rollup_lookup")]
+
+
+class RollupWatermark(models.Model):
+    """One row (id 1): step rows executed before `rolled_up_until` are in automation_node_rollups."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    rolled_up_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "automation_rollup_watermark"

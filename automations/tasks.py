@@ -45,3 +45,11 @@ def process_platform_delivery(delivery_id: str, lease: str) -> None:
     from automations.channels.inbound.deliveries import process
 
     process(delivery_id, datetime.fromisoformat(lease))
+
+
+@shared_task(name="automations.tasks.advance_insights_rollup", ignore_result=True)
+def advance_insights_rollup() -> int:
+    """celery-beat (`manage.py setup_schedules`): close the next hours of step runs into the insights rollup."""
+    from automations.insights.rollup import advance_rollup
+
+    return advance_rollup()

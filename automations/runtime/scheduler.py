@@ -663,22 +663,28 @@ def ensure_beat_schedule(interval_seconds: int | None = None):
     """Create or update the django-celery-beat PeriodicTask that fires the tick; idempotent.
 
     Returns (periodic_task, changed). Stale ticks expire instead of piling up while workers are down."""
+    every = int(interval_seconds or settings.RELAY_SCHEDULER_INTERVAL_SECONDS)
+    return ensure_periodic_task(BEAT_TASK_NAME, BEAT_TASK, every,
+                                "Claims due automation_scheduled_jobs (automations.runtime.scheduler.tick).")
+
+
+def ensure_periodic_task(name: str, task_name: str, every: int, description: str):
+    """Create or update one interval PeriodicTask by name (expiring after two intervals); (task, changed)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    every = int(interval_seconds or settings.RELAY_SCHEDULER_INTERVAL_SECONDS)
     if every < 1:
         raise ValueError("the scheduler interval must be at least one second")
     with transaction.atomic():
         schedule = (IntervalSchedule.objects.filter(every=every, period=IntervalSchedule.SECONDS).order_by("id").first()
                     or IntervalSchedule.objects.create(every=every, period=IntervalSchedule.SECONDS))
-        wanted = {"task": BEAT_TASK, "interval": schedule, "enabled": True, "expire_seconds": max(2 * every, 30),
-                  "description": "Claims due automation_scheduled_jobs (automations.runtime.scheduler.tick)."}
-        task = PeriodicTask.objects.select_for_update().filter(name=BEAT_TASK_NAME).first()
+        wanted = {"task": task_name, "interval": schedule, "enabled": True, "expire_seconds": max(2 * every, 30),
+                  "description": description}
+        task = PeriodicTask.objects.select_for_update().filter(name=name).first()
         if task is None:
-            return PeriodicTask.objects.create(name=BEAT_TASK_NAME, **wanted), True
-        changed = any(getattr(task, name) != value for name, value in wanted.items())
+            return PeriodicTask.objects.create(name=name, **wanted), True
+        changed = any(getattr(task, field) != value for field, value in wanted.items())
         if changed:
-            for name, value in wanted.items():
-                setattr(task, name, value)
+            for field, value in wanted.items():
+                setattr(task, field, value)
             task.save()
         return task, changed

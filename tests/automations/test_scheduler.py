@@ -319,15 +319,18 @@ def test_setup_schedules_creates_the_periodic_task_idempotently(settings):
     out = io.StringIO()
     call_command("setup_schedules", stdout=out)
     call_command("setup_schedules", stdout=out)
-    task = PeriodicTask.objects.get()
+    task = PeriodicTask.objects.get(name="relay: scheduler tick")
     assert task.task == "automations.tasks.scheduler_tick"
     assert task.enabled
     assert (task.interval.every, task.interval.period) == (15, IntervalSchedule.SECONDS)
     assert "unchanged" in out.getvalue().splitlines()[-1]
 
     call_command("setup_schedules", "--interval", "5", stdout=io.StringIO())
-    task = PeriodicTask.objects.get()
+    task = PeriodicTask.objects.get(name="relay: scheduler tick")
     assert task.interval.every == 5
+    # the insights rollup's own beat entry, also once
+    rollup = PeriodicTask.objects.get(task="automations.tasks.advance_insights_rollup")
+    assert rollup.enabled and PeriodicTask.objects.count() == 2
 
 
 def test_the_tick_task_is_registered_under_the_beat_name():
