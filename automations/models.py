@@ -439,7 +439,8 @@ class NodeRollup(models.Model):
 
     `first_arrivals` counts steps with no earlier step of the same run at the node; `returns` the other
     steps whose previous visit was before the bucket, as {epoch second of that visit's hour: count} — enough
-    to count distinct runs over any run of buckets. `durations` is {duration bin (ms): count}."""
+    to count distinct runs over any run of buckets. `duration_bins` (ascending, ms) and `duration_counts` are
+    a histogram of the steps' durations (two arrays: unnest reads them several times faster than jsonb)."""
 
     id = models.BigAutoField(primary_key=True)
     automation_id = models.CharField(max_length=40)
@@ -456,7 +457,8 @@ class NodeRollup(models.Model):
     first_arrivals = models.PositiveIntegerField(default=0)
     returns = models.JSONField(default=dict, blank=True)
     exits_by_port = models.JSONField(default=dict, blank=True)
-    durations = models.JSONField(default=dict, blank=True)
+    duration_bins = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    duration_counts = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
 
     class Meta:
         db_table = "automation_node_rollups"
