@@ -1,12 +1,15 @@
 """Run insights for one automation, entrypoint, binding or a whole organization over a period.
 
-Two aggregate statements per call, both bounded in time so PostgreSQL touches only what the period needs:
+Every statement is bounded in time so PostgreSQL touches only what the period needs:
 
 - runs started in [from, to) grouped by (bucket, status, exit_reason) → `totals`, `exit_reasons` and
   `series` (a cohort view: `started` in a bucket and how many of those runs have completed, exited or
   failed by now, so the series adds up to the totals);
-- step runs with `executed_at` in [from, to) grouped by node → `nodes`. The bound on the partition key
-  lets the planner prune `automation_step_runs` to the months the period overlaps.
+- per node → `nodes`: the rollup (automation_node_rollups, see `rollup`) for the closed hours and days
+  inside the period, the step rows with `executed_at` in the rest — the partial first hour and the tail
+  not rolled up yet, an hour or two. So the cost follows the number of buckets and nodes, not of step
+  rows. The bound on the partition key lets the planner prune `automation_step_runs` to the months the
+  rows read overlap.
 
 `visits` counts distinct runs that reached a node (a wait writes two rows, a re-prompt more; a funnel
 asks how many people got there); `outcomes` and `exits_by_port` count step rows. Retries cannot double
@@ -305,7 +308,8 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
 def node_insights(scope: Scope, window: Window, graph: dict | None = None) -> list[dict]:
     """Per node figures: from the rollup for the closed hours inside the window and from the step rows
     for the rest (the partial first hour and the open tail), or all from the rows when no closed hour
-    fits. Both give the same numbers but the median, exact below 100 ms and within 1 % above (see `rollup`)."""
+    fits. Both give the same numbers; with the rollup the median is exact below 100 ms and within 1 %
+    above (see `rollup`)."""
     middle = rolled_up_span(window, rollup.rolled_up_until())
     groups = _mixed_groups(scope, window, *middle) if middle else _live_groups(scope, window)
     nodes: dict[tuple[str, str], dict] = {}
@@ -317,8 +321,8 @@ def node_insights(scope: Scope, window: Window, graph: dict | None = None) -> li
         for port, count in group["ports"].items():
             entry["exits_by_port"][port] = entry["exits_by_port"].get(port, 0) + count
         median = group["median"] if "median" in group else median_of_bins(group["durations"])
-        if median is not None or group["outcomes"]:
-            entry["median_duration_ms"] = round(median) if median is not None else None
+        if median is not None:
+            entry["median_duration_ms"] = round(median)
     if graph is None or scope.automation_id is None:
         return sorted(nodes.values(), key=lambda n: (n["automation_id"], -n["visits"], n["node_key"]))
     ordered = []
@@ -337,6 +341,7 @@ def _live_groups(scope: Scope, window: Window) -> dict[tuple, dict]:
     """All from the step rows: exact median from PostgreSQL."""
     params = step_params(scope, window)
     groups: dict[tuple, dict] = {}
+    by_node: dict[tuple, dict] = {}  # ports are per node key; a key has one kind (but after graph edits)
     with connection.cursor() as cursor:
         cursor.execute(nodes_sql(scope.kind), params)
         for automation_id, node_key, node_kind, visits, *outcome_counts, median in cursor.fetchall():
@@ -344,12 +349,12 @@ def _live_groups(scope: Scope, window: Window) -> dict[tuple, dict]:
             group["visits"] += visits
             group["outcomes"] = dict(zip(StepOutcome.values, outcome_counts, strict=True))
             group["median"] = median
+            by_node.setdefault((automation_id, node_key), group)
         cursor.execute(ports_sql(scope.kind), params)
         for automation_id, node_key, port, count in cursor.fetchall():
-            # ports are per node key; they join the node's first group (a key has one kind but after edits)
-            key = next((k for k in groups if k[:2] == (automation_id, node_key)), (automation_id, node_key, ""))
-            ports = groups.setdefault(key, _group())["ports"]
-            ports[port] = ports.get(port, 0) + count
+            group = by_node.get((automation_id, node_key)) or groups.setdefault((automation_id, node_key, ""),
+                                                                                   _group())
+            group["ports"][port] = group["ports"].get(port, 0) + count
     return groups
 
 
