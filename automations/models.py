@@ -471,6 +471,9 @@ class NodeRollup(models.Model):
         ]
         indexes = [models.Index(fields=["automation_id", "bucket", "bucket_start"], name="node_rollup_lookup")]
 
+    def __str__(self):
+        return f"{self.automation_id} {self.node_key}, {self.bucket} from {self.bucket_start.isoformat()}"
+
 
 class RollupWatermark(models.Model):
     """One row (id 1): step rows executed before `rolled_up_until` are in automation_node_rollups."""
@@ -481,3 +484,7 @@ class RollupWatermark(models.Model):
 
     class Meta:
         db_table = "automation_rollup_watermark"
+
+    def __str__(self):
+        until = self.rolled_up_until.isoformat() if self.rolled_up_until else "nothing yet"
+        return f"insights rolled up until {until}"

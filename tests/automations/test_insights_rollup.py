@@ -234,6 +234,8 @@ def test_an_hour_closes_only_after_the_grace_period(org):
     assert rollup.advance_rollup(hour + timedelta(hours=1, minutes=5)) == 1
     row = NodeRollup.objects.get(bucket="hour", bucket_start=hour)
     assert (row.success, row.first_arrivals) == (2, 2)
+    assert str(row).endswith(f"ask, hour from {hour.isoformat()}")
+    assert str(RollupWatermark.objects.get()) == f"insights rolled up until {(hour + timedelta(hours=1)).isoformat()}"
     window = Window("custom", hour, hour + timedelta(hours=1))
     assert queries.rolled_up_span(window, rollup.rolled_up_until()) == (window.start, window.end)
     node = queries.node_insights(Scope(ScopeKind.AUTOMATION, automation.pk, automation.pk), window)[0]
