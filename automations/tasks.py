@@ -31,10 +31,21 @@ def settle_deliveries(run_ids: list[str]) -> None:
 
 @shared_task(name="automations.tasks.scheduler_tick", ignore_result=True)
 def scheduler_tick() -> dict:
-    """celery-beat's tick (PeriodicTask from `manage.py setup_schedules`): claim and process due jobs."""
+    """celery-beat's tick (PeriodicTask from `manage.py setup_schedules`): claim due jobs and hand them to
+    the workers in batches (RELAY_SCHEDULER_JOBS_PER_TASK; 0 processes them inside this task)."""
+    from django.conf import settings
+
     from automations.runtime.scheduler import tick
 
-    return tick().as_dict()
+    return tick(hand_over=settings.RELAY_SCHEDULER_JOBS_PER_TASK).as_dict()
+
+
+@shared_task(name="automations.process_jobs", ignore_result=True)
+def process_jobs(claims: list[dict]) -> dict:
+    """A batch of jobs a tick claimed (with their leases): process them here."""
+    from automations.runtime.scheduler import process_handed_over
+
+    return process_handed_over(claims).as_dict()
 
 
 @shared_task(name="automations.process_platform_delivery", ignore_result=True)

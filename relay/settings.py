@@ -16,6 +16,9 @@ RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook de
 RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
 RELAY_PLATFORM_DELIVERY_RETENTION_DAYS  days raw platform webhook deliveries are kept (default 7)
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
+RELAY_SCHEDULER_JOBS_PER_TASK      jobs per batch the beat's tick hands to a worker (default 50; 0 = the tick
+                                   processes them itself)
+RELAY_SCHEDULER_MAX_JOBS_PER_TICK  at most this many jobs claimed per tick when handing over (default 5000)
 
 Observability
 LOG_LEVEL         root log level (default INFO; DEBUG also shows every scheduler tick)
@@ -216,6 +219,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 RELAY_HTTP_ALLOW_PRIVATE = env_bool("RELAY_HTTP_ALLOW_PRIVATE", False)
 RELAY_SCHEDULER_INTERVAL_SECONDS = int(os.environ.get("RELAY_SCHEDULER_INTERVAL_SECONDS", "15"))
 RELAY_SCHEDULER_BATCH = int(os.environ.get("RELAY_SCHEDULER_BATCH", "200"))
+# The beat's tick hands claimed jobs to the workers, this many per task (0: processes them itself), and
+# claims at most RELAY_SCHEDULER_MAX_JOBS_PER_TICK per tick (well within the 5-minute claim lease).
+RELAY_SCHEDULER_JOBS_PER_TASK = int(os.environ.get("RELAY_SCHEDULER_JOBS_PER_TASK", "50"))
+RELAY_SCHEDULER_MAX_JOBS_PER_TICK = int(os.environ.get("RELAY_SCHEDULER_MAX_JOBS_PER_TICK", "5000"))
 RELAY_MAX_VISITS_PER_ITERATION = 200
 # Channels: where the platforms' APIs live and how their webhooks are verified.
 RELAY_PUBLIC_URL = os.environ.get("RELAY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -6,7 +6,11 @@ runs one by hand. One `tick(now)`:
 1. ensures the step-run month partitions ahead (`automations.partitions.ensure_partitions`);
 2. gives every active `schedule` entrypoint of an active automation exactly one pending
    `schedule_trigger` job (at its next cron occurrence; re-planned when cron/timezone changed);
-3. claims at most `batch` due pending jobs, oldest first, and processes each;
+3. claims at most `batch` due pending jobs, oldest first, and processes each — or, in the beat's tick
+   (`hand_over` > 0, RELAY_SCHEDULER_JOBS_PER_TASK), hands the claimed jobs to the workers in batches of
+   that many (`tasks.process_jobs`) and claims again while full batches come back, up to
+   RELAY_SCHEDULER_MAX_JOBS_PER_TICK: a backlog drains as fast as all the workers together can go, not
+   as fast as the one process running the tick;
 4. reconciles runs left `active` for more than STALE_ACTIVE_AFTER (a worker died): takes each over
    (bumps updated_at through write_run) and re-enqueues `tasks.advance_run` — at most once per window;
 5. hands outbox messages a dead worker left `pending` after its commit to a delivery task;
@@ -23,7 +27,10 @@ http_request commits before calling out) and must not be wrapped in a transactio
 The lease value doubles as the claim token: processing starts only if the row is still `pending`
 with `due_at == lease`, and the outcome is written with the same condition. A tick that dies
 mid-batch leaves its jobs pending; they become due again when the lease ends and the retry is
-counted in `attempts`. Every job kind is idempotent against the run's state (a job whose run moved
+counted in `attempts`. A batch handed to a worker carries the claims (with their leases), so whichever
+process runs it, the same token decides: two ticks at once (two beats by mistake) claim disjoint rows,
+and a batch that waited in the queue past its lease finds its jobs re-claimed and skips them.
+Every job kind is idempotent against the run's state (a job whose run moved
 on is a no-op marked done), so a retried or late job never repeats a step.
 
 Outcomes: success → `done` (due_at restored to the original due time); exception → `pending` again at
@@ -111,6 +118,7 @@ class TickReport:
     retried: int = 0
     failed: int = 0
     skipped: int = 0  # claimed but cancelled or re-claimed before we got to it
+    handed_over: int = 0  # claimed and handed to the workers in batches (processed there, counted there)
     enrolled: int = 0  # runs started by schedule triggers
     reconciled: int = 0  # stale active runs re-enqueued
     redelivered: int = 0  # outbox messages a dead worker left pending, handed to a delivery task
@@ -130,7 +138,8 @@ class TickReport:
     def __str__(self) -> str:
         parts = [f"tick at {self.now.isoformat()}: claimed {self.claimed}", f"done {self.done}",
                  f"noop {self.noop}", f"retried {self.retried}", f"failed {self.failed}",
-                 f"skipped {self.skipped}", f"enrolled {self.enrolled}", f"reconciled {self.reconciled}",
+                 f"skipped {self.skipped}", f"handed over {self.handed_over}", f"enrolled {self.enrolled}",
+                 f"reconciled {self.reconciled}",
                  f"redelivered {self.redelivered}",
                  f"platform deliveries requeued {self.platform_deliveries_requeued}",
                  f"platform deliveries pruned {self.platform_deliveries_pruned}",
@@ -144,7 +153,10 @@ class TickReport:
 
 # ---------------------------------------------------------------------------------------------- tick
 
-def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
+def tick(now: datetime | None = None, batch: int | None = None, hand_over: int = 0,
+         max_jobs: int | None = None) -> TickReport:
+    """One tick. `hand_over` > 0: claimed jobs go to the workers in batches of that many instead of being
+    processed here (claiming repeats while full batches come back, up to `max_jobs` in all)."""
     now = now or timezone.now()
     started = time.monotonic()
     batch = settings.RELAY_SCHEDULER_BATCH if batch is None else batch
@@ -161,12 +173,20 @@ def tick(now: datetime | None = None, batch: int | None = None) -> TickReport:
         logger.exception("scheduler: planning schedule triggers failed")
         report.errors.append(f"plan_schedule_triggers: {exc}")
 
-    claims = claim_due_jobs(now, batch)
-    report.claimed = len(claims)
-    report.max_lag_ms = max((int((now - claim.original_due).total_seconds() * 1000) for claim in claims), default=0)
-    for claim in claims:
-        outcome = process_claim(claim, now, report)
-        setattr(report, outcome, getattr(report, outcome) + 1)
+    if hand_over > 0:
+        limit = settings.RELAY_SCHEDULER_MAX_JOBS_PER_TICK if max_jobs is None else max_jobs
+        while report.claimed < limit:
+            claims = claim_due_jobs(now, min(batch, limit - report.claimed))
+            report.claimed += len(claims)
+            report.max_lag_ms = max(report.max_lag_ms, _max_lag_ms(claims, now))
+            report.handed_over += hand_over_claims(claims, hand_over)
+            if len(claims) < batch:
+                break
+    else:
+        claims = claim_due_jobs(now, batch)
+        report.claimed = len(claims)
+        report.max_lag_ms = _max_lag_ms(claims, now)
+        process_claims(claims, now, report)
 
     try:
         report.reconciled = reconcile_stale_runs(now)
@@ -237,6 +257,45 @@ _CLAIM = (
     'UPDATE "automation_scheduled_jobs" j SET "attempts" = j."attempts" + 1, "due_at" = %s, "updated_at" = %s '
     'FROM due WHERE j."id" = due."id" RETURNING j."id", due."due_at", j."attempts", j."kind", j."run_id", j."payload"'
 )
+
+
+def _max_lag_ms(claims: list[Claim], now: datetime) -> int:
+    return max((int((now - claim.original_due).total_seconds() * 1000) for claim in claims), default=0)
+
+
+def process_claims(claims: list[Claim], now: datetime, report: TickReport) -> TickReport:
+    for claim in claims:
+        outcome = process_claim(claim, now, report)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def hand_over_claims(claims: list[Claim], per_task: int) -> int:
+    """Send the claims, oldest first, to the workers: one `process_jobs` task per `per_task` of them."""
+    from automations import tasks
+
+    for start in range(0, len(claims), per_task):
+        tasks.process_jobs.delay([claim_to_json(claim) for claim in claims[start:start + per_task]])
+    return len(claims)
+
+
+def process_handed_over(claims: list[dict]) -> TickReport:
+    """A worker's share of a tick: process claims handed over by `hand_over_claims` (still held only if
+    their lease is unchanged — see process_claim)."""
+    now = timezone.now()
+    report = TickReport(now=now, claimed=len(claims))
+    process_claims([claim_from_json(data) for data in claims], now, report)
+    count_job_outcomes(report)  # the tick that claimed them counted none: they are counted where processed
+    return report
+
+
+def claim_to_json(claim: Claim) -> dict:
+    return {**asdict(claim), "original_due": claim.original_due.isoformat(), "lease": claim.lease.isoformat()}
+
+
+def claim_from_json(data: dict) -> Claim:
+    return Claim(**{**data, "original_due": datetime.fromisoformat(data["original_due"]),
+                    "lease": datetime.fromisoformat(data["lease"])})
 
 
 class NotHeld(Exception):
@@ -633,13 +692,17 @@ _ROUTINE_COUNTS = ("claimed", "enrolled", "reconciled", "redelivered", "schedule
 _JOB_OUTCOMES = ("done", "noop", "retried", "failed", "skipped")
 
 
+def count_job_outcomes(report: TickReport) -> None:
+    for outcome in _JOB_OUTCOMES:
+        if getattr(report, outcome):
+            metrics.SCHEDULER_JOBS.labels(outcome).inc(getattr(report, outcome))
+
+
 def observe_tick(report: TickReport, seconds: float) -> None:
     """Count the tick and log it: INFO only when it did something (an idle tick every 15 s is noise),
     WARNING when something failed."""
     metrics.TICK_DURATION.observe(seconds)
-    for outcome in _JOB_OUTCOMES:
-        if getattr(report, outcome):
-            metrics.SCHEDULER_JOBS.labels(outcome).inc(getattr(report, outcome))
+    count_job_outcomes(report)
     if report.errors:
         logger.warning("scheduler: %s", report)
     elif any(getattr(report, name) for name in _ROUTINE_COUNTS) or report.partitions_created:
