@@ -16,6 +16,8 @@ RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook de
 RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
 RELAY_PLATFORM_DELIVERY_RETENTION_DAYS  days raw platform webhook deliveries are kept (default 7)
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
+CELERY_TASK_DEFAULT_QUEUE default celery; a deployment (or a benchmark) sharing a broker uses its own
+RELAY_BENCH_ENDPOINTS     1 mounts the benchmark's ceiling endpoint (POST /bench/ceiling); never in production
 RELAY_SCHEDULER_JOBS_PER_TASK      jobs per batch the beat's tick hands to a worker (default 50; 0 = the tick
                                    processes them itself)
 RELAY_SCHEDULER_MAX_JOBS_PER_TICK  at most this many jobs claimed per tick when handing over (default 5000)
@@ -203,6 +205,7 @@ if CELERY_BROKER_URL == "filesystem://":
 
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "").strip() or "celery"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -217,6 +220,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Relay runtime
 RELAY_HTTP_ALLOW_PRIVATE = env_bool("RELAY_HTTP_ALLOW_PRIVATE", False)
+RELAY_BENCH_ENDPOINTS = env_bool("RELAY_BENCH_ENDPOINTS", False)
 RELAY_SCHEDULER_INTERVAL_SECONDS = int(os.environ.get("RELAY_SCHEDULER_INTERVAL_SECONDS", "15"))
 RELAY_SCHEDULER_BATCH = int(os.environ.get("RELAY_SCHEDULER_BATCH", "200"))
 # The beat's tick hands claimed jobs to the workers, this many per task (0: processes them itself), and

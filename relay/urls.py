@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
@@ -20,3 +21,8 @@ urlpatterns = [
     path("v1/", include("contacts.api.urls")),
     path("v1/", include("automations.api.urls")),
 ]
+
+if settings.RELAY_BENCH_ENDPOINTS:  # the benchmark's HTTP ceiling (bench/http_ceiling.py); off by default
+    from bench.http_ceiling import CeilingView
+
+    urlpatterns.append(path("bench/ceiling", CeilingView.as_view()))
