@@ -196,6 +196,8 @@ class AutomationRun(models.Model):
             models.Index(fields=["organization", "started_at"], name="run_org_started"),  # insights roll-up
             models.Index(fields=["contact", "status"], name="run_contact_status"),
             models.Index(fields=["status", "updated_at"], name="run_status_updated"),
+            # The admin's run list, newest first (ORDER BY started_at DESC, id DESC) without sorting the table.
+            models.Index(fields=["-started_at", "-id"], name="run_started"),
         ]
 
     def __str__(self):

@@ -1,0 +1,296 @@
+"""(g) Cost as data grows: p95 of what users and staff do, at a small size and again after the database was
+filled to `runs` runs and ten step rows each, spread over six months of step-run partitions.
+
+The fill is server-side SQL (`INSERT … SELECT … FROM generate_series`, its own transaction per slice with
+synchronous_commit off — setup, never timed as a measurement): runs spread over 6 months and 10
+automations (a pseudo-random permutation of start times, so the small set is spread the same way), 10
+runs per contact, finished (completed, some failed or exited), each with 10 step rows a second apart.
+Then VACUUM ANALYZE, as a production database would have been by autovacuum.
+
+Operations (each `samples` times, different rows each time; every answer checked): the runs list of an
+automation unfiltered, by status, by contact, by a started_at window and its second page; a run; its
+steps; the admin's run list (plain and by status), run page and step-run list; one tick over 20 due jobs;
+one enrollment and one inbound event (Celery eager, so the run executes inside the request as in (c)).
+Last, the oldest month of step runs is dropped (detach + drop, timed)."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import timedelta
+
+from django.contrib.admin.utils import quote
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from automations.partitions import drop_partitions_older_than, ensure_partitions, existing_partitions
+from bench.data import World, delay_graph, inbound_graph, runner_graph
+from contacts.models import Contact
+
+MONTHS = 6
+STEPS_PER_RUN = 10
+RUNS_PER_CONTACT = 10
+AUTOMATIONS = 10
+PERMUTE = 7919  # prime: i → i * PERMUTE mod total spreads start times without clustering new rows
+TICK_JOBS = 20
+
+
+def at_scale(world: World, small_runs: int, runs: int, samples: int = 30) -> dict:
+    from relay.celery import app
+
+    fill = _Filler(world, runs)
+    started = time.perf_counter()
+    fill.grow(small_runs)
+    small_fill_s = time.perf_counter() - started
+    ops = _Operations(world, fill, samples)
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        ops.warm_up()
+        small = ops.measure()
+        started = time.perf_counter()
+        fill.grow(runs)
+        fill_s = time.perf_counter() - started
+        ops.warm_up()
+        large = ops.measure()
+    finally:
+        app.conf.task_always_eager = previous
+    drop = fill.drop_oldest_month()
+    rows = []
+    for name, small_ms in small.items():
+        large_ms = large[name]
+        rows.append({"operation": name, "small_p95_ms": small_ms, "large_p95_ms": large_ms,
+                     "ratio": round(large_ms / small_ms, 2) if small_ms else 0.0})
+    return {"small_runs": small_runs, "small_steps": small_runs * STEPS_PER_RUN, "runs": runs,
+            "steps": runs * STEPS_PER_RUN, "months": MONTHS, "samples": samples,
+            "fill_seconds": round(fill_s, 1), "small_fill_seconds": round(small_fill_s, 1),
+            "operations": rows, "worst_ratio": max(row["ratio"] for row in rows), **drop}
+
+
+def p95_ms(timings: list[float]) -> float:
+    ordered = sorted(timings)
+    return round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2)
+
+
+class _Filler:
+    """Fills runs [filled, target) with their contacts and step rows; knows how to pick existing rows."""
+
+    def __init__(self, world: World, total: int):
+        self.world = world
+        self.total = total
+        self.filled = 0
+        self.now = timezone.now()
+        self.span = timedelta(days=30 * MONTHS)
+        self.automations = [world.automation(f"Scale {i}", runner_graph()) for i in range(AUTOMATIONS)]
+        ensure_partitions(self.now, months_back=MONTHS)
+
+    def started_at(self, i: int):
+        return self.now - self.span * (((i * PERMUTE) % self.total) + 1) / self.total
+
+    def grow(self, target: int) -> None:
+        start = self.filled
+        if target <= start:
+            return
+        ids = [a.pk for a in self.automations]
+        slice_runs = 100_000
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+            first_contact, last_contact = start // RUNS_PER_CONTACT, -(-target // RUNS_PER_CONTACT)
+            cursor.execute(
+                'INSERT INTO "contacts" ("id", "organization_id", "name", "email", "phone", "tags", "custom_fields", '
+                '"created_at", "updated_at") SELECT \'ct_scale_\' || c, %s, \'Contact \' || c, \'\', \'\', '
+                "'{}', '{}', %s, %s FROM generate_series(%s::bigint, %s::bigint) c",
+                [self.world.org.pk, self.now - self.span, self.now, first_contact, last_contact - 1])
+            for low in range(start, target, slice_runs):
+                high = min(low + slice_runs, target)
+                params = {"org": self.world.org.pk, "account": self.world.account.pk, "automations": ids,
+                          "now": self.now, "span_s": self.span.total_seconds(), "total": self.total,
+                          "permute": PERMUTE, "per_contact": RUNS_PER_CONTACT, "low": low, "high": high - 1,
+                          "steps": STEPS_PER_RUN}
+                cursor.execute(_RUNS_SQL, params)
+                cursor.execute(_STEPS_SQL, params)
+            cursor.execute("SET synchronous_commit TO DEFAULT")
+            cursor.execute('VACUUM (ANALYZE) "contacts", "automation_runs"')
+            cursor.execute('VACUUM (ANALYZE) "automation_step_runs"')
+            cursor.execute("SELECT count(*) FROM \"automation_runs\" WHERE \"id\" LIKE 'arun_scale_%%'")
+            runs = cursor.fetchone()[0]
+            cursor.execute("SELECT count(*) FROM \"automation_step_runs\" WHERE \"run_id\" LIKE 'arun_scale_%%'")
+            steps = cursor.fetchone()[0]
+        if (runs, steps) != (target, target * STEPS_PER_RUN):
+            raise RuntimeError(f"the fill wrote {runs} runs and {steps} step rows for {target} runs")
+        self.filled = target
+
+    def run_ids(self, count: int, rng: random.Random) -> list[str]:
+        return [f"arun_scale_{rng.randrange(self.filled)}" for _ in range(count)]
+
+    def contact_ids(self, count: int, rng: random.Random) -> list[str]:
+        return [f"ct_scale_{rng.randrange(self.filled // RUNS_PER_CONTACT)}" for _ in range(count)]
+
+    def drop_oldest_month(self) -> dict:
+        """Detach and drop the oldest month of step runs; time it and count what it held."""
+        oldest = existing_partitions()[0]
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{oldest}"')
+            rows = cursor.fetchone()[0]
+        started = time.perf_counter()
+        dropped = drop_partitions_older_than(MONTHS - 1, now=self.now)  # months before the 5 latest ones
+        seconds = time.perf_counter() - started
+        if dropped != [oldest]:
+            raise RuntimeError(f"dropping the oldest month dropped {dropped}, not [{oldest}]")
+        return {"drop_partition": oldest, "drop_partition_rows": rows, "drop_partition_ms": round(seconds * 1000, 1)}
+
+
+# Runs [low, high]: id arun_scale_<i>, automation i mod 10, contact i / 10, finished (every 50th of an
+# automation's failed, the next exited), started_at spread.
+_RUNS_SQL = """
+INSERT INTO "automation_runs" ("id", "organization_id", "automation_id", "contact_id", "social_account_id",
+    "status", "current_node_key", "context", "exit_reason", "trigger_depth", "started_at", "completed_at",
+    "updated_at")
+SELECT 'arun_scale_' || i, %(org)s, (%(automations)s::text[])[1 + i %% 10], 'ct_scale_' || (i / %(per_contact)s),
+       %(account)s, s.status, 'done', '{}',
+       CASE s.status WHEN 'completed' THEN 'bench_done' ELSE 'bench_' || s.status END,
+       0, t.started, t.started + interval '10 seconds', t.started + interval '10 seconds'
+FROM generate_series(%(low)s::bigint, %(high)s::bigint) i
+CROSS JOIN LATERAL (SELECT %(now)s::timestamptz
+                    - make_interval(secs => %(span_s)s * (((i::bigint * %(permute)s) %% %(total)s) + 1) / %(total)s)
+                    AS started) t
+CROSS JOIN LATERAL (SELECT CASE (i / 10) %% 50 WHEN 0 THEN 'failed' WHEN 1 THEN 'exited' ELSE 'completed' END
+                    AS status) s
+"""
+
+# Ten step rows per run, a second apart from its start.
+_STEPS_SQL = """
+INSERT INTO "automation_step_runs" ("run_id", "automation_id", "node_key", "node_kind", "entered_via_port_key",
+    "exited_via_port_key", "outcome", "duration_ms", "payload", "executed_at")
+SELECT r."id", r."automation_id", 'node_' || n, CASE WHEN n %% 3 = 0 THEN 'message' ELSE 'condition' END,
+       CASE WHEN n = 0 THEN NULL ELSE 'in' END, 'next', 'success', n,
+       jsonb_build_object('message_id', 'msg_' || r."id" || '_' || n, 'rendered_text', 'Hi there, thanks for writing!'),
+       r."started_at" + make_interval(secs => n)
+FROM "automation_runs" r CROSS JOIN generate_series(0, %(steps)s::int - 1) n
+WHERE r."id" IN (SELECT 'arun_scale_' || i FROM generate_series(%(low)s::bigint, %(high)s::bigint) i)
+"""
+
+
+class _Operations:
+    def __init__(self, world: World, fill: _Filler, samples: int):
+        from django.contrib.auth import get_user_model
+        from rest_framework.test import APIClient
+
+        from automations.graph import entrypoints as entrypoint_service
+        from automations.models import Entrypoint
+
+        self.world, self.fill, self.samples = world, fill, samples
+        self.rng = random.Random(19)
+        self.api = APIClient()
+        self.api.credentials(HTTP_AUTHORIZATION=f"Bearer {world.api_key}")
+        user = get_user_model().objects.create_superuser("bench-admin", "bench@example.com", "bench-admin")
+        self.admin = Client()
+        self.admin.force_login(user)
+        self.delays = world.automation("Scale delays", delay_graph())
+        self.enrolling = world.automation("Scale enroll", inbound_graph())
+        self.inbound = world.automation("Scale inbound", inbound_graph())
+        entrypoint_service.apply(Entrypoint(organization=world.org, automation=self.inbound, channel="instagram",
+                                            kind="dm_received", config={"keywords": ["scale"]}), create=True)
+        self.events = 0
+
+    def _get(self, client, path, params=None, status=200):
+        response = client.get(path, params or {})
+        if response.status_code != status:
+            raise RuntimeError(f"GET {path} {params}: {response.status_code} {response.get('Location', '')} "
+                               f"{response.content[:300]!r}")
+        return response
+
+    def _api_list(self, path, params=None, want_rows=True):
+        body = self._get(self.api, path, params).json()
+        if want_rows and not body["data"]:
+            raise RuntimeError(f"GET {path} {params}: no rows")
+        return body
+
+    def operations(self) -> dict:
+        """name → a function doing one sample (given a random source), checked."""
+        fill, rng = self.fill, self.rng
+
+        def automation():
+            return fill.automations[rng.randrange(AUTOMATIONS)].pk
+
+        def window():
+            start = fill.now - timedelta(days=rng.randrange(1, 30 * MONTHS - 1))
+            return {"started_after": start.isoformat(), "started_before": (start + timedelta(days=1)).isoformat()}
+
+        def second_page():
+            first = self._api_list(f"/v1/automations/{automation()}/runs")
+            self._api_list(f"/v1/automations/{automation()}/runs", {"cursor": first["next_cursor"]})
+
+        def run_steps():
+            body = self._api_list(f"/v1/automation-runs/{fill.run_ids(1, rng)[0]}/steps")
+            if len(body["data"]) != STEPS_PER_RUN:
+                raise RuntimeError(f"a run's steps: {len(body['data'])} rows, not {STEPS_PER_RUN}")
+
+        return {
+            "API runs list": lambda: self._api_list(f"/v1/automations/{automation()}/runs"),
+            "API runs list ?status=failed": lambda: self._api_list(f"/v1/automations/{automation()}/runs",
+                                                                   {"status": "failed"}),
+            "API runs list ?contact_id=": lambda: self._api_list(
+                f"/v1/automations/{fill.automations[0].pk}/runs", {"contact_id": fill.contact_ids(1, rng)[0]},
+                want_rows=False),
+            "API runs list, a one-day started_at window": lambda: self._api_list(
+                f"/v1/automations/{automation()}/runs", window(), want_rows=False),
+            "API runs list, second page (cursor)": second_page,
+            "API run detail": lambda: self._get(self.api, f"/v1/automation-runs/{fill.run_ids(1, rng)[0]}"),
+            "API steps of a run": run_steps,
+            "admin run list": lambda: self._get(self.admin, "/admin/automations/automationrun/"),
+            "admin run list ?status=failed": lambda: self._get(self.admin, "/admin/automations/automationrun/",
+                                                               {"status__exact": "failed"}),
+            "admin run page": lambda: self._get(
+                self.admin, f"/admin/automations/automationrun/{quote(fill.run_ids(1, rng)[0])}/change/"),
+            "admin step-run list": lambda: self._get(self.admin, "/admin/automations/steprun/"),
+            "one tick (20 due jobs)": self._tick,
+            "one enrollment (API, run executed)": self._enroll,
+            "one inbound event (API, run executed)": self._inbound_event,
+        }
+
+    def _prepare_tick(self):
+        return self.world.delayed_runs(self.delays, TICK_JOBS, timezone.now() - timedelta(seconds=1))
+
+    def _tick(self):
+        from automations.runtime.scheduler import tick
+
+        report = tick(batch=TICK_JOBS)
+        if report.done != TICK_JOBS:
+            raise RuntimeError(f"a tick over {TICK_JOBS} due jobs: {report}")
+
+    def _enroll(self):
+        contact = Contact.objects.create(organization=self.world.org, name="Enrolled")
+        response = self.api.post(f"/v1/automations/{self.enrolling.pk}/enroll", {"contact_id": contact.pk},
+                                 format="json")
+        if response.status_code != 201:
+            raise RuntimeError(f"enroll: {response.status_code} {response.content[:300]!r}")
+
+    def _inbound_event(self):
+        self.events += 1
+        body = {"event_id": f"scale-{self.fill.filled}-{self.events}", "social_account_id": self.world.account.pk,
+                "kind": "dm_received", "text": "scale",
+                "contact": {"platform_user_id": f"scale-{self.fill.filled}-{self.events}"}}
+        response = self.api.post("/v1/inbound-events", body, format="json")
+        if response.status_code != 202 or response.json().get("outcome") != "enrolled":
+            raise RuntimeError(f"inbound: {response.status_code} {response.content[:300]!r}")
+
+    def warm_up(self) -> None:
+        for name, operation in self.operations().items():
+            if name.startswith("one tick"):
+                self._prepare_tick()
+            operation()
+
+    def measure(self) -> dict:
+        results = {}
+        for name, operation in self.operations().items():
+            timings = []
+            for _ in range(self.samples):
+                if name.startswith("one tick"):
+                    self._prepare_tick()
+                started = time.perf_counter()
+                operation()
+                timings.append(time.perf_counter() - started)
+            results[name] = p95_ms(timings)
+        return results
