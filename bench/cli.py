@@ -1,4 +1,4 @@
-"""`python -m bench`: run the five measurements, print a table with PASS/MISS per target, write
+"""`python -m bench`: run the measurements ((f)–(h) in bench/scale.py), print a table with PASS/MISS per target, write
 bench/results/latest.json. `--quick` shrinks every size (a smoke run; the backlog figure is then
 projected to 10,000 jobs); `--profile` also writes pyinstrument profiles of the runner and of one tick
 to bench/results/profile-*.txt.
@@ -18,6 +18,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import scale
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # Sizes and time budgets, full / quick. A measurement stops at its size or its budget, whichever comes
@@ -34,6 +36,7 @@ SIZES = {
     "inbound_budget_s": (20.0, 6.0),
     "backlog_jobs": (10_000, 2_000),
     "backlog_budget_s": (60.0, 20.0),
+    **scale.SIZES,
 }
 TARGET_RATIO = 1.0
 TARGET_TICK_MS = 1000.0
@@ -47,6 +50,8 @@ def parse_args(argv):
     parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles of the runner and a tick")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (default 2)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--scale-runs", type=int, default=None,
+                        help="(g): runs in the large database (10 step rows each); default 1,000,000 (--quick 20,000)")
     return parser.parse_args(argv)
 
 
@@ -56,6 +61,8 @@ def main(argv=None) -> int:
 
     broker = env.prepare()
     size = {name: values[1] if args.quick else values[0] for name, values in SIZES.items()}
+    if args.scale_runs:
+        size["scale_runs"] = max(args.scale_runs, size["scale_small_runs"])
     started = time.perf_counter()
     original, name = None, None
     doing = ["setting up Django"]  # what is being done now, for the failure line
@@ -127,6 +134,7 @@ def run_all(args, size: dict, broker, doing: list[str]) -> dict:
         "direct": round(results["runner_direct"]["step_runs_per_s"] / ceiling, 3),
         "celery": round(results["runner_celery"]["step_runs_per_s"] / ceiling, 3),
     }
+    results.update(scale.run(world, broker, size, step))
     results["targets"] = targets(results)
     if args.profile:
         from bench import profiling
@@ -146,7 +154,7 @@ def targets(results: dict) -> list[dict]:
         ("(d) one 200-job tick (ms)", sched["tick_ms"], f"≤ {TARGET_TICK_MS:.0f}", sched["tick_ms"] <= TARGET_TICK_MS),
         ("(d) 10,000-job backlog drained (s)" + (" — projected" if projected else ""), round(backlog_s, 1),
          f"≤ {TARGET_BACKLOG_S:.0f}", backlog_s <= TARGET_BACKLOG_S),
-    ]
+    ] + scale.targets(results)
     return [{"target": name, "value": value, "wanted": wanted, "result": "PASS" if ok else "MISS"}
             for name, value, wanted, ok in rows]
 
@@ -181,6 +189,7 @@ def render(results: dict) -> str:
             f" projected: {s['backlog_drained']:,} drained in {s['backlog_seconds']:.0f} s, then stopped"),
         f"{'(e) ratio step-runs/s ÷ ceiling rows/s: direct':<58} {results['ratio']['direct']:>12.2f}",
         f"{'(e) ratio: Celery worker':<58} {results['ratio']['celery']:>12.2f}",
+        *scale.render(results),
         "",
         "targets:",
     ]
