@@ -5,7 +5,10 @@
    fast as the clients can (closed loop: each client sends its next request when the last one answered);
 2. inbound — `POST /v1/inbound-events` the same way (keyword → 3-node graph, a new contact per event);
 3. inbound at half the ceiling's rate — requests sent on a fixed schedule (open loop), each latency
-   counted from the moment its request was due, so a server that falls behind shows it in p99.
+   counted from the moment its request was due, so a server that falls behind shows it in p99;
+4. the same at half of what (2) reached: the latency at a load the inbound path can carry.
+
+Each phase also reports the CPU it cost per request, per process group (`_CpuMeter`).
 
 Every response is checked (202, `enrolled`), and afterwards every run the server enrolled must complete
 through the worker."""
@@ -45,20 +48,24 @@ def inbound_http(world: World, broker: Broker, seconds: float, clients: int, wor
     with connection.cursor() as cursor:
         cursor.execute(CREATE_SQL)
     events = _EventBodies(world)
-    with celery_worker(broker, worker_concurrency) as worker_logs, gunicorn(broker) as (port, server_logs):
+    with celery_worker(broker, worker_concurrency) as worker_logs, gunicorn(broker) as (port, server_logs, web):
         load = _Load(port, world.api_key)
         for _ in range(4 * WEB_WORKERS):  # warm-up: each server process's imports, connection, prepared plans
             load.send("/bench/ceiling", {"warm": True})
             load.send("/v1/inbound-events", events.next())
-        ceiling = load.closed_loop("/bench/ceiling", lambda: {"event_id": "ceiling", "text": "bench"}, clients, seconds)
-        inbound = load.closed_loop("/v1/inbound-events", events.next, clients, seconds)
+        cpu = _CpuMeter(web, f"--hostname=bench-{os.getpid()}@")
+        ceiling_body = {"event_id": "ceiling", "text": "bench"}
+        ceiling = cpu.during(lambda: load.closed_loop("/bench/ceiling", lambda: ceiling_body, clients, seconds))
+        inbound = cpu.during(lambda: load.closed_loop("/v1/inbound-events", events.next, clients, seconds))
         half_rate = ceiling["per_s"] / 2
-        at_half = load.open_loop("/v1/inbound-events", events.next, clients, seconds, half_rate)
-        run_ids = inbound.pop("run_ids") + at_half.pop("run_ids")
+        at_half = cpu.during(lambda: load.open_loop("/v1/inbound-events", events.next, clients, seconds, half_rate))
+        own_half = inbound["per_s"] / 2  # for the latency at a load the inbound path itself can carry
+        at_own_half = cpu.during(lambda: load.open_loop("/v1/inbound-events", events.next, clients, seconds, own_half))
+        run_ids = inbound.pop("run_ids") + at_half.pop("run_ids") + at_own_half.pop("run_ids")
         ceiling.pop("run_ids")
         wait_for(lambda: not AutomationRun.objects.filter(automation=automation, status=RunStatus.ACTIVE).exists(),
                  max(60.0, len(run_ids) / 20), f"{len(run_ids)} inbound runs through the worker", worker_logs)
-        errors = ceiling["errors"] + inbound["errors"] + at_half["errors"]
+        errors = ceiling["errors"] + inbound["errors"] + at_half["errors"] + at_own_half["errors"]
         if errors:
             raise RuntimeError(f"inbound over HTTP: {errors} failed requests, e.g. {load.first_error}\n{server_logs()}")
     completed = AutomationRun.objects.filter(pk__in=run_ids, status=RunStatus.COMPLETED).count()
@@ -71,6 +78,7 @@ def inbound_http(world: World, broker: Broker, seconds: float, clients: int, wor
     return {"clients": clients, "seconds_per_phase": seconds, "web_workers": WEB_WORKERS,
             "worker_concurrency": worker_concurrency, "ceiling": ceiling, "inbound": inbound,
             "inbound_at_half_ceiling": {**at_half, "offered_per_s": round(half_rate, 1)},
+            "inbound_at_half_its_own": {**at_own_half, "offered_per_s": round(own_half, 1)},
             "ratio": round(inbound["per_s"] / ceiling["per_s"], 3) if ceiling["per_s"] else 0.0}
 
 
@@ -88,6 +96,67 @@ class _EventBodies:
             i = self.count
         return {"event_id": f"http-{i}", "social_account_id": self.account_id, "kind": "dm_received",
                 "contact": {"platform_user_id": f"http-user-{i}", "name": f"User {i}"}, "text": "bench"}
+
+
+class _CpuMeter:
+    """CPU seconds per request spent by the web server, the Celery worker, the PostgreSQL backends serving
+    the bench database, this process (the clients) and everything else on the machine (Redis, PostgreSQL's
+    own background work — and, on a shared machine, other people's work) while a phase ran: where the time
+    of a request goes when the cores are the limit."""
+
+    def __init__(self, web_pgid: int, worker_marker: str):
+        self.web_pgid = web_pgid
+        self.worker_pgid = next((pid for pid, cmdline in _processes() if worker_marker in cmdline), None)
+
+    def _sample(self) -> dict:
+        groups = {"web": 0.0, "worker": 0.0, "postgres": 0.0}
+        for pid, _ in _processes():
+            pgid, seconds = _process_cpu(pid)
+            if pgid == self.web_pgid:
+                groups["web"] += seconds
+            elif pgid == self.worker_pgid:
+                groups["worker"] += seconds
+        with connection.cursor() as cursor:  # the bench database's backends (the server runs on this machine)
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            backends = {row[0] for row in cursor.fetchall()}
+        self.backends = getattr(self, "backends", set()) | backends
+        groups["postgres"] = sum(_process_cpu(pid)[1] for pid in self.backends)
+        groups["clients"] = time.process_time()
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        groups["machine"] = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+        return groups
+
+    def during(self, phase) -> dict:
+        before = self._sample()
+        result = phase()
+        after = self._sample()
+        used = {name: after[name] - before[name] for name in before}
+        used["rest"] = used.pop("machine") - used["web"] - used["worker"] - used["postgres"] - used["clients"]
+        requests = max(result["requests"], 1)
+        result["cpu_ms_per_request"] = {name: round(value * 1000 / requests, 2) for name, value in used.items()}
+        result["cpu_busy"] = round(sum(used.values()) / result["seconds"] / (os.cpu_count() or 1), 2)
+        return result
+
+
+def _processes():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    yield int(entry), cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+
+
+def _process_cpu(pid: int) -> tuple[int, float]:
+    """(process group, user + system CPU seconds) of a process; (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, 0.0
+    return int(fields[2]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -218,7 +287,7 @@ def gunicorn(broker: Broker):
 
     try:
         wait_for(answers, 60, "gunicorn to answer /healthz", logs, interval=0.2)
-        yield port, logs
+        yield port, logs, process.pid
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -66,10 +66,12 @@ def render(results: dict) -> list[str]:
     http, scale, out = results["inbound_http"], results["at_scale"], results["scale_out"]
     lines = []
     for label, key in (("HTTP ceiling: key + one row", "ceiling"), ("inbound events over HTTP", "inbound"),
-                       ("inbound at half the ceiling's rate", "inbound_at_half_ceiling")):
+                       ("inbound at half the ceiling's rate", "inbound_at_half_ceiling"),
+                       ("inbound at half its own rate", "inbound_at_half_its_own")):
         row = http[key]
         lines.append(f"{'(f) ' + label + ', ' + str(http['clients']) + ' clients':<58} {row['per_s']:>12,.1f}  req/s"
-                     f"  p50 {row['p50_ms']:.0f} / p95 {row['p95_ms']:.0f} / p99 {row['p99_ms']:.0f} ms")
+                     f"  p50 {row['p50_ms']:.0f} / p95 {row['p95_ms']:.0f} / p99 {row['p99_ms']:.0f} ms; CPU ms/req "
+                     + ", ".join(f"{name} {ms}" for name, ms in row["cpu_ms_per_request"].items()))
     filled = f"(g) fill: {scale['runs']:,} runs, {scale['steps']:,} step rows"
     lines.append(f"{filled:<58} {scale['fill_seconds']:>12,.1f}  s")
     for op in scale["operations"]:
