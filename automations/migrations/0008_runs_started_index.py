@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("automations", "0005_inbound_outcome_filtered_out"),
+        ("automations", "0007_run_org_started"),
     ]
 
     operations = [
