@@ -9,8 +9,9 @@ Then VACUUM ANALYZE, as a production database would have been by autovacuum.
 
 Operations (each `samples` times, different rows each time; every answer checked): the runs list of an
 automation unfiltered, by status, by contact, by a started_at window and its second page; a run; its
-steps; the admin's run list (plain and by status), run page and step-run list; one tick over 20 due jobs;
-one enrollment and one inbound event (Celery eager, so the run executes inside the request as in (c)).
+steps; the insights of an automation and of the organization over 7 days; the admin's run list (plain
+and by status), run page and step-run list; one tick over 20 due jobs; one enrollment and one inbound
+event (Celery eager, so the run executes inside the request as in (c)).
 Last, the oldest month of step runs is dropped (detach + drop, timed)."""
 
 from __future__ import annotations
@@ -243,6 +244,10 @@ class _Operations:
             "API runs list, second page (cursor)": second_page,
             "API run detail": lambda: self._get(self.api, f"/v1/automation-runs/{fill.run_ids(1, rng)[0]}"),
             "API steps of a run": run_steps,
+            "API insights of an automation, 7d": lambda: self._get(
+                self.api, f"/v1/automations/{automation()}/insights", {"period": "7d"}),
+            "API insights of the organization, 7d": lambda: self._get(self.api, "/v1/automations/insights",
+                                                                      {"period": "7d"}),
             "admin run list": lambda: self._get(self.admin, "/admin/automations/automationrun/"),
             "admin run list ?status=failed": lambda: self._get(self.admin, "/admin/automations/automationrun/",
                                                                {"status__exact": "failed"}),
