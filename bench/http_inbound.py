@@ -256,18 +256,20 @@ def _free_port() -> int:
 
 @contextmanager
 def gunicorn(broker: Broker):
-    """`gunicorn relay.wsgi:application` as the Procfile runs it (2 workers), on a free loopback port, against
-    the bench database; its tasks go to the bench queue. Always stopped (TERM, then KILL)."""
+    """`gunicorn relay.wsgi:application` as the Procfile runs it (its config, WEB_CONCURRENCY=2 on two cores,
+    the settings' own database connection handling), on a free loopback port, against the bench database;
+    its tasks go to the bench queue. Always stopped (TERM, then KILL)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "CELERY_TASK_ALWAYS_EAGER"}
-    env.update({"DATABASE_URL": database_url(), "RELAY_VAR_DIR": str(broker.var_dir), "CONN_MAX_AGE": "600",
+    env.update({"DATABASE_URL": database_url(), "RELAY_VAR_DIR": str(broker.var_dir),
                 "RELAY_BENCH_ENDPOINTS": "1", "CELERY_TASK_DEFAULT_QUEUE": broker.queue, "DEBUG": "0",
                 "DJANGO_SETTINGS_MODULE": "relay.settings", "PYTHONUNBUFFERED": "1"})
     if broker.url:
         env["CELERY_BROKER_URL"] = broker.url
     log_path = broker.var_dir / "gunicorn.log"
-    argv = [sys.executable, "-m", "gunicorn", "relay.wsgi:application", "--bind", f"{HOST}:{port}",
-            "--workers", str(WEB_WORKERS), "--log-level", "warning", "--backlog", "256"]
+    argv = [sys.executable, "-m", "gunicorn", "relay.wsgi:application", "--config",
+            "python:relay.observability.gunicorn", "--bind", f"{HOST}:{port}", "--workers", str(WEB_WORKERS),
+            "--log-level", "warning", "--backlog", "256"]
     with log_path.open("w") as log:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
