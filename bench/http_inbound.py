@@ -109,7 +109,7 @@ class _CpuMeter:
         self.worker_pgid = next((pid for pid, cmdline in _processes() if worker_marker in cmdline), None)
 
     def _sample(self) -> dict:
-        groups = {"web": 0.0, "worker": 0.0, "postgres": 0.0}
+        groups = {"web": 0.0, "worker": 0.0}
         for pid, _ in _processes():
             pgid, seconds = _process_cpu(pid)
             if pgid == self.web_pgid:
@@ -118,9 +118,7 @@ class _CpuMeter:
                 groups["worker"] += seconds
         with connection.cursor() as cursor:  # the bench database's backends (the server runs on this machine)
             cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-            backends = {row[0] for row in cursor.fetchall()}
-        self.backends = getattr(self, "backends", set()) | backends
-        groups["postgres"] = sum(_process_cpu(pid)[1] for pid in self.backends)
+            groups["backends"] = {row[0]: _process_cpu(row[0])[1] for row in cursor.fetchall()}
         groups["clients"] = time.process_time()
         with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
@@ -131,8 +129,12 @@ class _CpuMeter:
         before = self._sample()
         result = phase()
         after = self._sample()
+        before_backends, after_backends = before.pop("backends"), after.pop("backends")
         used = {name: after[name] - before[name] for name in before}
+        # A backend that closed during the phase takes its CPU time with it (counted under "rest").
+        used["postgres"] = sum(seconds - before_backends.get(pid, 0.0) for pid, seconds in after_backends.items())
         used["rest"] = used.pop("machine") - used["web"] - used["worker"] - used["postgres"] - used["clients"]
+        used = {name: used[name] for name in ("web", "worker", "postgres", "clients", "rest")}
         requests = max(result["requests"], 1)
         result["cpu_ms_per_request"] = {name: round(value * 1000 / requests, 2) for name, value in used.items()}
         result["cpu_busy"] = round(sum(used.values()) / result["seconds"] / (os.cpu_count() or 1), 2)
