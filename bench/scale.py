@@ -11,7 +11,7 @@ SIZES = {
     # (g) cost as data grows: the small and the large database (runs; ten step rows each), samples per operation
     "scale_small_runs": (10_000, 2_000),
     "scale_runs": (1_000_000, 20_000),
-    "scale_samples": (30, 10),
+    "scale_samples": (20, 8),
     # (h) scale-out: runs per worker count, the due-job backlog and its budget per worker count
     "scaleout_runs": (1000, 150),
     "scaleout_backlog": (10_000, 1_000),
