@@ -200,7 +200,7 @@ class StepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["outcome", NodeKindFilter]
     search_fields = ["=run__id"]
     search_help_text = "Search by run id (arun_…)."
-    ordering = ["-id"]  # newest first by the primary key's index on each partition (no sort of the table)
+    ordering = ["-executed_at", "-id"]  # the (executed_at, id) index of every partition: no sort of the table
     show_full_result_count = False
     paginator = CappedCountPaginator
     fields = ["id", "run_id", "automation_id", *STEP_FIELDS]

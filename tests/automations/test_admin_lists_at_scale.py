@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import AutomationRun, RunStatus, StepRun
+from automations.partitions import ensure_partitions, existing_partitions
 from relay.core import admin_lists
 from tests import factories
 
@@ -76,4 +77,10 @@ def test_newest_first_in_the_order_of_an_index(admin_client, five_runs):
         assert cursor.fetchone()[0].endswith("(started_at DESC, id DESC)")
     _, sql = statements(admin_client, STEPS)
     listed = next(s for s in sql if s.startswith('SELECT "automation_step_runs"') and "ORDER BY" in s)
-    assert listed.endswith('ORDER BY "automation_step_runs"."id" DESC')  # the primary key (id, executed_at)
+    assert listed.endswith('ORDER BY "automation_step_runs"."executed_at" DESC, "automation_step_runs"."id" DESC')
+    with connection.cursor() as cursor:  # on every partition, new ones included
+        ensure_partitions(months_ahead=6)
+        cursor.execute("SELECT tablename, indexdef FROM pg_indexes WHERE tablename LIKE 'automation_step_runs_y%%' "
+                       "AND indexdef LIKE '%%(executed_at, id)'")
+        indexed = {row[0] for row in cursor.fetchall()}
+    assert indexed == set(existing_partitions()) and len(indexed) >= 8
