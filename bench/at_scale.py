@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from automations.partitions import drop_partitions_older_than, ensure_partitions, existing_partitions
 from bench.data import World, delay_graph, inbound_graph, runner_graph
+from bench.env import BenchFailure
 from contacts.models import Contact
 
 MONTHS = 6
@@ -128,7 +129,7 @@ class _Filler:
             cursor.execute("SELECT count(*) FROM \"automation_step_runs\" WHERE \"run_id\" LIKE 'arun_scale_%%'")
             steps = cursor.fetchone()[0]
         if (runs, steps) != (target, target * STEPS_PER_RUN):
-            raise RuntimeError(f"the fill wrote {runs} runs and {steps} step rows for {target} runs")
+            raise BenchFailure(f"the fill wrote {runs} runs and {steps} step rows for {target} runs")
         self.filled = target
 
     def run_ids(self, count: int, rng: random.Random) -> list[str]:
@@ -147,7 +148,7 @@ class _Filler:
         dropped = drop_partitions_older_than(MONTHS - 1, now=self.now)  # months before the 5 latest ones
         seconds = time.perf_counter() - started
         if dropped != [oldest]:
-            raise RuntimeError(f"dropping the oldest month dropped {dropped}, not [{oldest}]")
+            raise BenchFailure(f"dropping the oldest month dropped {dropped}, not [{oldest}]")
         return {"drop_partition": oldest, "drop_partition_rows": rows, "drop_partition_ms": round(seconds * 1000, 1)}
 
 
@@ -207,14 +208,14 @@ class _Operations:
     def _get(self, client, path, params=None, status=200):
         response = client.get(path, params or {})
         if response.status_code != status:
-            raise RuntimeError(f"GET {path} {params}: {response.status_code} {response.get('Location', '')} "
+            raise BenchFailure(f"GET {path} {params}: {response.status_code} {response.get('Location', '')} "
                                f"{response.content[:300]!r}")
         return response
 
     def _api_list(self, path, params=None, want_rows=True):
         body = self._get(self.api, path, params).json()
         if want_rows and not body["data"]:
-            raise RuntimeError(f"GET {path} {params}: no rows")
+            raise BenchFailure(f"GET {path} {params}: no rows")
         return body
 
     def operations(self) -> dict:
@@ -235,7 +236,7 @@ class _Operations:
         def run_steps():
             body = self._api_list(f"/v1/automation-runs/{fill.run_ids(1, rng)[0]}/steps")
             if len(body["data"]) != STEPS_PER_RUN:
-                raise RuntimeError(f"a run's steps: {len(body['data'])} rows, not {STEPS_PER_RUN}")
+                raise BenchFailure(f"a run's steps: {len(body['data'])} rows, not {STEPS_PER_RUN}")
 
         return {
             "API runs list": lambda: self._api_list(f"/v1/automations/{automation()}/runs"),
@@ -272,14 +273,14 @@ class _Operations:
 
         report = tick(batch=TICK_JOBS)
         if report.done != TICK_JOBS:
-            raise RuntimeError(f"a tick over {TICK_JOBS} due jobs: {report}")
+            raise BenchFailure(f"a tick over {TICK_JOBS} due jobs: {report}")
 
     def _enroll(self):
         contact = Contact.objects.create(organization=self.world.org, name="Enrolled")
         response = self.api.post(f"/v1/automations/{self.enrolling.pk}/enroll", {"contact_id": contact.pk},
                                  format="json")
         if response.status_code != 201:
-            raise RuntimeError(f"enroll: {response.status_code} {response.content[:300]!r}")
+            raise BenchFailure(f"enroll: {response.status_code} {response.content[:300]!r}")
 
     def _inbound_event(self):
         self.events += 1
@@ -288,7 +289,7 @@ class _Operations:
                 "contact": {"platform_user_id": f"scale-{self.fill.filled}-{self.events}"}}
         response = self.api.post("/v1/inbound-events", body, format="json")
         if response.status_code != 202 or response.json().get("outcome") != "enrolled":
-            raise RuntimeError(f"inbound: {response.status_code} {response.content[:300]!r}")
+            raise BenchFailure(f"inbound: {response.status_code} {response.content[:300]!r}")
 
     def warm_up(self) -> None:
         for name, operation in self.operations().items():

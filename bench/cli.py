@@ -1,5 +1,5 @@
-"""`python -m bench`: run the measurements ((f)–(h) in bench/scale.py), print a table with PASS/MISS per target, write
-bench/results/latest.json. `--quick` shrinks every size (a smoke run; the backlog figure is then
+"""`python -m bench`: run the measurements ((f)–(h) in bench/scale.py), print a table with PASS/MISS per
+target, write bench/results/latest.json. `--quick` shrinks every size (a smoke run; the backlog figure is then
 projected to 10,000 jobs); `--profile` also writes pyinstrument profiles of the runner and of one tick
 to bench/results/profile-*.txt.
 

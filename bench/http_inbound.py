@@ -18,7 +18,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,9 +29,9 @@ from django.db import connection
 
 from automations.models import AutomationRun, RunStatus
 from bench.data import World, inbound_graph
-from bench.env import Broker, database_url
+from bench.env import BenchFailure, Broker, database_url, require_connections
 from bench.http_ceiling import CEILING_TABLE, CREATE_SQL
-from bench.worker import ROOT, celery_worker, wait_for
+from bench.worker import ROOT, celery_worker, stop_process_group, wait_for_count
 
 HOST = "127.0.0.1"
 WEB_WORKERS = 2  # the Procfile's web process on a 2-core machine (WEB_CONCURRENCY)
@@ -48,7 +47,8 @@ def inbound_http(world: World, broker: Broker, seconds: float, clients: int, wor
     with connection.cursor() as cursor:
         cursor.execute(CREATE_SQL)
     events = _EventBodies(world)
-    with celery_worker(broker, worker_concurrency) as worker_logs, gunicorn(broker) as (port, server_logs, web):
+    require_connections(worker_concurrency + WEB_WORKERS + 2, "gunicorn and a Celery worker")
+    with celery_worker(broker, worker_concurrency) as worker, gunicorn(broker) as (port, server_logs, web):
         load = _Load(port, world.api_key)
         for _ in range(4 * WEB_WORKERS):  # warm-up: each server process's imports, connection, prepared plans
             load.send("/bench/ceiling", {"warm": True})
@@ -63,18 +63,20 @@ def inbound_http(world: World, broker: Broker, seconds: float, clients: int, wor
         at_own_half = cpu.during(lambda: load.open_loop("/v1/inbound-events", events.next, clients, seconds, own_half))
         run_ids = inbound.pop("run_ids") + at_half.pop("run_ids") + at_own_half.pop("run_ids")
         ceiling.pop("run_ids")
-        wait_for(lambda: not AutomationRun.objects.filter(automation=automation, status=RunStatus.ACTIVE).exists(),
-                 max(60.0, len(run_ids) / 20), f"{len(run_ids)} inbound runs through the worker", worker_logs)
+        finished = AutomationRun.objects.filter(pk__in=run_ids).exclude(status=RunStatus.ACTIVE)
+        wait_for_count(finished.count, len(run_ids), max(60.0, len(run_ids) / 20), worker,
+                       f"{len(run_ids)} inbound runs through the worker")
         errors = ceiling["errors"] + inbound["errors"] + at_half["errors"] + at_own_half["errors"]
         if errors:
-            raise RuntimeError(f"inbound over HTTP: {errors} failed requests, e.g. {load.first_error}\n{server_logs()}")
+            raise BenchFailure(f"inbound over HTTP: {errors} failed requests, e.g. {load.first_error}",
+                               log=server_logs())
     completed = AutomationRun.objects.filter(pk__in=run_ids, status=RunStatus.COMPLETED).count()
     if completed != len(run_ids):
-        raise RuntimeError(f"inbound over HTTP: {completed} of {len(run_ids)} runs completed")
+        raise BenchFailure(f"inbound over HTTP: {completed} of {len(run_ids)} runs completed")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {CEILING_TABLE} WHERE payload->>'event_id' = 'ceiling'")
         if cursor.fetchone()[0] != ceiling["requests"]:
-            raise RuntimeError("inbound over HTTP: the ceiling endpoint did not insert a row per request")
+            raise BenchFailure("inbound over HTTP: the ceiling endpoint did not insert a row per request")
     return {"clients": clients, "seconds_per_phase": seconds, "web_workers": WEB_WORKERS,
             "worker_concurrency": worker_concurrency, "ceiling": ceiling, "inbound": inbound,
             "inbound_at_half_ceiling": {**at_half, "offered_per_s": round(half_rate, 1)},
@@ -281,7 +283,7 @@ def gunicorn(broker: Broker):
 
     def answers() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}\n{logs()}")
+            raise BenchFailure(f"gunicorn exited with code {process.returncode}", log=logs())
         try:
             conn = http.client.HTTPConnection(HOST, port, timeout=2)
             conn.request("GET", "/healthz")
@@ -290,13 +292,11 @@ def gunicorn(broker: Broker):
             return False
 
     try:
-        wait_for(answers, 60, "gunicorn to answer /healthz", logs, interval=0.2)
+        deadline = time.monotonic() + 60
+        while not answers():
+            if time.monotonic() > deadline:
+                raise BenchFailure("gunicorn did not answer /healthz within 60 s", log=logs())
+            time.sleep(0.2)
         yield port, logs, process.pid
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_process_group(process)

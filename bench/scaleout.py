@@ -18,8 +18,8 @@ from django.utils import timezone
 from automations.models import AutomationRun, JobStatus, RunStatus, ScheduledJob
 from bench import scenarios
 from bench.data import World, delay_graph
-from bench.env import Broker, forget_queue, point_celery_at
-from bench.worker import celery_worker, wait_for
+from bench.env import BenchFailure, Broker, forget_queue, point_celery_at, require_connections
+from bench.worker import celery_worker, wait_for_count
 
 WORKER_COUNTS = (1, 2, 4)
 JOBS_PER_TASK = 50
@@ -29,7 +29,7 @@ def scale_out(world: World, broker: Broker, runs: int, backlog: int, budget_s: f
               counts: tuple[int, ...] = WORKER_COUNTS) -> dict:
     curve = []
     for concurrency in counts:
-        runner = scenarios.runner_celery(world, broker, runs, concurrency)
+        runner = scenarios.runner_celery(world, broker, runs, concurrency, budget_s)
         drain = backlog_through_workers(world, broker, backlog, budget_s, concurrency)
         curve.append({"workers": concurrency, "runs_per_s": runner["runs_per_s"],
                       "step_runs_per_s": runner["step_runs_per_s"], **drain})
@@ -48,6 +48,7 @@ def flattens_at(curve: list[dict], gain: float = 1.15) -> int:
 def backlog_through_workers(world: World, broker: Broker, count: int, budget_s: float, concurrency: int) -> dict:
     from automations.runtime.scheduler import tick
 
+    require_connections(concurrency + 2, f"a Celery worker with {concurrency} processes")
     point_celery_at(broker)
     automation = world.automation(f"Backlog x{concurrency}", delay_graph())
     due = timezone.now() - timedelta(seconds=1)
@@ -57,10 +58,13 @@ def backlog_through_workers(world: World, broker: Broker, count: int, budget_s: 
     ScheduledJob.objects.filter(run_id__in=ids).update(due_at=due + timedelta(days=1))
     world.settle()
     jobs = ScheduledJob.objects.filter(run_id__in=ids)
-    with celery_worker(broker, concurrency) as logs:
+    with celery_worker(broker, concurrency) as worker:
         tick(hand_over=JOBS_PER_TASK, max_jobs=len(warmup))
-        wait_for(lambda: not ScheduledJob.objects.filter(run_id__in=warmup, status=JobStatus.PENDING).exists(),
-                 120, "the worker to finish its warm-up jobs", logs)
+        warm = ScheduledJob.objects.filter(run_id__in=warmup, status=JobStatus.DONE)
+        done, _, complete = wait_for_count(warm.count, len(warmup), 120, worker, f"the backlog x{concurrency} warm-up")
+        if not complete:
+            raise BenchFailure(f"backlog x{concurrency}: the worker did {done} of {len(warmup)} warm-up jobs in 120 s",
+                               log=worker.log_tail())
         jobs.update(due_at=due)
         started = time.perf_counter()
         ticks = claimed = 0
@@ -71,17 +75,17 @@ def backlog_through_workers(world: World, broker: Broker, count: int, budget_s: 
             if claimed >= count or report.claimed == 0:
                 break
         claim_seconds = time.perf_counter() - started
-        left = jobs.exclude(status=JobStatus.DONE)
-        while left.exists() and time.perf_counter() - started < budget_s:
-            time.sleep(0.1)
+        done_jobs = jobs.filter(status=JobStatus.DONE)
+        wait_for_count(done_jobs.count, count, max(budget_s - (time.perf_counter() - started), 0), worker,
+                       f"the {count}-job backlog x{concurrency}")
         seconds = time.perf_counter() - started
     forget_queue(broker)  # batches left after the budget ran out must not reach the next measurement
     drained = jobs.filter(status=JobStatus.DONE).count()
     if jobs.filter(attempts__gt=1).exists():
-        raise RuntimeError(f"backlog x{concurrency}: a job was claimed more than once")
+        raise BenchFailure(f"backlog x{concurrency}: a job was claimed more than once")
     finished = AutomationRun.objects.filter(pk__in=ids, status=RunStatus.COMPLETED).count()
     if finished != drained:
-        raise RuntimeError(f"backlog x{concurrency}: {drained} jobs done but {finished} runs completed")
+        raise BenchFailure(f"backlog x{concurrency}: {drained} jobs done but {finished} runs completed")
     complete = drained == count
     projected = seconds if complete else seconds * count / max(drained, 1)
     return {"backlog_drained": drained, "backlog_complete": complete, "backlog_seconds": round(seconds, 2),
