@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("automations", "0008_channel_delivery"),
+        ("automations", "0009_platform_deliveries"),
     ]
 
     operations = [
