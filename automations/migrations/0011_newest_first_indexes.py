@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("automations", "0009_platform_deliveries"),
+        ("automations", "0010_node_rollups"),
     ]
 
     operations = [
