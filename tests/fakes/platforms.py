@@ -6,11 +6,16 @@ Routes
 - Telegram Bot API: `GET|POST /bot<token>/<method>` — getMe, setWebhook, deleteWebhook, sendMessage,
   sendPhoto, sendVideo, sendAudio, sendDocument, sendChatAction, answerCallbackQuery. Unknown token →
   401; limits (text 4096, caption 1024, callback_data 1–64 bytes, one action per inline button,
-  setWebhook https URL and secret_token charset) → 400 `Bad Request: …`.
+  setWebhook https URL and secret_token charset) → 400 `Bad Request: …`. A chat upgraded to a supergroup
+  (`migrate_telegram_chat(old, new)`) answers every call for the old id with 400 and
+  `parameters.migrate_to_chat_id`.
 - Graph: `POST /<version>/<phone number id>/messages` (WhatsApp, `Authorization: Bearer`),
   `POST /<version>/me/messages?access_token=…` (Messenger and Instagram), `GET /<version>/<id>` (an
   account's own node). A wrong version → 400; a token that does not own the id → 190; shape errors →
-  Graph `100` "Invalid parameter" envelopes.
+  Graph `100` "Invalid parameter" envelopes. WhatsApp mark-read (`status: read`, optional
+  `typing_indicator: {"type": "text"}`) takes only the wamid of a received message, never one the fake
+  sent. A private reply (`recipient.comment_id`, Messenger/Instagram) needs a comment the fake knows
+  (`add_comment`): one per comment (a second → 10900), within 7 days of it (older → 10903).
 
 Use
     fake = fake_platforms                       # the pytest fixture; settings point at it
@@ -120,6 +125,10 @@ class FakePlatforms:
         self.bots: dict[str, dict] = {}  # bot token -> getMe result
         self.graph_accounts: dict[str, dict] = {}  # access token -> {"id", "platform", "name"}
         self.webhooks: dict[str, dict] = {}  # bot token -> last setWebhook body
+        self.migrated_chats: dict[str, int] = {}  # Telegram chat id (as str) -> the supergroup's id
+        self.comments: dict[str, dict] = {}  # comment id -> {"author", "created_at"}
+        self.private_replies: dict[str, str] = {}  # comment id -> message id of its private reply
+        self.sent_wamids: set[str] = set()
         self.requests: list[dict] = []
         self._scripts: deque = deque()
         self._lock = threading.Lock()
@@ -137,6 +146,14 @@ class FakePlatforms:
     def add_graph_account(self, token: str, object_id: str, *, platform: str, name: str = "Test Page") -> None:
         """`platform`: whatsapp (object = phone number id), messenger (page id), instagram (IG user id)."""
         self.graph_accounts[token] = {"id": object_id, "platform": platform, "name": name}
+
+    def migrate_telegram_chat(self, old_chat_id, new_chat_id: int) -> None:
+        """The group `old_chat_id` became the supergroup `new_chat_id`."""
+        self.migrated_chats[str(old_chat_id)] = new_chat_id
+
+    def add_comment(self, comment_id: str, *, author: str = "", age_days: float = 0.0) -> None:
+        """A comment on the account's media, made `age_days` ago by `author` (IGSID / PSID)."""
+        self.comments[comment_id] = {"author": author, "created_at": time.time() - age_days * 86400}
 
     def script(self, platform: str, match: str | None, failure: str, *, times: int = 1, **options) -> None:
         """The next `times` calls of `platform` matching `match` answer with `failure` (see the module doc)."""
@@ -275,6 +292,10 @@ class FakePlatforms:
         chat_id = data.get("chat_id")
         if not isinstance(chat_id, int | str) or isinstance(chat_id, bool) or chat_id == "":
             raise tg_bad("chat not found")
+        if str(chat_id) in self.migrated_chats:
+            raise Rejected(400, {"ok": False, "error_code": 400,
+                                 "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                                 "parameters": {"migrate_to_chat_id": self.migrated_chats[str(chat_id)]}})
         if name == "sendchataction":
             if data.get("action") not in CHAT_ACTIONS:
                 raise tg_bad("wrong parameter action in request")
@@ -377,8 +398,13 @@ class FakePlatforms:
         if body.get("messaging_product") != "whatsapp":
             raise invalid("messaging_product must be \"whatsapp\"")
         if body.get("status") == "read":
-            if not str(body.get("message_id") or "").startswith("wamid."):
-                raise invalid("message_id")
+            message_id = str(body.get("message_id") or "")
+            if not message_id.startswith("wamid.") or message_id in self.sent_wamids:
+                raise invalid("message_id must be the wamid of a message received from the user")
+            if "typing_indicator" in body and body["typing_indicator"] != {"type": "text"}:
+                raise invalid("typing_indicator.type must be \"text\"")
+            if set(body) - {"messaging_product", "status", "message_id", "typing_indicator"}:
+                raise invalid("a read receipt holds messaging_product, status, message_id, typing_indicator")
             return 200, {"success": True}
         to = body.get("to")
         if not isinstance(to, str) or not re.fullmatch(r"\+?\d{6,15}", to):
@@ -404,6 +430,7 @@ class FakePlatforms:
             raise invalid(f"type {kind!r}")
         record["sends"] = True
         wamid = f"wamid.FAKE{next(self._ids):08d}"
+        self.sent_wamids.add(wamid)
         return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
                      "messages": [{"id": wamid}]}
 
@@ -454,6 +481,9 @@ class FakePlatforms:
         recipient = body.get("recipient")
         if not isinstance(recipient, dict) or not (recipient.get("id") or recipient.get("comment_id")):
             raise invalid("recipient.id is required")
+        comment_id = recipient.get("comment_id")
+        if comment_id is not None:
+            self._check_private_reply(body, str(comment_id))
         if "messaging_type" in body and body["messaging_type"] not in MESSAGING_TYPES:
             raise invalid("messaging_type")
         if body.get("messaging_type") == "MESSAGE_TAG" and not body.get("tag"):
@@ -489,7 +519,29 @@ class FakePlatforms:
                     raise invalid("quick reply content_type")
         record["sends"] = True
         prefix = "aWdfZAG1faXRlbTo" if instagram else "m_"
-        return 200, {"recipient_id": recipient.get("id") or "", "message_id": f"{prefix}FAKE{next(self._ids):08d}"}
+        message_id = f"{prefix}FAKE{next(self._ids):08d}"
+        if comment_id is not None:
+            with self._lock:
+                if str(comment_id) in self.private_replies:  # lost a race with a concurrent reply
+                    raise graph_error(10900, "Activity already replied to")
+                self.private_replies[str(comment_id)] = message_id
+            return 200, {"recipient_id": self.comments[str(comment_id)]["author"], "message_id": message_id}
+        return 200, {"recipient_id": recipient.get("id") or "", "message_id": message_id}
+
+    def _check_private_reply(self, body: dict, comment_id: str) -> None:
+        """A private reply: to a comment that exists, once, within 7 days of it, with a message."""
+        if body["recipient"].get("id"):
+            raise invalid("recipient takes one of id or comment_id")
+        if "sender_action" in body:
+            raise invalid("a private reply sends a message, not a sender_action")
+        comment = self.comments.get(comment_id)
+        if comment is None:
+            raise graph_error(100, f"Object with ID '{comment_id}' does not exist, cannot be loaded due to "
+                              "missing permissions, or does not support this operation", subcode=33)
+        if comment_id in self.private_replies:
+            raise graph_error(10900, "Activity already replied to")
+        if time.time() - comment["created_at"] > 7 * 86400:
+            raise graph_error(10903, "This activity can't be replied to")
 
     def _check_attachment(self, attachment) -> None:
         if not isinstance(attachment, dict):
