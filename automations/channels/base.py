@@ -8,10 +8,17 @@ Instagram postback/quick-reply payload)."""
 
 from __future__ import annotations
 
+import logging
+
 from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from contacts.models import AccountStatus, ContactIdentity
 
+logger = logging.getLogger(__name__)
+
 BRANCH_PREFIX = "b:"
+# Message.payload key of a part sent as a private reply to the comment that started its run (Instagram,
+# Messenger: `{"recipient": {"comment_id": …}}`, one per comment) — set when the message is queued.
+PRIVATE_REPLY_TO = "private_reply_to_comment_id"
 QUICK_REPLY_PREFIX = "q:"
 SENDABLE_BUTTONS = ("branch", "url")  # call/share buttons exist on no platform we send to as such
 
@@ -73,7 +80,7 @@ class NetworkProvider:
     """A platform reached over HTTP after the run's commit (the outbox): `deliver` sends one part.
 
     Subclasses set `name` and their pacing intervals and implement `render(part, recipient) -> request`,
-    `send(account, body, recipient) -> provider message id`, `typing_body(recipient)`,
+    `send(account, body, recipient) -> provider message id`, `typing_body(message, recipient)`,
     `verify(account) -> dict` and `problems(config) -> list[str]` (what the validator reports as
     `channel_capability`)."""
 
@@ -97,21 +104,21 @@ class NetworkProvider:
         recipient = recipient_of(conversation)
         part = message.payload if isinstance(message.payload, dict) else {}
         if part.get("typing_indicator_seconds") or part.get("typing_before_seconds"):
-            self.typing(account, recipient)
+            self.typing(account, message, recipient)
         return self.send(account, self.render(part, recipient), recipient)
 
-    def typing(self, account, recipient: str) -> None:
-        """Best effort: a typing indicator that fails must not stop the message."""
-        body = self.typing_body(recipient)
-        if body is None:
-            return
+    def typing(self, account, message, recipient: str) -> None:
+        """Best effort: a typing indicator that fails (whatever the reason) never stops the message —
+        a token the platform refuses is refused again, and handled, by the send that follows."""
         try:
-            self.send(account, body, recipient)
+            body = self.typing_body(message, recipient)
+            if body is not None:
+                self.send(account, body, recipient)
         except ChannelError as exc:
-            if exc.error_class == ErrorClass.NEEDS_REAUTH:
-                raise
+            logger.info("%s typing indicator for message %s not shown: %s", self.name, message.pk, exc.code)
 
-    def typing_body(self, recipient: str) -> dict | None:
+    def typing_body(self, message, recipient: str):
+        """The request that shows the contact a typing indicator before `message`, or None."""
         return None
 
     def token(self, account, key: str = "access_token") -> str:

@@ -2,12 +2,18 @@
 
 Text with buttons becomes a button template (≤ 3: postback `b:<id>`, `web_url`, `phone_number`),
 cards and galleries a generic template, quick replies `quick_replies` (≤ 13, payload `q:<id>`),
-media an attachment by URL (or by attachment id). Instagram (`instagram.py`) sends the same shapes."""
+media an attachment by URL (or by attachment id). Instagram (`instagram.py`) sends the same shapes.
+
+A run started by a comment reaches the commenter first through a private reply: its first part (marked
+`PRIVATE_REPLY_TO` when queued, runtime.effects) goes to `{"comment_id": …}` instead of the user id —
+the platforms take one per comment, within 7 days of it; the run's later messages (once the user
+answers in the inbox) go to the user id as usual."""
 
 from __future__ import annotations
 
 from automations.channels import graph
 from automations.channels.base import (
+    PRIVATE_REPLY_TO,
     NetworkProvider,
     branch_payload,
     buttons_of,
@@ -30,6 +36,7 @@ class MessengerProvider(NetworkProvider):
     sendable_buttons = ("branch", "url", "call")
     chat_interval = 0.0
     account_interval = 1 / 40  # stays well under the Page's call-rate limits (613 says when it is not)
+    replies_to_comments = True  # a comment-started run's first message is a private reply (module doc)
 
     def clip_text(self, text: str) -> str:
         return clip(text, self.text_limit)
@@ -84,13 +91,18 @@ class MessengerProvider(NetworkProvider):
         if replies:
             message["quick_replies"] = [{"content_type": "text", "title": clip(r.get("label") or "", TITLE_LIMIT),
                                          "payload": quick_reply_payload(r["id"])} for r in replies[:13]]
+        if part.get(PRIVATE_REPLY_TO):
+            return {"recipient": {"comment_id": str(part[PRIVATE_REPLY_TO])}, "message": message}
         return {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message}
 
     def send(self, account, request: dict, recipient: str) -> str:
         answer = graph.call(self.name, "POST", "me/messages", self.token(account), body=request, bearer=False)
         return str(answer.get("message_id") or "")
 
-    def typing_body(self, recipient: str):
+    def typing_body(self, message, recipient: str):
+        part = message.payload if isinstance(message.payload, dict) else {}
+        if part.get(PRIVATE_REPLY_TO):  # no conversation to type in before the private reply opens one
+            return None
         return {"recipient": {"id": recipient}, "sender_action": "typing_on"}
 
     def verify(self, account) -> dict:

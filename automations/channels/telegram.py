@@ -3,13 +3,17 @@
 Buttons become an inline keyboard (one button per row): branch buttons and quick replies carry
 `callback_data` (`b:<id>` / `q:<id>`, at most 64 bytes — the validator refuses longer ids), URL
 buttons an `url`. Media go through sendPhoto/sendVideo/sendAudio/sendDocument with a caption.
-A sent message's id is stored as `<chat_id>:<message_id>` (message ids are per chat)."""
+A sent message's id is stored as `<chat_id>:<message_id>` (message ids are per chat). A group that
+became a supergroup answers 400 with `parameters.migrate_to_chat_id`: the send is retried once to the
+new chat, and the contact's identity on the bot takes the new id for later sends."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 
 from automations.channels import http
 from automations.channels.base import (
@@ -29,6 +33,16 @@ MEDIA_METHODS = {"image": ("sendPhoto", "photo"), "video": ("sendVideo", "video"
                  "audio": ("sendAudio", "audio"), "file": ("sendDocument", "document")}
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
+logger = logging.getLogger(__name__)
+
+
+class ChatMigrated(ChannelError):
+    """The chat was upgraded to a supergroup: messages go to `new_chat_id` from now on."""
+
+    def __init__(self, message: str, *, new_chat_id: int):
+        super().__init__(ErrorClass.REJECTED, message, code="400")
+        self.new_chat_id = new_chat_id
+
 
 def _url(token: str, method: str) -> str:
     return f"{settings.RELAY_TELEGRAM_API_BASE}/bot{token}/{method}"
@@ -42,6 +56,9 @@ def classify(status: int, body: dict) -> ChannelError:
         retry_after = parameters.get("retry_after")
         return ChannelError(ErrorClass.RATE_LIMITED, description, code="429",
                             retry_after=float(retry_after) if isinstance(retry_after, int | float) else None)
+    migrate_to = parameters.get("migrate_to_chat_id")
+    if isinstance(migrate_to, int) and not isinstance(migrate_to, bool):
+        return ChatMigrated(description, new_chat_id=migrate_to)
     if code in (401, 404):  # 404: Telegram's answer to a token of the wrong shape
         return ChannelError(ErrorClass.NEEDS_REAUTH, description, code=str(code))
     if status >= 500 or code >= 500:
@@ -74,6 +91,20 @@ def _keyboard(part: dict) -> list[list[dict]]:
     return rows
 
 
+def _record_migration(account, old_chat_id: str, new_chat_id: int) -> None:
+    """Later sends to this contact go to the supergroup: its identity on the bot takes the new chat id
+    (kept as is when another contact already holds that id)."""
+    from contacts.models import ContactIdentity
+
+    try:
+        with transaction.atomic():
+            ContactIdentity.objects.filter(social_account_id=account.pk, platform_user_id=str(old_chat_id)).update(
+                platform_user_id=str(new_chat_id))
+    except IntegrityError:
+        logger.warning("telegram chat %s migrated to %s, which another contact of account %s already has",
+                       old_chat_id, new_chat_id, account.pk)
+
+
 class TelegramProvider(NetworkProvider):
     name = "telegram"
     chat_interval = 1.0  # "no more than one message per second" in a chat
@@ -98,12 +129,17 @@ class TelegramProvider(NetworkProvider):
 
     def send(self, account, request: tuple[str, dict], recipient: str) -> str:
         method, payload = request
-        result = call(account, method, payload).get("result")
+        try:
+            result = call(account, method, payload).get("result")
+        except ChatMigrated as exc:  # once: a second migration answer fails the message
+            _record_migration(account, recipient, exc.new_chat_id)
+            payload = {**payload, "chat_id": exc.new_chat_id}
+            result = call(account, method, payload).get("result")
         if isinstance(result, dict) and "message_id" in result:
             return f"{payload['chat_id']}:{result['message_id']}"
         return ""
 
-    def typing_body(self, recipient: str):
+    def typing_body(self, message, recipient: str):
         chat_id = int(recipient) if recipient.lstrip("-").isdigit() else recipient
         return "sendChatAction", {"chat_id": chat_id, "action": "typing"}
 

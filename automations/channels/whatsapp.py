@@ -4,7 +4,8 @@ Branch buttons become interactive reply buttons (≤ 3, titles ≤ 20, ids `b:<i
 becomes a `cta_url` message. Quick replies (on a last text part without buttons) become reply buttons
 (≤ 3) or a list (≤ 10 rows, titles ≤ 24), ids `q:<id>`. Reply and URL buttons cannot share a message,
 nor buttons and quick replies (the validator says so: `channel_capability`). Media are sent by link
-(an http(s) `media_ref`) or by uploaded media id."""
+(an http(s) `media_ref`) or by uploaded media id. A typing indicator is the mark-read request for the
+contact's latest inbound message with `typing_indicator` (shown up to 25 s or until the message)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,19 @@ class WhatsAppProvider(NetworkProvider):
         answer = graph.call(self.name, "POST", f"{account.external_id}/messages", self.token(account), body=request)
         messages = answer.get("messages") if isinstance(answer.get("messages"), list) else []
         return str(messages[0].get("id") or "") if messages and isinstance(messages[0], dict) else ""
+
+    def typing_body(self, message, recipient: str):
+        """Mark the contact's latest inbound message read with a typing indicator (WhatsApp shows one
+        only as an answer to a received message, by its wamid — the inbound event id); none when the
+        contact never wrote."""
+        from contacts.models import Message, MessageDirection
+
+        wamid = (Message.objects.filter(conversation_id=message.conversation_id, direction=MessageDirection.INBOUND)
+                 .order_by("-created_at", "-id").values_list("payload__event_id", flat=True).first())
+        if not wamid:
+            return None
+        return {"messaging_product": "whatsapp", "status": "read", "message_id": str(wamid),
+                "typing_indicator": {"type": "text"}}
 
     def verify(self, account) -> dict:
         """GET /<phone number id>: the token reaches this number; its verified name is the display name."""

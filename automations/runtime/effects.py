@@ -28,8 +28,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from automations.channels.base import PRIVATE_REPLY_TO
 from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from automations.channels.registry import PROVIDERS, get_provider
+from automations.models import EntrypointKind
 from automations.runtime import outbound_http
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
@@ -76,19 +78,39 @@ class Effects:
         if account is None or not self.run.conversation_id:
             raise DeliveryError("no_conversation",
                                 "the run has no social account/conversation to send through")
-        get_provider(account.provider).check(account)
+        provider = get_provider(account.provider)
+        provider.check(account)
+        comment_id = self._comment_to_answer(provider)
         ids = []
         for part in parts:
+            payload = part
+            if comment_id is not None:  # the first part only: one private reply per comment
+                payload, comment_id = {**part, PRIVATE_REPLY_TO: comment_id}, None
             message = Message(
                 id=new_id("msg"), organization_id=self.run.organization_id,
                 conversation_id=self.run.conversation_id, direction=MessageDirection.OUTBOUND,
-                text=part.get("text") or part.get("caption") or part.get("title") or "", payload=part,
+                text=part.get("text") or part.get("caption") or part.get("title") or "", payload=payload,
                 status=DeliveryStatus.PENDING, run_id=self.run.pk, node_key=node_key,
             )
             message.idempotency_key = f"{self.run.pk}:{message.pk}"
             self._messages.append(message)
             ids.append(message.pk)
         return ids
+
+    def _comment_to_answer(self, provider) -> str | None:
+        """The comment a run started by `comment_created` answers with its first message, as a private
+        reply (providers with `replies_to_comments`): the trigger's event id, which is the comment id.
+        None for any later message of the run — and no query at all for other providers or runs."""
+        if not getattr(provider, "replies_to_comments", False):
+            return None
+        trigger = (self.run.context or {}).get("trigger")
+        if not isinstance(trigger, dict) or trigger.get("kind") != EntrypointKind.COMMENT_CREATED:
+            return None
+        comment_id = str(trigger.get("event_id") or "")
+        if not comment_id or self._messages or Message.objects.filter(
+                run_id=self.run.pk, direction=MessageDirection.OUTBOUND).exists():
+            return None
+        return comment_id
 
     @property
     def awaits_delivery(self) -> bool:

@@ -106,6 +106,7 @@ def test_instagram_comment_starts_a_comment_created_automation_that_answers(
     account = connected_account(org, fake_platforms, "instagram")
     automation = reply_flow(org, "Sent you the price")
     make_entrypoint(automation, kind="comment_created")
+    fake_platforms.add_comment("17919697626119712", author=RECIPIENTS["instagram"])
     with processed(django_capture_on_commit_callbacks):
         post_meta("meta", ig_comment(EXTERNAL_IDS["instagram"], "Price?", author=RECIPIENTS["instagram"],
                                      comment_id="17919697626119712"))
@@ -113,7 +114,36 @@ def test_instagram_comment_starts_a_comment_created_automation_that_answers(
     assert run.status == "completed"
     assert InboundEvent.objects.get(event_id="17919697626119712").social_account_id == account.pk
     (answer,) = fake_platforms.sent("instagram")
-    assert answer["json"]["message"]["text"] == "Sent you the price"
+    assert answer["json"] == {"recipient": {"comment_id": "17919697626119712"},
+                              "message": {"text": "Sent you the price"}}
+
+
+def test_an_instagram_comment_gets_a_private_reply_then_the_dm_answer_goes_to_the_igsid(
+        org, fake_platforms, django_capture_on_commit_callbacks):
+    """The first message of a comment-started run is the comment's private reply; once the user answers
+    in the inbox, the run's next message goes to the user's IGSID."""
+    ig_id, igsid = EXTERNAL_IDS["instagram"], RECIPIENTS["instagram"]
+    connected_account(org, fake_platforms, "instagram")
+    automation = price_flow(org, "instagram", quick_replies=True)
+    make_entrypoint(automation, kind="comment_created")
+    fake_platforms.add_comment("17919697626119999", author=igsid)
+    with processed(django_capture_on_commit_callbacks):
+        post_meta("meta", ig_comment(ig_id, "How much?", author=igsid, comment_id="17919697626119999"))
+    (ask,) = fake_platforms.sent("instagram")
+    assert ask["json"]["recipient"] == {"comment_id": "17919697626119999"}
+    replies = ask["json"]["message"]["quick_replies"]
+    assert fake_platforms.private_replies == {"17919697626119999": ask["answer"]["message_id"]}
+
+    with processed(django_capture_on_commit_callbacks):
+        post_meta("meta", page_envelope(ig_id, fb_message(ig_id, "Large", psid=igsid,
+                                                          quick_reply=replies[1]["payload"]), obj="instagram"))
+    run = AutomationRun.objects.get(automation=automation)
+    assert run.status == "completed"
+    answer = fake_platforms.sent("instagram")[-1]["json"]
+    assert answer["recipient"] == {"id": igsid} and answer["message"]["text"] == "Large is 9 EUR"
+    assert sent_texts(run) == ["Small or large?", "Large is 9 EUR"]
+    assert list(Message.objects.filter(run_id=run.pk).order_by("created_at").values_list("status", flat=True)) \
+        == ["sent", "sent"]
 
 
 @pytest.mark.celery_worker
