@@ -11,7 +11,8 @@ from automations.channels.errors import ChannelError, ErrorClass
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80007, 130429, 131056}
 # 10903: a comment that can no longer get a private reply (older than 7 days, hidden, Live ended);
 # 10900 (the comment already had its one private reply) stays a plain refusal. Both from Messenger's
-# private-replies error list, not in the reference.
+# private-replies error list, not in the reference and not confirmed in the platform's published docs:
+# if the code differs, the refusal is a plain failure (the node's error port) instead of outside_window.
 OUTSIDE_WINDOW = {131047, 10903}
 OUTSIDE_WINDOW_SUBCODES = {2018278}
 TOKEN_CODES = {190, 102, 463, 467}
