@@ -15,6 +15,8 @@ RELAY_META_GRAPH_BASE     default https://graph.facebook.com; RELAY_META_GRAPH_V
 RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook deliveries
 RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
 RELAY_PLATFORM_DELIVERY_RETENTION_DAYS  days raw platform webhook deliveries are kept (default 7)
+RELAY_API_MAX_BODY_BYTES      largest JSON body the API reads (default 2.5 MiB; 413 above)
+RELAY_WEBHOOK_MAX_BODY_BYTES  largest signed webhook body read (default 256 KiB; 413 above)
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
 CELERY_TASK_DEFAULT_QUEUE default celery; a deployment (or a benchmark) sharing a broker uses its own
 RELAY_BENCH_ENDPOINTS     1 mounts the benchmark's ceiling endpoint (POST /bench/ceiling); never in production
@@ -184,7 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["relay.core.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["relay.core.auth.HasOrganization"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["relay.core.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "relay.core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -221,6 +223,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Relay runtime
 RELAY_HTTP_ALLOW_PRIVATE = env_bool("RELAY_HTTP_ALLOW_PRIVATE", False)
 RELAY_BENCH_ENDPOINTS = env_bool("RELAY_BENCH_ENDPOINTS", False)
+# Bodies from outside are capped while read (relay.core.parsers); the API's cap is Django's own setting.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("RELAY_API_MAX_BODY_BYTES", str(5 * 512 * 1024)))
+RELAY_WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("RELAY_WEBHOOK_MAX_BODY_BYTES", str(256 * 1024)))
 RELAY_SCHEDULER_INTERVAL_SECONDS = int(os.environ.get("RELAY_SCHEDULER_INTERVAL_SECONDS", "15"))
 RELAY_SCHEDULER_BATCH = int(os.environ.get("RELAY_SCHEDULER_BATCH", "200"))
 # The beat's tick hands claimed jobs to the workers, this many per task (0: processes them itself), and

@@ -95,6 +95,15 @@ class IdentitySerializer(StrictSerializer):
     social_account_id = OrgRelatedField(model=SocialAccount, source="social_account")
     platform_user_id = serializers.CharField(max_length=200)
 
+    def validate(self, attrs):
+        """Both keys, also in a PATCH (DRF's partial update would otherwise skip them in list items)."""
+        missing = {name: ["This field is required."] for name, key in
+                   (("social_account_id", "social_account"), ("platform_user_id", "platform_user_id"))
+                   if key not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
 
 class ContactSerializer(StrictModelSerializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)

@@ -21,6 +21,27 @@ class ApiError(exceptions.APIException):
         super().__init__(detail=message, code=code)
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(exc) -> bool:
+    """The database is out of reach or gave up on the statement for a passing reason (connection refused
+    or lost, no pooled connection in time, deadlock, serialization failure): worth a retry, not a 500."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+UNAVAILABLE = ("service_unavailable", "The service is briefly unavailable (database); retry the same request "
+               "after the Retry-After delay.")
+
+
+def service_unavailable() -> JsonResponse:
+    response = json_error(*UNAVAILABLE, 503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -91,6 +112,9 @@ def api_exception_handler(exc, context):
             response["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             response["Retry-After"] = str(int(exc.wait))
+    elif unavailable(exc):
+        logger.warning("API request failed: database unavailable (%s)", str(exc)[:200])
+        response = Response(error_body(*UNAVAILABLE), status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     else:
         logger.exception("Unhandled error in API view", exc_info=exc)
         response = Response(

@@ -1,9 +1,14 @@
-"""Request middleware: request id, log context and latency for every request; JSON errors under /v1."""
+"""Request middleware: request id, log context and latency for every request; JSON errors under /v1 (a
+NUL in the path or the query string, which PostgreSQL text cannot hold, is refused before any view sees
+it; an unreachable database answers 503 with Retry-After)."""
 
 import logging
 import time
 
-from relay.core.errors import json_error
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+
+from relay.core.errors import json_error, service_unavailable, unavailable
+from relay.core.parsers import printable
 from relay.observability import logs, metrics
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,10 @@ class JsonErrorsForApiMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if _is_api(request):
+            refused = _nul_characters(request)
+            if refused is not None:
+                return refused
         response = self.get_response(request)
         if _is_api(request) and response.status_code >= 400 and not _is_json(response):
             if response.status_code == 404:
@@ -60,6 +69,13 @@ class JsonErrorsForApiMiddleware:
 
     def process_exception(self, request, exception):
         if _is_api(request):
+            if unavailable(exception):
+                logger.warning("Request under /v1 failed: database unavailable (%s)", str(exception)[:200])
+                return service_unavailable()
+            if isinstance(exception, RequestDataTooBig):
+                return json_error("payload_too_large", "The request body is too large.", 413)
+            if isinstance(exception, SuspiciousOperation):
+                return json_error("bad_request", "The request could not be understood.", 400)
             logger.exception("Unhandled error under /v1", exc_info=exception)
             return json_error("internal_error", "Something went wrong on our side; it has been logged.", 500)
         return None
@@ -67,3 +83,17 @@ class JsonErrorsForApiMiddleware:
 
 def _is_json(response) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
+
+
+def _nul_characters(request):
+    """A 400 naming where a NUL is (the path, or the query parameter), or None."""
+    message = "must not contain NUL (\\u0000) characters."
+    if "\x00" in request.path:
+        details = {"path": [message]}
+    else:
+        names = [name for name, values in request.GET.lists()
+                 if "\x00" in name or any("\x00" in value for value in values)]
+        if not names:
+            return None
+        details = {printable(name): [message] for name in names}
+    return json_error("validation_error", "The request is invalid; see details.", 400, details)
