@@ -490,3 +490,22 @@ class RollupWatermark(models.Model):
     def __str__(self):
         until = self.rolled_up_until.isoformat() if self.rolled_up_until else "nothing yet"
         return f"insights rolled up until {until}"
+
+
+class WebhookDelivery(models.Model):
+    """A signed webhook delivery that was accepted, kept while its signature could still be replayed
+    (the timestamp tolerance either way), so the same signed request is accepted once."""
+
+    entrypoint = models.ForeignKey(Entrypoint, on_delete=models.CASCADE, related_name="+")
+    signature = models.CharField(max_length=64, help_text="The delivery's v1 HMAC (hex): unique per body and t.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "automation_webhook_deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["entrypoint", "signature"], name="webhook_delivery_once"),
+        ]
+        indexes = [models.Index(fields=["entrypoint", "received_at"], name="webhook_delivery_received")]
+
+    def __str__(self):
+        return f"webhook delivery {self.signature[:12]}… to {self.entrypoint_id} at {self.received_at.isoformat()}"

@@ -1,8 +1,12 @@
 """`webhook_inbound` entrypoints: signed POSTs from the customer's own systems start runs.
 
 Signature header `X-Relay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
-five minutes of tolerance either way, compared in constant time. Nothing is written unless the
-signature is good. The contact is found by `config.contact_lookup` (contact_id | email | phone) and
+five minutes of tolerance either way, compared in constant time. The body is capped while it is read
+(`RELAY_WEBHOOK_MAX_BODY_BYTES`, 413 above), the signature is checked on the raw bytes, and only then is
+the body parsed (`relay.core.parsers.parse_json`). Nothing is written unless the signature is good. A
+delivery is accepted once: its signature is remembered for the tolerance window (either way), so a
+replay — or the same header with `t=`/`v1=` reordered — answers 409 `duplicate_delivery` and starts
+nothing. The contact is found by `config.contact_lookup` (contact_id | email | phone) and
 created only when `config.create_contact` allows; `config.payload_mapping` {context_key: "$.path"}
 copies values from the body into the run's context. The entrypoint's `filters` apply as on any
 entrypoint (the mapped context is their `context.*`): a contact they keep out is not enrolled
@@ -16,17 +20,23 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from automations.graph import filters
-from automations.models import ActiveStatus, AutomationStatus, Entrypoint, InboundOutcome
+from automations.models import ActiveStatus, AutomationStatus, Entrypoint, InboundOutcome, WebhookDelivery
 from automations.runtime import enrollment, inbound
 from contacts.models import Contact
 from relay.core.errors import ApiError
+from relay.core.parsers import parse_json
 
 SIGNATURE_HEADER = "X-Relay-Signature"
 TOLERANCE_SECONDS = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 _PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
@@ -37,17 +47,19 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None) -> None:
+def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None) -> str:
+    """Check the header against the raw body; return the (lower-case hex) signature it carried."""
     now = time.time() if now is None else now
     parts = dict(p.strip().split("=", 1) for p in (header or "").split(",") if "=" in p)
-    timestamp, given = parts.get("t", ""), parts.get("v1", "")
-    if not timestamp.isdigit() or not given:
+    timestamp, given = parts.get("t", "").strip(), parts.get("v1", "").strip().lower()
+    if not _TIMESTAMP.fullmatch(timestamp) or not _DIGEST.fullmatch(given):
         raise ApiError("invalid_signature", f"Missing or malformed {SIGNATURE_HEADER} header.", status=401)
     if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
         raise ApiError("stale_signature", "The signature timestamp is outside the 5-minute tolerance.", status=401)
     expected = sign(secret, body, int(timestamp)).split("v1=", 1)[1]
     if not hmac.compare_digest(expected, given):
         raise ApiError("invalid_signature", "The signature does not match the body.", status=401)
+    return given
 
 
 _MISSING = object()
@@ -118,19 +130,41 @@ def resolve_contact(entrypoint: Entrypoint, body: dict) -> Contact:
     return Contact.objects.create(organization_id=entrypoint.organization_id, name=name, **{lookup: value.strip()})
 
 
-def receive_webhook(slug: str, raw_body: bytes, signature: str | None, body) -> WebhookResult:
+@lru_cache(maxsize=1)
+def _remember_text() -> str:
+    return (f'INSERT INTO "{WebhookDelivery._meta.db_table}" ("entrypoint_id", "signature", "received_at") '
+            f"VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1")
+
+
+def _remember_delivery(entrypoint: Entrypoint, signature: str) -> None:
+    """Record the delivery in the caller's transaction (kept only if it commits, so a refused delivery
+    may be retried); 409 when this signature was accepted already. A concurrent copy waits on the unique
+    index for the first one's outcome. Deliveries older than twice the tolerance can no longer be
+    replayed (the timestamp check refuses them): those of this entrypoint are dropped here."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_remember_text(), [entrypoint.pk, signature, now])
+        if cursor.fetchone() is None:
+            raise ApiError("duplicate_delivery", "This signed delivery was accepted already; it is not "
+                           "processed twice (sign each delivery with its own timestamp).", status=409)
+    WebhookDelivery.objects.filter(entrypoint=entrypoint,
+                                   received_at__lt=now - timedelta(seconds=2 * TOLERANCE_SECONDS)).delete()
+
+
+def receive_webhook(slug: str, raw_body: bytes, signature: str | None) -> WebhookResult:
     entrypoint = (Entrypoint.objects.select_related("automation")
                   .filter(webhook_slug=slug, kind="webhook_inbound").first())
     if entrypoint is None:
         raise ApiError("not_found", "No webhook entrypoint with this slug.", status=404)
-    verify_signature(entrypoint.webhook_secret, signature, raw_body)
-    if body is None:  # checked after the signature, so unsigned junk learns nothing beyond 401/404
-        raise ApiError("malformed_json", "The webhook body is not valid JSON.", status=400)
+    given = verify_signature(entrypoint.webhook_secret, signature, raw_body)
+    # Parsed only once the signature holds, so unsigned junk learns nothing beyond 401/404.
+    body = parse_json(raw_body)
     if not isinstance(body, dict):
         raise ApiError("validation_error", "The webhook body must be a JSON object.", status=400)
     if entrypoint.status != ActiveStatus.ACTIVE or entrypoint.automation.status != AutomationStatus.ACTIVE:
         raise ApiError("entrypoint_inactive", "This webhook entrypoint or its automation is not active.", status=422)
     with transaction.atomic():
+        _remember_delivery(entrypoint, given)
         contact = resolve_contact(entrypoint, body)
         context = mapped_context((entrypoint.config or {}).get("payload_mapping") or {}, body)
         if entrypoint.filters and not filters.evaluate(entrypoint.filters, contact=contact, context=context):

@@ -167,3 +167,100 @@ def test_json_path_subset():
     assert json_path(doc, "$.a.b[0].c") == 1
     assert json_path(doc, "$.a.b[1]['c 2']") == 2
     assert mapped_context({"x": "$.a.b[5]", "y": "a.b", "z": "$.a"}, doc) == {"z": doc["a"]}
+
+
+# -- replays ---------------------------------------------------------------------------------------
+
+def test_a_signed_delivery_is_accepted_once(hook):
+    raw = json.dumps(BODY).encode()
+    header = sign(hook.webhook_secret, raw)
+    timestamp, digest = header.split(",")
+    answers = [post(hook.webhook_slug, raw, header=h) for h in (header, header, header, f"{digest},{timestamp}",
+                                                               f" {timestamp} , {digest.upper().replace('V1', 'v1')} ")]
+    assert [a.status_code for a in answers] == [202, 409, 409, 409, 409]
+    assert {a.json()["error"]["code"] for a in answers[1:]} == {"duplicate_delivery"}
+    assert AutomationRun.objects.count() == 1
+    # A new delivery of the same body is signed with its own timestamp: accepted (re-entry rules apply).
+    assert post(hook.webhook_slug, raw, hook.webhook_secret, timestamp=int(time.time()) - 1).status_code == 202
+
+
+def test_a_refused_delivery_is_not_remembered(org):
+    entry = make_entrypoint(reply_flow(org), kind="webhook_inbound", config={"contact_lookup": "email"})
+    raw = json.dumps({"email": "late@example.com"}).encode()
+    header = sign(entry.webhook_secret, raw)
+    assert post(entry.webhook_slug, raw, header=header).status_code == 404  # contact_not_found: nothing done
+    factories.contact(org, email="late@example.com")
+    assert post(entry.webhook_slug, raw, header=header).status_code == 202
+    assert post(entry.webhook_slug, raw, header=header).status_code == 409
+
+
+def test_deliveries_past_the_replay_window_are_forgotten(hook):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automations.models import WebhookDelivery
+
+    old = WebhookDelivery.objects.create(entrypoint=hook, signature="0" * 64,
+                                         received_at=timezone.now() - timedelta(seconds=601))
+    assert post(hook.webhook_slug, BODY, hook.webhook_secret).status_code == 202
+    assert not WebhookDelivery.objects.filter(pk=old.pk).exists()
+    assert WebhookDelivery.objects.filter(entrypoint=hook).count() == 1
+
+
+# -- size, shape and header junk: 4xx, nothing written ---------------------------------------------
+
+def test_a_body_over_the_cap_is_413_before_the_slug_is_looked_up(hook, settings, django_assert_num_queries):
+    settings.RELAY_WEBHOOK_MAX_BODY_BYTES = 1024
+    raw = json.dumps({**BODY, "pad": "x" * 1024}).encode()
+    with django_assert_num_queries(0):
+        for slug in (hook.webhook_slug, "no-such-slug"):
+            response = post(slug, raw, hook.webhook_secret)
+            assert response.status_code == 413
+            assert response.json()["error"]["code"] == "payload_too_large"
+    assert post(hook.webhook_slug, json.dumps(BODY).encode(), hook.webhook_secret).status_code == 202
+
+
+def test_the_cap_is_enforced_while_reading_whatever_content_length_says():
+    from relay.core.parsers import READ_CHUNK_BYTES, read_capped
+
+    class Endless:
+        served = 0
+
+        def read(self, size):
+            self.served += size
+            return b"x" * size
+
+    stream = Endless()
+    with pytest.raises(Exception) as refused:
+        read_capped(stream, 256 * 1024, declared=10)
+    assert refused.value.status_code == 413
+    assert stream.served <= 256 * 1024 + READ_CHUNK_BYTES
+    assert read_capped(None, 10) == b""
+
+
+@pytest.mark.parametrize("header", ["t=\u00b2,v1=" + "a" * 64, "t=1,v1=\u00b2", "t=,v1=", "t=1e3,v1=" + "a" * 64,
+                                    "t=99999999999999999999,v1=" + "a" * 64, "garbage", "t=1,v1=" + "g" * 64])
+def test_malformed_signature_headers_are_401(hook, header):
+    response = post(hook.webhook_slug, BODY, header=header)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
+
+
+@pytest.mark.parametrize("depth", [65, 100_000])
+def test_deeply_nested_signed_json_is_400(hook, depth):
+    raw = b'{"email": "buyer@example.com", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    response = post(hook.webhook_slug, raw, hook.webhook_secret)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "json_too_deep"
+    assert AutomationRun.objects.count() == 0 and Contact.objects.count() == 0
+
+
+@pytest.mark.parametrize("raw, field", [(b'{"email": "a\\u0000@example.com"}', "email"),
+                                        (b'{"email": "b@example.com", "order": {"n\\u0000": 1}}', "order.n\\u0000"),
+                                        (b'{"email": "c@example.com", "x": ["\\ud800"]}', "x[0]")])
+def test_nul_or_lone_surrogates_in_signed_json_are_400_naming_the_field(hook, raw, field):
+    response = post(hook.webhook_slug, raw, hook.webhook_secret)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and list(error["details"]) == [field]
+    assert AutomationRun.objects.count() == 0 and Contact.objects.count() == 0
