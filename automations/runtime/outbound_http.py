@@ -3,9 +3,13 @@
 - timeout capped at 30 s for the whole exchange (connect + headers + body), not per socket read;
 - request body at most 256 KiB, response body at most 512 KiB (read streaming, never more);
 - only http/https; private, loopback, link-local, reserved and multicast destinations are refused
-  (every resolved address is checked, and the connected peer is checked again to defeat DNS
-  rebinding) unless settings.RELAY_HTTP_ALLOW_PRIVATE;
-- redirects are not followed (a 3xx is returned as is: its target was never vetted).
+  unless settings.RELAY_HTTP_ALLOW_PRIVATE. The host is resolved ONCE, every address it resolves to
+  is vetted, and the connection goes to the vetted address itself (the pool is keyed by that IP)
+  while the Host header, TLS SNI and certificate verification keep using the host name — so a name
+  that answers a public address to the check and a loopback one to the connect (DNS rebinding)
+  never reaches the loopback; environment proxies are ignored for the same reason;
+- redirects are not followed (a 3xx is returned as is; following one would mean vetting its target
+  the same way).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 MAX_TIMEOUT_MS = 30_000
 DEFAULT_TIMEOUT_MS = 10_000
@@ -28,6 +33,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 KEPT_RESPONSE_HEADERS = ("content-type", "content-length", "date", "etag", "last-modified", "location",
                          "retry-after", "x-request-id")
 USER_AGENT = "Relay-Automations/1.0"
+CA_BUNDLE = requests.certs.where()  # the certificate authorities https destinations are verified against
 
 
 class HttpError(Exception):
@@ -61,8 +67,26 @@ def _refused_address(address: str) -> bool:
             or ip.is_unspecified or not ip.is_global)
 
 
-def check_destination(url: str) -> None:
-    """Raise HttpError unless `url` is an http(s) URL whose host resolves only to public addresses."""
+@dataclass
+class Destination:
+    """Where a request goes: the URL's scheme, host name and port, and the one vetted address to
+    connect to."""
+
+    scheme: str
+    hostname: str
+    port: int
+    address: str
+    host_header: str
+
+
+def resolve(hostname: str, port: int) -> list[str]:
+    """The addresses `hostname` resolves to (one lookup)."""
+    return [info[4][0] for info in socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)]
+
+
+def check_destination(url: str) -> Destination:
+    """Resolve `url`'s host once; raise HttpError unless it is an http(s) URL whose host resolves only
+    to public addresses (any address with RELAY_HTTP_ALLOW_PRIVATE). Returns the address to pin."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -70,27 +94,43 @@ def check_destination(url: str) -> None:
         raise HttpError("invalid_url", f"not a valid URL: {url!r}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpError("invalid_url", f"only http(s) URLs with a host are allowed: {url!r}")
-    if settings.RELAY_HTTP_ALLOW_PRIVATE:
-        return
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except OSError as exc:
+        addresses = resolve(parts.hostname, port)
+    except (OSError, UnicodeError) as exc:
         raise HttpError("dns_failure", f"cannot resolve {parts.hostname}: {exc}")
-    for info in infos:
-        if _refused_address(info[4][0]):
-            raise HttpError("destination_refused",
-                            f"{parts.hostname} resolves to a private, loopback or link-local address")
+    if not addresses:
+        raise HttpError("dns_failure", f"{parts.hostname} resolves to no address")
+    if not settings.RELAY_HTTP_ALLOW_PRIVATE and any(_refused_address(address) for address in addresses):
+        raise HttpError("destination_refused",
+                        f"{parts.hostname} resolves to a private, loopback or link-local address")
+    return Destination(scheme=parts.scheme, hostname=parts.hostname, port=port,
+                       address=addresses[0].split("%", 1)[0], host_header=parts.netloc.rsplit("@", 1)[-1])
 
 
-def _peer_address(response) -> str | None:
-    """The IP we actually connected to (best effort: urllib3 internals)."""
-    try:
-        connection = getattr(response.raw, "_connection", None) or getattr(response.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
-        return sock.getpeername()[0] if sock is not None else None
-    except (OSError, AttributeError, IndexError):
-        return None
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the vetted address only; SNI and the certificate check use the host name."""
+
+    def __init__(self, destination: Destination):
+        self.destination = destination
+        super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params["host"] = self.destination.address
+        if self.destination.scheme == "https":
+            pool_kwargs.update(server_hostname=self.destination.hostname, assert_hostname=self.destination.hostname)
+        return host_params, pool_kwargs
+
+
+def _pinned_session(destination: Destination) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # an environment proxy would resolve the name again
+    session.verify = CA_BUNDLE
+    adapter = _PinnedAdapter(destination)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _decode(raw: bytes, content_type: str, encoding: str | None):
@@ -109,7 +149,7 @@ def perform(method: str, url: str, *, headers: dict | None = None, body=None,
     method = (method or "GET").upper()
     if method not in METHODS:
         raise HttpError("invalid_method", f"method must be one of {', '.join(METHODS)}")
-    check_destination(url)
+    destination = check_destination(url)
     if body is not None and not isinstance(body, str | bytes):
         body = json.dumps(body)
     data = body.encode() if isinstance(body, str) else body
@@ -117,15 +157,14 @@ def perform(method: str, url: str, *, headers: dict | None = None, body=None,
         raise HttpError("request_too_large", f"request body is {len(data)} bytes; the cap is {MAX_REQUEST_BYTES}")
     timeout_s = min(int(timeout_ms or DEFAULT_TIMEOUT_MS), MAX_TIMEOUT_MS) / 1000
     send_headers = {"User-Agent": USER_AGENT}
-    send_headers.update({str(k): str(v) for k, v in (headers or {}).items()})
+    send_headers.update({str(k): str(v) for k, v in (headers or {}).items() if str(k).lower() != "host"})
+    send_headers["Host"] = destination.host_header
     started = time.monotonic()
     deadline = started + timeout_s
     try:
-        with requests.request(method, url, headers=send_headers, data=data, timeout=(timeout_s, timeout_s),
-                              stream=True, allow_redirects=False) as response:
-            peer = _peer_address(response)
-            if peer and not settings.RELAY_HTTP_ALLOW_PRIVATE and _refused_address(peer):
-                raise HttpError("destination_refused", "the connection reached a private address")
+        with _pinned_session(destination) as session, session.request(
+                method, url, headers=send_headers, data=data, timeout=(timeout_s, timeout_s), stream=True,
+                allow_redirects=False) as response:
             chunks, size = [], 0
             for chunk in response.iter_content(chunk_size=16 * 1024):
                 size += len(chunk)

@@ -210,11 +210,12 @@ def test_timeout_is_capped_at_thirty_seconds(settings, monkeypatch):
     settings.RELAY_HTTP_ALLOW_PRIVATE = True
     seen = {}
 
-    def fake_request(method, url, **kwargs):  # the network is the boundary: capture what we would send
+    def fake_request(session, method, url, **kwargs):  # the network is the boundary: capture what we would send
         seen.update(kwargs)
         raise outbound_http.requests.ConnectionError("offline")
 
-    monkeypatch.setattr(outbound_http.requests, "request", fake_request)
+    monkeypatch.setattr(outbound_http, "resolve", lambda host, port: ["93.184.215.14"])
+    monkeypatch.setattr(outbound_http.requests.Session, "request", fake_request)
     with pytest.raises(outbound_http.HttpError):
         outbound_http.perform("GET", "http://example.test/", timeout_ms=120_000)
     assert seen["timeout"] == (30.0, 30.0) and seen["allow_redirects"] is False and seen["stream"] is True
