@@ -17,6 +17,7 @@ have happened, no writes, no network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -45,6 +46,7 @@ MESSAGE_COLUMNS = ("id", "organization_id", "conversation_id", "direction", "tex
                    "node_key", "idempotency_key", "provider_message_id", "error_code", "error", "created_at",
                    "sent_at")
 RESUMED = "resumed"  # pause_changes value: the scope's pause was lifted by this run
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class Effects:
@@ -66,6 +68,7 @@ class Effects:
         # UPDATE relative to the row, so a concurrent change to another tag or field is kept.
         self._tag_changes: dict[str, bool] = {}  # tag -> added (True) / removed (False)
         self._field_changes: dict[str, tuple[bool, object]] = {}  # slug -> (set?, value)
+        self._callout: list | None = None  # [node key, steps so far, calls made] of the visit calling out
         self._snapshot_contact()
 
     # -- messages -------------------------------------------------------------------------------
@@ -121,8 +124,29 @@ class Effects:
         return provider is not None and not provider.records_in_transaction
 
     # -- http -----------------------------------------------------------------------------------
+    def begin_callout(self, node_key: str, steps_so_far: int) -> None:
+        """The runner committed the run before visiting `node_key` (which calls out); `steps_so_far` is
+        the run's step-row count then, which names this visit across a crash and its retry."""
+        self._callout = [node_key, steps_so_far, 0]
+
     def http(self, method: str, url: str, *, headers=None, body=None, timeout_ms=None):
+        """One outgoing call. Delivery is at least once (a worker killed mid-call repeats it on recovery),
+        so it carries an `Idempotency-Key` header that is the same for every retry of one node visit (and
+        the n-th call of that visit) and differs for every other visit; a key set in the node's own
+        headers is kept."""
+        headers = dict(headers or {})
+        if not any(str(name).lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
+            headers[IDEMPOTENCY_HEADER] = self._idempotency_key()
         return outbound_http.perform(method, url, headers=headers, body=body, timeout_ms=timeout_ms)
+
+    def _idempotency_key(self) -> str:
+        callout = self._callout or [None, None, 0]
+        node_key, visit, calls = callout
+        callout[2] = calls + 1
+        if visit is None:  # not visited through the runner's callout path: still unique per call
+            return f"relay-{new_id('call')}"
+        digest = hashlib.sha256(f"{self.run.pk}\n{node_key}\n{visit}\n{calls}".encode()).hexdigest()
+        return f"relay-{digest[:40]}"
 
     # -- contact writes (in memory now, in the database at apply) -------------------------------
     def tag_add(self, tag: str) -> bool:
@@ -319,6 +343,7 @@ class Effects:
         changes = diff_contact(self._tags_before, self._fields_before, self.contact)
         send_contact_changed_on_commit(self.contact, changes, trigger_depth=(self.run.trigger_depth or 0) + 1,
                                        listening=self.change_listeners)
+        self._callout: list | None = None  # [node key, steps so far, calls made] of the visit calling out
         self._snapshot_contact()
 
     def _contact_row(self):

@@ -186,6 +186,10 @@ class LiveDriver:
         ok = self.persist({"status": RunStatus.ACTIVE, "current_node_key": node_key, "current_port_key": None,
                            "waiting_for": None, "waiting_until": None, "context": copy.deepcopy(context)})
         self._pauses = None  # time passes during the call: read pauses again afterwards
+        if ok:
+            # The run's step rows so far: the same when a crashed visit is retried (its own row is written
+            # after the call), one more for every later visit — what the Idempotency-Key is made of.
+            self.effects.begin_callout(node_key, StepRun.objects.filter(run_id=self.run.pk).count())
         return ok
 
     # -- persistence ----------------------------------------------------------------------------

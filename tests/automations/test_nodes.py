@@ -483,3 +483,52 @@ def test_contact_rows_are_not_written_until_the_step_persists(org, contact, conv
     assert advance(stale) is None
     contact.refresh_from_db()
     assert contact.tags == []
+
+
+# -- Idempotency-Key on calls out ---------------------------------------------------------------------
+
+class WorkerKilled(BaseException):
+    """Stands in for the process dying in the middle of a call (nothing after it runs)."""
+
+
+def idempotency_key(headers: dict):
+    return next((value for name, value in headers.items() if name.lower() == "idempotency-key"), None)
+
+
+def test_a_call_repeated_after_a_crash_carries_the_same_idempotency_key(org, contact, conv, settings, monkeypatch):
+    from automations.runtime import outbound_http
+
+    settings.RELAY_HTTP_ALLOW_PRIVATE = True
+    real_perform, calls = outbound_http.perform, []
+
+    def perform(method, url, **kwargs):
+        calls.append(idempotency_key(kwargs["headers"]))
+        if len(calls) == 1:
+            raise WorkerKilled()
+        return real_perform(method, url, **kwargs)
+
+    monkeypatch.setattr(outbound_http, "perform", perform)
+    with factories.local_http_server({"/": (200, {}, b"ok")}) as server:
+        call = {"method": "POST", "url": server.url + "/"}
+        automation = factories.automation(org, factories.flow(
+            [("hello", "message", {"blocks": [{"type": "text", "text": "hi"}]}), ("call", "http_request", call),
+             ("again", "http_request", call), ("third", "goto", {"target_node_key": "fourth"}),
+             ("fourth", "action_group", {"actions": [
+                 {"id": "a", "type": "webhook_out", "url": server.url + "/"},
+                 {"id": "b", "type": "webhook_out", "url": server.url + "/", "headers": {"idempotency-key": "mine"}},
+                 {"id": "c", "type": "webhook_out", "url": server.url + "/"}]})],
+            [("hello", "next", "call"), ("call", "success", "again"), ("again", "success", "third")]), status="active")
+        run = enroll(automation, contact).run
+        with pytest.raises(WorkerKilled):
+            advance(run.pk)
+        advance(run.pk)  # recovery: the interrupted visit is repeated
+    run.refresh_from_db()
+    assert run.status == "completed"
+    crashed, retried, again, first, own, third = calls
+    assert crashed == retried and crashed.startswith("relay-")
+    assert len({retried, again, first, third}) == 4 and own == "mine"
+    assert [idempotency_key(r["headers"]) for r in server.requests] == [retried, again, first, own, third]
+    other_run = enroll(factories.automation(org, automation.graph, status="active"), contact).run
+    with factories.local_http_server({"/": (200, {}, b"ok")}) as server:
+        advance(other_run.pk)
+    assert calls[6] not in calls[:6]

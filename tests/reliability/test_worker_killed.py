@@ -1,7 +1,8 @@
 """A real Celery worker is SIGKILLed in the middle of a run — while an http_request node waits on a slow
 local server — and the scheduler's reconcile step finishes the run. The message sent before the kill
 is not sent again and no step row is written twice; only the interrupted HTTP call is repeated (its
-visit never completed, so there is no step to repeat — calls out are at-least-once by design)."""
+visit never completed, so there is no step to repeat — calls out are at-least-once by design), with the
+same Idempotency-Key."""
 
 import threading
 from collections import Counter
@@ -29,9 +30,11 @@ class SlowServer:
         self.arrived = threading.Event()
         self.release = threading.Event()
         self.calls = 0
+        self.idempotency_keys = []
 
     def __call__(self, handler):
         self.calls += 1
+        self.idempotency_keys.append(handler.headers.get("Idempotency-Key"))
         if self.calls == 1:
             self.arrived.set()
             self.release.wait(timeout=60)
@@ -86,3 +89,5 @@ def test_a_worker_killed_mid_run_is_finished_by_reconcile_without_repeating_a_si
     assert sent == {"hello": 1, "after": 1}
     assert not Message.objects.filter(run_id=run.pk).exclude(status="sent").exists()
     assert slow.calls == 2  # the interrupted call, then the one that completed the visit
+    # ... both as the same delivery for the server to recognise.
+    assert slow.idempotency_keys[0] and slow.idempotency_keys == [slow.idempotency_keys[0]] * 2
