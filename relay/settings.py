@@ -15,6 +15,8 @@ RELAY_META_GRAPH_BASE     default https://graph.facebook.com; RELAY_META_GRAPH_V
 RELAY_META_APP_SECRET     signs Meta (Messenger, Instagram, WhatsApp) webhook deliveries
 RELAY_META_VERIFY_TOKEN   answers Meta's webhook subscription handshake
 RELAY_PLATFORM_DELIVERY_RETENTION_DAYS  days raw platform webhook deliveries are kept (default 7)
+RELAY_DB_POOL_SIZE        PostgreSQL connections per process, pooled (default 10; 0: no pool, CONN_MAX_AGE)
+RELAY_DB_POOL_TIMEOUT     seconds a request waits for a pooled connection before answering 503 (default 10)
 RELAY_API_MAX_BODY_BYTES      largest JSON body the API reads (default 2.5 MiB; 413 above)
 RELAY_WEBHOOK_MAX_BODY_BYTES  largest signed webhook body read (default 256 KiB; 413 above)
 CELERY_TASK_ALWAYS_EAGER  1 runs tasks inline (handy in a shell; tests choose per test)
@@ -85,8 +87,20 @@ if EMBEDDED:
     _database = embedded_database_settings(VAR_DIR)
 else:
     _database = parse_database_url(DATABASE_URL)
-_database["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
 _database["CONN_HEALTH_CHECKS"] = True
+# A bounded psycopg pool per process (web and worker alike): at most RELAY_DB_POOL_SIZE connections,
+# a request that finds none free within RELAY_DB_POOL_TIMEOUT seconds answers 503. Connections (and the
+# statements psycopg prepared on them) are kept by the pool, so Django's own persistence is off.
+# RELAY_DB_POOL_SIZE=0: no pool, one persistent connection per thread for CONN_MAX_AGE seconds.
+RELAY_DB_POOL_SIZE = int(os.environ.get("RELAY_DB_POOL_SIZE", "10"))
+if RELAY_DB_POOL_SIZE > 0:
+    _database["CONN_MAX_AGE"] = 0
+    _database.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 0, "max_size": RELAY_DB_POOL_SIZE,
+        "timeout": float(os.environ.get("RELAY_DB_POOL_TIMEOUT", "10")),
+    }
+else:
+    _database["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
 # Server-side parameter binding lets psycopg prepare the runtime's hot statements (after a few uses on
 # a connection), so PostgreSQL stops re-planning them on every advance. Turn it off
 # (RELAY_DB_SERVER_SIDE_BINDING=0) behind a transaction-mode connection pooler.

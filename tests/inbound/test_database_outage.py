@@ -7,8 +7,9 @@ import threading
 import time
 from contextlib import contextmanager
 
+import psycopg
 import pytest
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import inbound
@@ -27,36 +28,59 @@ class PostgresProxy:
         self.port = None
         self.listener = None
         self.sockets = []
+        self.lock = threading.Lock()
+        self.serving = False
         self.up()
 
     def up(self):
         close_old_connections()  # drop the connection the outage broke, as Django does between requests
+        if getattr(connection, "pool", None):
+            connection.close_pool()  # rather than wait for the pool's reconnection backoff (1 s, 2 s, 4 s…)
         self.listener = socket.create_server(("127.0.0.1", self.port or 0))
         self.port = self.listener.getsockname()[1]
+        self.serving = True
         threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
     def down(self):
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(): closing alone would not
-        except OSError:
-            pass
-        self.listener.close()
-        for sock in self.sockets:
+        with self.lock:
+            self.serving = False
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(): closing alone would not
             except OSError:
                 pass
-            sock.close()
-        self.sockets = []
+            self.listener.close()
+            for sock in self.sockets:
+                self._close(sock)
+            self.sockets = []
+
+    def terminate(self, backend_pid):
+        """End a backend from the server side (as a restarting server does), bypassing the proxy."""
+        db = connection.settings_dict
+        with psycopg.connect(host=self.target[0], port=self.target[1], dbname=db["NAME"], user=db["USER"],
+                             password=db["PASSWORD"] or None, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+
+    @staticmethod
+    def _close(sock):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv() and tells the other end at once
+        except OSError:
+            pass
+        sock.close()
 
     def _accept(self, listener):
         while True:
             try:
                 client, _ = listener.accept()
+                server = socket.create_connection(self.target)
             except OSError:
                 return
-            server = socket.create_connection(self.target)
-            self.sockets += [client, server]
+            with self.lock:
+                if not self.serving or listener is not self.listener:  # accepted just as it went down
+                    self._close(client)
+                    self._close(server)
+                    return
+                self.sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
@@ -78,12 +102,17 @@ class PostgresProxy:
 @pytest.fixture
 def proxy():
     """The default connection goes through a PostgresProxy for the test."""
-    saved = {key: connection.settings_dict[key] for key in ("HOST", "PORT")}
+    saved = {key: connection.settings_dict[key] for key in ("HOST", "PORT", "OPTIONS")}
     running = PostgresProxy(saved["HOST"], saved["PORT"])
     connection.close()
-    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(running.port))
+    connection.close_pool()  # a pool keeps the address it was made with
+    options = dict(saved["OPTIONS"])
+    if options.get("pool"):  # wait 1 s (not the default 10) for a connection before answering 503
+        options["pool"] = {**options["pool"], "timeout": 1}
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(running.port), OPTIONS=options)
     yield running
     connection.close()
+    connection.close_pool()
     running.down()
     connection.settings_dict.update(saved)
     # The proxied backends end when PostgreSQL notices their sockets closed; the database is dropped next.
@@ -147,14 +176,12 @@ def test_an_outage_in_the_middle_of_recording_leaves_nothing(setup, proxy, monke
     real_record = inbound._record
 
     def record_then_lose_the_server(*args, **kwargs):
-        result = real_record(*args, **kwargs)  # every row written, not committed yet
-        proxy.down()
-        return result
+        real_record(*args, **kwargs)  # every row written, not committed yet
+        raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(inbound, "_record", record_then_lose_the_server)
     body = event(account, "hi", event_id="mid-record")
     assert_unavailable(post(api, body))
-    proxy.up()
     assert not InboundEvent.objects.exists() and not Message.objects.exists() and not Contact.objects.exists()
     monkeypatch.setattr(inbound, "_record", real_record)
     assert post(api, body).json()["outcome"] == "enrolled"
@@ -170,6 +197,7 @@ def test_an_outage_after_recording_is_completed_by_the_retry(setup, proxy, monke
         calls.append(1)
         if len(calls) == 1:
             proxy.down()
+            proxy.terminate(connection.connection.info.backend_pid)  # the server side goes away for sure
         return real_situation(*args, **kwargs)
 
     monkeypatch.setattr(inbound, "_situation", lose_the_server_once)

@@ -49,6 +49,7 @@ def test_a_worker_reuses_its_connection_across_tasks_and_replaces_a_dead_one(tmp
                 assert admin.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0]
             wait_until(lambda: backend not in worker_backends(), "the backend to go away")
             enroll_and_wait(automation, org, account, worker, 3)  # the next tasks run on a new connection
-            assert len(worker_backends()) == 1 and backend not in worker_backends()
+            # The pool replaced the dead connection (it may open a second one while the first connects).
+            assert 1 <= len(worker_backends()) <= 2 and backend not in worker_backends()
     finally:
         worker.stop()
