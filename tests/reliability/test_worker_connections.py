@@ -9,14 +9,21 @@ from tests import factories
 from tests.reliability.support import Worker, private_broker, raw_connection, wait_until
 
 
-def worker_backends() -> set[int]:
-    """Client connections to this test database other than this process's own."""
+def client_backends() -> set[int]:
+    """Client connections to this test database other than the one asking."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
         return {row[0] for row in cursor.fetchall()}
+
+
+OURS: set[int] = set()  # this test process's own connections (idle ones its pool keeps), taken at the start
+
+
+def worker_backends() -> set[int]:
+    return client_backends() - OURS
 
 
 def enroll_and_wait(automation, org, account, worker, count: int) -> None:
@@ -37,6 +44,8 @@ def test_a_worker_reuses_its_connection_across_tasks_and_replaces_a_dead_one(tmp
     automation = factories.automation(org, factories.flow(
         [("hi", "message", {"blocks": [{"type": "text", "text": "hi"}]}), ("bye", "end", {})], [("hi", "next", "bye")]),
         status="active")
+    OURS.clear()
+    OURS.update(client_backends())
     worker = Worker(tmp_path, CONN_MAX_AGE="600")
     try:
         with private_broker(tmp_path):
