@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0010_node_rollups'),
+        ('automations', '0011_newest_first_indexes'),
     ]
 
     operations = [
