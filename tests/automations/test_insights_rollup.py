@@ -282,11 +282,12 @@ def test_two_beats_at_once_build_every_hour_once(org):
     """Two processes advancing together take turns on the watermark row: every hour is built once and the
     rows equal a single advance's."""
     automation = factories.automation(org, factories.flow([("ask", "message", {})]))
-    start = rollup.floor_hour(timezone.now()) - timedelta(hours=30)
+    now = timezone.now()
+    # Every row in an hour that is closed at `now` (within the grace after an hour, that hour is still open).
+    start = rollup.floor_hour(now - rollup.GRACE) - timedelta(hours=30)
     for minute in range(0, 30 * 60, 37):
         StepRun.objects.create(run_id=f"arun_{minute % 7}", automation_id=automation.pk, node_key="ask",
                                node_kind="message", outcome="success", executed_at=start + timedelta(minutes=minute))
-    now = timezone.now()
     closed, errors = [], []
 
     def beat():
