@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from automations.channels.inbound import deliveries
 from automations.models import WebhookSource
 from contacts.models import Channel, SocialAccount
-from relay.core.bodies import read_capped
+from relay.core import parsers
 from relay.core.crypto import SecretUnreadable
 from relay.core.errors import ApiError
 
@@ -80,7 +80,7 @@ class _MetaWebhookView(APIView):
         return HttpResponse(challenge, content_type="text/plain")
 
     def post(self, request):
-        raw = read_capped(request, MAX_BODY_BYTES)
+        raw = parsers.read_body(request, MAX_BODY_BYTES)
         if not meta_signature_valid(raw, request.headers.get(META_SIGNATURE_HEADER), settings.RELAY_META_APP_SECRET):
             raise ApiError("invalid_signature", f"{META_SIGNATURE_HEADER} does not sign this body.", status=401)
         _parse_object(raw)
@@ -146,7 +146,7 @@ class TelegramWebhookView(APIView):
                    **_ERRORS})
     def post(self, request, social_account_id):
         account = self._verified_account(social_account_id, request.headers.get(TELEGRAM_SECRET_HEADER))
-        raw = read_capped(request, MAX_BODY_BYTES)
+        raw = parsers.read_body(request, MAX_BODY_BYTES)
         _parse_object(raw)
         return _received(WebhookSource.TELEGRAM, raw, account)
 

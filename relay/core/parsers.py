@@ -52,6 +52,11 @@ def read_capped(stream, limit: int, declared: int = 0) -> bytes:
         chunks.append(chunk)
 
 
+def read_body(request, limit: int) -> bytes:
+    """A view's raw request body under `limit` (Content-Length checked first, then what is really read)."""
+    return read_capped(request, limit, declared_length(request.META))
+
+
 def _bad_text(text: str) -> bool:
     if "\x00" in text:
         return True

@@ -110,17 +110,17 @@ def test_body_cap_holds_while_reading_even_if_content_length_lies(fb_account):
 
     from django.test import RequestFactory
 
-    from relay.core.bodies import read_capped
     from relay.core.errors import ApiError
+    from relay.core.parsers import read_body
 
     request = RequestFactory().post("/x", b"", content_type="application/json")
     request._stream = BytesIO(b"y" * (MAX_BODY_BYTES + 10))
     request.META["CONTENT_LENGTH"] = "10"
     with pytest.raises(ApiError) as caught:
-        read_capped(request, MAX_BODY_BYTES)
+        read_body(request, MAX_BODY_BYTES)
     assert caught.value.status_code == 413
     request._stream = BytesIO(b"z" * 100)
-    assert read_capped(request, MAX_BODY_BYTES) == b"z" * 100
+    assert read_body(request, MAX_BODY_BYTES) == b"z" * 100
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"\xff\xfe", b"[" * 5000 + b"]" * 5000])
