@@ -1,6 +1,7 @@
 """Automations API: CRUD, PUT graph (validated, auto-pause), activate / pause / archive."""
 
 from django.db import transaction
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,6 +10,7 @@ from automations.graph import service
 from automations.models import Automation, AutomationStatus
 from contacts.models import Channel
 from relay.core.errors import ApiError
+from relay.core.openapi import NO_BODY, error_responses, paginated
 from relay.core.pagination import choice_param, paginate
 from relay.core.serializers import (
     StrictSerializer,
@@ -86,6 +88,31 @@ class AutomationUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
 
 
+class GraphStateSerializer(serializers.Serializer):
+    graph = serializers.JSONField(help_text="As stored: nodes (with derived ports), edges, root_node_key.")
+    graph_errors = serializers.JSONField()
+    graph_warnings = serializers.JSONField()
+
+
+class SavedGraphSerializer(AutomationSerializer):
+    auto_paused = serializers.BooleanField(help_text="True when an invalid graph moved an active automation to "
+                                                     "paused.")
+
+    class Meta(AutomationSerializer.Meta):
+        fields = [*AutomationSerializer.Meta.fields, "auto_paused"]
+        read_only_fields = fields
+
+
+GRAPH_EXAMPLE = OpenApiExample("welcome", request_only=True, value={
+    "root_node_key": "hello",
+    "nodes": [{"key": "hello", "kind": "message",
+               "config": {"blocks": [{"type": "text", "text": "Hi {{contact.name|there}}!"}]}},
+              {"key": "done", "kind": "end", "config": {}}],
+    "edges": [{"from_node": "hello", "from_port": "next", "to_node": "done", "to_port": "in"}],
+})
+INVALID_STATE = error_responses({422: ["invalid_state"]})
+
+
 def _body(request):
     if not isinstance(request.data, dict):
         raise ApiError("validation_error", "The body must be a JSON object.",
@@ -100,6 +127,10 @@ def _automation(request, pk) -> Automation:
 class AutomationListView(APIView):
     serializer_class = AutomationListItemSerializer
 
+    @paginated(AutomationListItemSerializer, filters=[
+        OpenApiParameter("status", str, enum=AutomationStatus.values),
+        OpenApiParameter("channel", str, enum=Channel.values),
+    ])
     def get(self, request):
         queryset = Automation.objects.filter(organization=request.organization)
         status = choice_param(request, "status", AutomationStatus.values)
@@ -110,6 +141,10 @@ class AutomationListView(APIView):
             queryset = queryset.filter(channel=channel)
         return paginate(request, queryset, AutomationListItemSerializer)
 
+    @extend_schema(request=AutomationCreateSerializer, responses={201: AutomationSerializer}, examples=[
+        OpenApiExample("with a graph", request_only=True,
+                       value={"name": "Welcome", "channel": "instagram", "graph": GRAPH_EXAMPLE.value}),
+    ])
     def post(self, request):
         serializer = AutomationCreateSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
@@ -125,6 +160,7 @@ class AutomationDetailView(APIView):
     def get(self, request, pk):
         return Response(AutomationSerializer(_automation(request, pk)).data)
 
+    @extend_schema(request=AutomationUpdateSerializer, responses=AutomationSerializer)
     def patch(self, request, pk):
         with transaction.atomic():
             automation = locked_or_404(Automation, request.organization, pk)
@@ -133,6 +169,8 @@ class AutomationDetailView(APIView):
             save_changes(automation, serializer.validated_data)
         return Response(AutomationSerializer(automation).data)
 
+    @extend_schema(responses={204: None, **INVALID_STATE},
+                   description="Only a draft, paused or archived automation can be deleted.")
     def delete(self, request, pk):
         service.delete_automation(_automation(request, pk))
         return Response(status=204)
@@ -141,11 +179,16 @@ class AutomationDetailView(APIView):
 class AutomationGraphView(APIView):
     serializer_class = GraphSerializer
 
+    @extend_schema(responses=GraphStateSerializer)
     def get(self, request, pk):
         automation = _automation(request, pk)
         return Response({"graph": automation.graph, "graph_errors": automation.graph_errors,
                          "graph_warnings": automation.graph_warnings})
 
+    @extend_schema(request=GraphSerializer, responses={200: SavedGraphSerializer, **INVALID_STATE},
+                   examples=[GRAPH_EXAMPLE],
+                   description="Validated on save: an invalid graph is stored with its `graph_errors`, and an "
+                               "active automation is moved to paused (`auto_paused`).")
     def put(self, request, pk):
         automation = _automation(request, pk)
         serializer = GraphSerializer(data=_body(request))
@@ -161,6 +204,8 @@ class AutomationActionView(APIView):
     action = None  # set by as_view(action=...)
     actions = {"activate": service.activate, "pause": service.pause, "archive": service.archive}
 
+    @extend_schema(request=NO_BODY, responses={200: AutomationSerializer,
+                                               **error_responses({422: ["invalid_state", "graph_invalid"]})})
     def post(self, request, pk):
         require_empty_body(request)
         automation = self.actions[self.action](_automation(request, pk))

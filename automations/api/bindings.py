@@ -2,6 +2,7 @@
 one per (account, type) → 409 binding_exists."""
 
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +11,7 @@ from automations.api.automations import _body
 from automations.models import ActiveStatus, Automation, Binding, BindingType
 from contacts.models import SocialAccount
 from relay.core.errors import ApiError
+from relay.core.openapi import error_responses, paginated
 from relay.core.pagination import choice_param, paginate
 from relay.core.serializers import OrgRelatedField, StrictSerializer, locked_or_404, org_object_or_404, save_changes
 
@@ -74,9 +76,18 @@ def _binding(request, pk) -> Binding:
     return org_object_or_404(Binding, request.organization, pk)
 
 
+# A referenced account or automation that is not the caller's is a 404, a second binding of a type a 409.
+WRITE_ERRORS = error_responses({404: ["not_found"], 409: ["binding_exists"]})
+
+
 class BindingListView(APIView):
     serializer_class = BindingSerializer
 
+    @paginated(BindingSerializer, filters=[
+        OpenApiParameter("social_account_id", str), OpenApiParameter("automation_id", str),
+        OpenApiParameter("binding_type", str, enum=BindingType.values),
+        OpenApiParameter("status", str, enum=ActiveStatus.values),
+    ])
     def get(self, request):
         queryset = Binding.objects.filter(organization=request.organization)
         for param in ("social_account_id", "automation_id"):
@@ -88,6 +99,11 @@ class BindingListView(APIView):
                 queryset = queryset.filter(**{param: value})
         return paginate(request, queryset, BindingSerializer)
 
+    @extend_schema(request=BindingWriteSerializer, responses={201: BindingSerializer, **WRITE_ERRORS}, examples=[
+        OpenApiExample("default reply", request_only=True, value={
+            "social_account_id": "acc_0123456789abcdefghij", "binding_type": "default_reply",
+            "automation_id": "auto_0123456789abcdefghij"}),
+    ])
     def post(self, request):
         serializer = BindingWriteSerializer(data=_body(request), context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -101,6 +117,7 @@ class BindingDetailView(APIView):
     def get(self, request, pk):
         return Response(BindingSerializer(_binding(request, pk)).data)
 
+    @extend_schema(request=BindingWriteSerializer, responses={200: BindingSerializer, **WRITE_ERRORS})
     def patch(self, request, pk):
         with transaction.atomic():
             binding = locked_or_404(Binding, request.organization, pk)
@@ -110,6 +127,7 @@ class BindingDetailView(APIView):
             binding = _save(binding, create=False, changes=serializer.validated_data)
         return Response(BindingSerializer(binding).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, pk):
         _binding(request, pk).delete()
         return Response(status=204)

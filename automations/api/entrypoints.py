@@ -2,6 +2,7 @@
 webhook secrets shown only in the create and rotate-secret responses."""
 
 from django.db import transaction
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +12,7 @@ from automations.graph import entrypoints as rules
 from automations.models import ActiveStatus, Entrypoint, EntrypointKind
 from contacts.models import Channel, SocialAccount
 from relay.core.errors import ApiError
+from relay.core.openapi import NO_BODY, error_responses, paginated
 from relay.core.pagination import paginate
 from relay.core.serializers import (
     OrgRelatedField,
@@ -75,6 +77,15 @@ class EntrypointWriteSerializer(StrictSerializer):
         return attrs
 
 
+class EntrypointWithSecretSerializer(EntrypointSerializer):
+    webhook_secret = serializers.CharField(required=False, help_text="webhook_inbound only, and only in this "
+                                           "response: later reads never show it.")
+
+    class Meta(EntrypointSerializer.Meta):
+        fields = [*EntrypointSerializer.Meta.fields, "webhook_secret"]
+        read_only_fields = fields
+
+
 def _save(request, entrypoint: Entrypoint, *, create: bool):
     """Validate against `entrypoint` (an update passes the row locked by the caller) and write it;
     an update writes only the columns sent plus the derived ones."""
@@ -104,10 +115,15 @@ def _entrypoint(request, pk) -> Entrypoint:
 class AutomationEntrypointsView(APIView):
     serializer_class = EntrypointSerializer
 
+    @paginated(EntrypointSerializer)
     def get(self, request, pk):
         automation = _automation(request, pk)
         return paginate(request, automation.entrypoints.all(), EntrypointSerializer)
 
+    @extend_schema(request=EntrypointWriteSerializer, responses={201: EntrypointWithSecretSerializer}, examples=[
+        OpenApiExample("keyword DM", request_only=True, value={
+            "kind": "dm_received", "config": {"keywords": ["price"], "match_mode": "contains"}, "priority": 10}),
+    ])
     def post(self, request, pk):
         automation = _automation(request, pk)
         entrypoint = Entrypoint(organization=request.organization, automation=automation, channel=automation.channel)
@@ -121,6 +137,7 @@ class EntrypointDetailView(APIView):
     def get(self, request, pk):
         return Response(EntrypointSerializer(_entrypoint(request, pk)).data)
 
+    @extend_schema(request=EntrypointWriteSerializer, responses=EntrypointSerializer)
     def patch(self, request, pk):
         with transaction.atomic():
             entrypoint = locked_or_404(Entrypoint, request.organization, pk,
@@ -129,6 +146,7 @@ class EntrypointDetailView(APIView):
         entrypoint.refresh_from_db()
         return Response(EntrypointSerializer(entrypoint).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, pk):
         _entrypoint(request, pk).delete()
         return Response(status=204)
@@ -137,6 +155,8 @@ class EntrypointDetailView(APIView):
 class EntrypointRotateSecretView(APIView):
     serializer_class = EntrypointSerializer
 
+    @extend_schema(request=NO_BODY, responses={200: EntrypointWithSecretSerializer,
+                                               **error_responses({422: ["not_a_webhook"]})})
     def post(self, request, pk):
         require_empty_body(request)
         entrypoint = _entrypoint(request, pk)

@@ -3,15 +3,18 @@
 from functools import lru_cache
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from automations.models import EntrypointKind
+from automations.models import EntrypointKind, InboundOutcome
 from automations.runtime import inbound, webhooks
 from contacts.models import Contact, SocialAccount
 from relay.core import parsers, sql
+from relay.core.openapi import error_responses
 from relay.core.serializers import OrgRelatedField, StrictSerializer
 
 # Channel events (the entrypoint kinds a platform sends, plus ones recorded without an entrypoint kind
@@ -81,15 +84,33 @@ class InboundEventSerializer(StrictSerializer):
 
 class InboundEventResponseSerializer(serializers.Serializer):
     event_id = serializers.CharField()
-    contact_id = serializers.CharField()
-    conversation_id = serializers.CharField()
-    outcome = serializers.CharField()
+    contact_id = serializers.CharField(allow_null=True)
+    conversation_id = serializers.CharField(allow_null=True)
+    outcome = serializers.ChoiceField(choices=InboundOutcome.choices)
     run_id = serializers.CharField(allow_null=True)
+
+
+class WebhookResponseSerializer(serializers.Serializer):
+    outcome = serializers.CharField(help_text="`enrolled`, or why not (e.g. `reentry_blocked`).")
+    run_id = serializers.CharField(allow_null=True)
+    contact_id = serializers.CharField(allow_null=True)
 
 
 class InboundEventView(APIView):
     serializer_class = InboundEventSerializer
 
+    @extend_schema(
+        request=InboundEventSerializer,
+        responses={202: InboundEventResponseSerializer, **error_responses({404: ["not_found"]})},
+        examples=[
+            OpenApiExample("a DM", request_only=True, value={
+                "event_id": "mid.1234", "social_account_id": "acc_0123456789abcdefghij", "kind": "dm_received",
+                "contact": {"platform_user_id": "ig-4711", "name": "Bob"}, "text": "price?"}),
+            OpenApiExample("a button press", request_only=True, value={
+                "event_id": "mid.1235", "social_account_id": "acc_0123456789abcdefghij", "kind": "postback",
+                "contact_id": "ct_0123456789abcdefghij", "interactive": {"type": "button", "id": "btn_large"}}),
+        ],
+        description="One channel event. The same `event_id` twice answers `duplicate` and is processed once.")
     def post(self, request):
         serializer = InboundEventSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -135,6 +156,16 @@ class WebhookView(APIView):
     permission_classes: list = []
     parser_classes = [RawJsonParser]
 
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter(
+            webhooks.SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,
+            description="`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>`, 5 minutes' tolerance.")],
+        responses={202: WebhookResponseSerializer, **error_responses({
+            401: ["invalid_signature", "stale_signature"], 404: ["not_found", "contact_not_found"],
+            409: ["duplicate_delivery"], 413: ["payload_too_large"],
+            422: ["contact_unresolved", "entrypoint_inactive"]})},
+        description="A `webhook_inbound` entrypoint's door: no API key, the body is signed with its secret.")
     def post(self, request, slug):
         raw = request.data if isinstance(request.data, bytes) else b""
         signature = request.headers.get(webhooks.SIGNATURE_HEADER)

@@ -5,7 +5,8 @@ from datetime import UTC
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,6 +23,7 @@ from automations.runtime.runs import RunConflict, stop_run
 from automations.runtime.simulator import SimulationError, simulate
 from contacts.models import Contact
 from relay.core.errors import ApiError
+from relay.core.openapi import NO_BODY, error_responses, paginated
 from relay.core.pagination import choice_param, paginate
 from relay.core.serializers import org_object_or_404, require_empty_body
 
@@ -45,12 +47,11 @@ def _datetime_param(request, name):
 class AutomationRunsView(APIView):
     serializer_class = RunSerializer
 
-    @extend_schema(parameters=[
+    @paginated(RunSerializer, filters=[
         OpenApiParameter("status", str, enum=RunStatus.values),
         OpenApiParameter("contact_id", str),
-        OpenApiParameter("started_after", str, description="ISO-8601; runs started at or after."),
-        OpenApiParameter("started_before", str, description="ISO-8601; runs started before."),
-        OpenApiParameter("limit", int), OpenApiParameter("cursor", str),
+        OpenApiParameter("started_after", OpenApiTypes.DATETIME, description="Runs started at or after."),
+        OpenApiParameter("started_before", OpenApiTypes.DATETIME, description="Runs started before."),
     ])
     def get(self, request, pk):
         automation = org_object_or_404(Automation, request.organization, pk)
@@ -72,7 +73,13 @@ class AutomationRunsView(APIView):
 class AutomationEnrollView(APIView):
     serializer_class = RunSerializer
 
-    @extend_schema(request=EnrollSerializer, responses={201: RunSerializer})
+    @extend_schema(
+        request=EnrollSerializer,
+        responses={201: RunSerializer, **error_responses({409: [REENTRY_BLOCKED], 422: [AUTOMATION_NOT_ACTIVE]})},
+        examples=[OpenApiExample("manual", request_only=True, value={
+            "contact_id": "ct_0123456789abcdefghij", "context_overrides": {"coupon": "SPRING"}})],
+        description="Enroll a contact by hand. A paused contact's run is created and parked (waiting, "
+                    "`external_event`) without executing.")
     def post(self, request, pk):
         automation = org_object_or_404(Automation, request.organization, pk)
         body = EnrollSerializer(data=request.data)
@@ -94,7 +101,11 @@ class AutomationEnrollView(APIView):
 class AutomationSimulateView(APIView):
     serializer_class = SimulationSerializer
 
-    @extend_schema(request=SimulateSerializer, responses={200: SimulationSerializer})
+    @extend_schema(
+        request=SimulateSerializer, responses=SimulationSerializer,
+        examples=[OpenApiExample("take the large button", request_only=True, value={
+            "test_context": {"plan": "pro"}, "branch_choices": {"ask_size": "button.large"}})],
+        description="A dry run of the graph: writes nothing, sends nothing.")
     def post(self, request, pk):
         automation = org_object_or_404(Automation, request.organization, pk)
         body = SimulateSerializer(data=request.data)
@@ -124,8 +135,7 @@ class RunDetailView(APIView):
 class RunStepsView(APIView):
     serializer_class = StepRunSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
-                   description=(
+    @paginated(StepRunSerializer, description=(
                        "The run's step timeline, oldest first. Step rows are append-only, so a node "
                        "that waits has two rows: the visit (`outcome` `waiting`, e.g. with the sent "
                        "`message_id`), then the resume (the port it left by, e.g. `button.large`, and "
@@ -140,7 +150,8 @@ class RunStepsView(APIView):
 class RunStopView(APIView):
     serializer_class = RunSerializer
 
-    @extend_schema(request=None, responses={200: RunSerializer})
+    @extend_schema(request=NO_BODY, responses={200: RunSerializer,
+                                               **error_responses({409: ["conflict"], 422: ["invalid_state"]})})
     def post(self, request, pk):
         require_empty_body(request)
         run = _run(request, pk)

@@ -3,6 +3,7 @@
 Thin views: parse, resolve ids in the caller's organization (others → 404), call
 `automations.runtime.controls`, serialize."""
 
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +11,7 @@ from rest_framework.views import APIView
 from automations.models import Automation
 from automations.runtime import controls
 from contacts.models import Contact, ContactAutomationControl
+from relay.core.openapi import error_responses, paginated
 from relay.core.pagination import paginate
 from relay.core.serializers import StrictSerializer, org_object_or_404
 
@@ -51,6 +53,7 @@ def _scope(request, pk, body):
 class ContactControlsView(APIView):
     serializer_class = ControlSerializer
 
+    @paginated(ControlSerializer)
     def get(self, request, pk):
         contact = org_object_or_404(Contact, request.organization, pk)
         return paginate(request, controls.controls_for(contact), ControlSerializer)
@@ -59,6 +62,14 @@ class ContactControlsView(APIView):
 class ContactPauseView(APIView):
     serializer_class = PauseBodySerializer
 
+    @extend_schema(
+        request=PauseBodySerializer,
+        responses={201: ControlSerializer, 200: ControlSerializer, **error_responses({422: ["invalid_paused_until"]})},
+        examples=[OpenApiExample("one automation for a day", request_only=True, value={
+            "automation_id": "auto_0123456789abcdefghij", "pause_reason": "talking to support",
+            "paused_until": "2030-01-01T12:00:00Z"})],
+        description="201 creates the pause for this scope (one automation, or all when `automation_id` is "
+                    "omitted); 200 updates the existing one.")
     def post(self, request, pk):
         body = PauseBodySerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -73,6 +84,8 @@ class ContactPauseView(APIView):
 class ContactResumeView(APIView):
     serializer_class = ResumeBodySerializer
 
+    @extend_schema(request=ResumeBodySerializer, responses=ResumeResponseSerializer,
+                   description="Deletes the pause for this scope and resumes the runs it had parked.")
     def post(self, request, pk):
         body = ResumeBodySerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -1,7 +1,7 @@
 """Social accounts, contacts (PATCH under a row lock), conversations and their messages."""
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +13,7 @@ from contacts.api.serializers import (
 )
 from contacts.models import Contact, Conversation, SocialAccount
 from relay.core.errors import ApiError
+from relay.core.openapi import NO_BODY, error_responses, paginated
 from relay.core.pagination import paginate
 from relay.core.serializers import locked_or_404, org_object_or_404, require_empty_body
 
@@ -20,11 +21,15 @@ from relay.core.serializers import locked_or_404, org_object_or_404, require_emp
 class SocialAccountListView(APIView):
     serializer_class = SocialAccountSerializer
 
+    @paginated(SocialAccountSerializer)
     def get(self, request):
         return paginate(request, SocialAccount.objects.filter(organization=request.organization),
                         SocialAccountSerializer)
 
-    @extend_schema(request=SocialAccountSerializer, responses={201: SocialAccountSerializer})
+    @extend_schema(request=SocialAccountSerializer,
+                   responses={201: SocialAccountSerializer, **error_responses({409: ["social_account_exists"]})},
+                   examples=[OpenApiExample("sandbox", request_only=True, value={
+                       "channel": "instagram", "name": "Shop", "external_id": "178414", "provider": "sandbox"})])
     def post(self, request):
         serializer = SocialAccountSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -38,7 +43,8 @@ class SocialAccountDetailView(APIView):
     def get(self, request, pk):
         return Response(SocialAccountSerializer(org_object_or_404(SocialAccount, request.organization, pk)).data)
 
-    @extend_schema(request=SocialAccountSerializer, responses={200: SocialAccountSerializer})
+    @extend_schema(request=SocialAccountSerializer,
+                   responses={200: SocialAccountSerializer, **error_responses({409: ["social_account_exists"]})})
     def patch(self, request, pk):
         with transaction.atomic():
             account = locked_or_404(SocialAccount, request.organization, pk)
@@ -52,7 +58,9 @@ class SocialAccountDetailView(APIView):
 class SocialAccountVerifyView(APIView):
     """Check the account's credentials with its platform; for Telegram also register the webhook."""
 
-    @extend_schema(request=None, responses={200: SocialAccountSerializer},
+    @extend_schema(request=NO_BODY, responses={
+                       200: SocialAccountSerializer,
+                       **error_responses({422: ["no_credentials", "verification_failed"]})},
                    description="200 with `status` connected or needs_reauth (the platform rejected the token); "
                                "422 `verification_failed` when the platform could not be asked or refused "
                                "something else (`last_error` says what).")
@@ -76,9 +84,15 @@ def _contacts(organization):
     return Contact.objects.filter(organization=organization).prefetch_related("identities")
 
 
+# An identity's social account outside the organization is a 404; one already held by a contact a 409.
+IDENTITY_ERRORS = error_responses({404: ["not_found"], 409: ["identity_taken"]})
+
+
 class ContactListView(APIView):
     serializer_class = ContactSerializer
 
+    @paginated(ContactSerializer, filters=[OpenApiParameter("email", str), OpenApiParameter("phone", str),
+                                           OpenApiParameter("tag", str, description="Contacts carrying this tag.")])
     def get(self, request):
         queryset = _contacts(request.organization)
         for param in ("email", "phone"):
@@ -88,6 +102,11 @@ class ContactListView(APIView):
             queryset = queryset.filter(tags__contains=[request.query_params["tag"]])
         return paginate(request, queryset, ContactSerializer)
 
+    @extend_schema(request=ContactSerializer, responses={201: ContactSerializer, **IDENTITY_ERRORS},
+                   examples=[OpenApiExample("with an identity", request_only=True, value={
+                       "name": "Bob", "email": "bob@example.com", "tags": ["vip"], "custom_fields": {"size": "L"},
+                       "identities": [{"social_account_id": "acc_0123456789abcdefghij",
+                                       "platform_user_id": "ig-4711"}]})])
     def post(self, request):
         serializer = ContactSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -102,6 +121,7 @@ class ContactDetailView(APIView):
         return Response(ContactSerializer(org_object_or_404(Contact, request.organization, pk,
                                                             queryset=_contacts(request.organization))).data)
 
+    @extend_schema(request=ContactSerializer, responses={200: ContactSerializer, **IDENTITY_ERRORS})
     def patch(self, request, pk):
         with transaction.atomic():
             contact = locked_or_404(Contact, request.organization, pk)
@@ -110,6 +130,7 @@ class ContactDetailView(APIView):
             contact = serializer.save()
         return Response(ContactSerializer(contact).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, pk):
         org_object_or_404(Contact, request.organization, pk).delete()
         return Response(status=204)
@@ -118,6 +139,7 @@ class ContactDetailView(APIView):
 class ConversationListView(APIView):
     serializer_class = ConversationSerializer
 
+    @paginated(ConversationSerializer, filters=[OpenApiParameter("contact_id", str)])
     def get(self, request):
         queryset = Conversation.objects.filter(organization=request.organization)
         if request.query_params.get("contact_id"):
@@ -135,6 +157,7 @@ class ConversationDetailView(APIView):
 class ConversationMessagesView(APIView):
     serializer_class = MessageSerializer
 
+    @paginated(MessageSerializer)
     def get(self, request, pk):
         conversation = org_object_or_404(Conversation, request.organization, pk)
         return paginate(request, conversation.messages.all(), MessageSerializer)

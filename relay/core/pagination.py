@@ -92,3 +92,28 @@ def paginate(request, queryset, serializer_class, *, time_field: str = "created_
         next_cursor = _encode([stamp.isoformat() if hasattr(stamp, "isoformat") else stamp, last.pk])
     data = serializer_class(rows, many=True, context=serializer_context or {"request": request}).data
     return Response({"data": data, "next_cursor": next_cursor, "has_more": has_more})
+
+
+class CursorPageSchema:
+    """How paginate() looks in the OpenAPI document (drf-spectacular asks a paginator for these two)."""
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {"name": "limit", "in": "query", "required": False,
+             "description": f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).",
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+            {"name": "cursor", "in": "query", "required": False,
+             "description": "The `next_cursor` of the previous page.", "schema": {"type": "string"}},
+        ]
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        return {
+            "type": "object",
+            "required": ["data", "next_cursor", "has_more"],
+            "properties": {
+                "data": schema,
+                "next_cursor": {"type": "string", "nullable": True,
+                                "description": "Pass as ?cursor= for the next page; null on the last page."},
+                "has_more": {"type": "boolean"},
+            },
+        }
