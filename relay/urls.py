@@ -12,16 +12,28 @@ class PublicSchemaView(SpectacularAPIView):
     permission_classes: list = []
 
 
-class PublicSwaggerView(SpectacularSwaggerView):
-    """Swagger UI for /v1/schema; its assets come from drf-spectacular-sidecar under STATIC_URL."""
+# The docs pages load everything from this server (drf-spectacular-sidecar under STATIC_URL); the policy
+# makes the browser refuse anything else, e.g. the attribution logo Redoc's bundle fetches from its CDN.
+DOCS_CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+                                "'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
 
+
+class DocsPageMixin:
     authentication_classes: list = []
     permission_classes: list = []
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return response
 
-class PublicRedocView(SpectacularRedocView):
-    authentication_classes: list = []
-    permission_classes: list = []
+
+class PublicSwaggerView(DocsPageMixin, SpectacularSwaggerView):
+    """Swagger UI for /v1/schema, assets from drf-spectacular-sidecar."""
+
+
+class PublicRedocView(DocsPageMixin, SpectacularRedocView):
+    """Redoc for /v1/schema, assets from drf-spectacular-sidecar."""
 
 
 urlpatterns = [

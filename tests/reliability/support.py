@@ -112,3 +112,51 @@ class Worker:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class WebServer:
+    """The web process on 127.0.0.1 against the test database, in its own process group: `argv` gets
+    `{port}` filled in (gunicorn as the Procfile runs it, or runserver as `relayctl up` does)."""
+
+    def __init__(self, argv: list[str], var_dir: Path, **extra_env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER"}}
+        env.update({"DATABASE_URL": database_url(), "RELAY_VAR_DIR": str(var_dir), "DEBUG": "1",
+                    "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "relay.settings", **extra_env})
+        self.log = var_dir / "web.log"
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen([arg.format(port=self.port) for arg in argv], cwd=ROOT, env=env,
+                                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._answers, f"the web server on {self.url}", timeout=60, logs=self.logs, interval=0.2)
+
+    def _answers(self) -> bool:
+        import urllib.request
+
+        if self.process.poll() is not None:
+            pytest.fail(f"the web server exited with {self.process.returncode}\n{self.logs()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def logs(self) -> str:
+        return f"--- web log ---\n{self.log.read_text()[-6000:]}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
