@@ -1,7 +1,6 @@
 """Insights endpoints: one response shape for an automation, an entrypoint, a binding and the
 organization's roll-up. Thin views: parse the period, pick the scope, call `insights.queries`."""
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -10,6 +9,7 @@ from rest_framework.views import APIView
 from automations.insights import queries
 from automations.insights.queries import Scope, ScopeKind
 from automations.models import Automation, Binding, Entrypoint, RunStatus, StepOutcome
+from relay.core.openapi import RelayAutoSchema, error_responses
 from relay.core.serializers import org_object_or_404
 
 
@@ -63,7 +63,7 @@ ERRORS = ("400: invalid_period, invalid_timestamp, invalid_range (custom without
           "span over 366 days, from/to with a preset period). 404: not_found.")
 
 
-class InsightsSchema(AutoSchema):
+class InsightsSchema(RelayAutoSchema):
     """One view class serves four routes: each gets its own operationId."""
 
     def get_operation_id(self):
@@ -86,7 +86,8 @@ class InsightsView(APIView):
         kind = {Automation: ScopeKind.AUTOMATION, Entrypoint: ScopeKind.ENTRYPOINT, Binding: ScopeKind.BINDING}
         return Scope(kind[self.model], obj.pk, automation.pk), automation.graph
 
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses={200: InsightsSerializer}, description=ERRORS)
+    @extend_schema(parameters=PERIOD_PARAMETERS, description=ERRORS, responses={
+        200: InsightsSerializer, **error_responses({400: ["invalid_period", "invalid_timestamp", "invalid_range"]})})
     def get(self, request, pk=None):
         window = queries.parse_window(request.query_params)
         scope, graph = self.scope(request, pk)

@@ -236,6 +236,7 @@ def test_every_operation_documents_the_errors_it_can_answer(schema):
     ("post", "/v1/automation-entrypoints/{id}/rotate-secret", "422", "not_a_webhook"),
     ("post", "/v1/webhooks/automations/{slug}", "401", "invalid_signature"),
     ("get", "/v1/automations", "400", "invalid_cursor"),
+    ("get", "/v1/automations/{id}/insights", "400", "invalid_period"),
 ])
 def test_operation_specific_errors_are_documented_with_their_codes(schema, method, path, status, code):
     examples = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["examples"]
