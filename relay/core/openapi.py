@@ -6,7 +6,8 @@ For a view method:
     @extend_schema(request=…, responses={201: …, **error_responses({409: ["binding_exists"]})})
     @extend_schema(request=NO_BODY, …)                                             an action POST without body
 400 (bad input), 401 (API key views), 404 (paths with an id), 413 and 415 (operations with a body) are
-added to every operation by RelayAutoSchema; name the others (409, 422 …) with error_responses().
+added to every operation by RelayAutoSchema; name the others (409, 422 …) with error_responses(). A view
+with its own schema class extends RelayAutoSchema.
 """
 
 from __future__ import annotations
@@ -78,10 +79,12 @@ def paginated(item_serializer, *, filters=(), **schema):
     """Mark a GET as a cursor-paginated list of `item_serializer` ({data, next_cursor, has_more}, ?limit=,
     ?cursor=); `filters` are its other query parameters."""
 
+    extra_responses = schema.pop("responses", {})
+
     def decorate(method):
         method.relay_paginated = True
-        return extend_schema(responses={200: item_serializer, **schema.pop("responses", {})},
-                             parameters=list(filters), **schema)(method)
+        return extend_schema(responses={200: item_serializer, **extra_responses}, parameters=list(filters),
+                             **schema)(method)
 
     return decorate
 
