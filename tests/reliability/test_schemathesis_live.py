@@ -27,8 +27,9 @@ CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conform
           "response_headers_conformance", "response_schema_conformance"]
 # gunicorn's own request-line and header-size limits answer 414/431 in plain text before Django sees the
 # request; they are the HTTP server's setting, not the API's contract, so the run lifts them.
-GUNICORN = [sys.executable, "-m", "gunicorn", "relay.wsgi:application", "--bind", "127.0.0.1:{port}",
-            "--workers", "1", "--threads", "4", "--limit-request-line", "0", "--limit-request-field_size", "0"]
+GUNICORN = [sys.executable, "-m", "gunicorn", "relay.wsgi:application",
+            "--config", "python:relay.observability.gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "2",
+            "--limit-request-line", "0", "--limit-request-field_size", "0"]
 
 
 def seed_organization():
@@ -49,7 +50,8 @@ def seed_organization():
 @pytest.mark.django_db(transaction=True)
 def test_live_app_answers_every_operation_as_documented(tmp_path):
     raw_key, account = seed_organization()
-    server = WebServer(GUNICORN, tmp_path)
+    (tmp_path / "metrics").mkdir()
+    server = WebServer(GUNICORN, tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
     try:
         request = urllib.request.Request(
             f"{server.url}/v1/inbound-events", method="POST", headers={
