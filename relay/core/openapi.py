@@ -12,6 +12,8 @@ with its own schema class extends RelayAutoSchema.
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import build_basic_type
@@ -41,6 +43,8 @@ STATUS_TEXT = {
     422: "Valid, but not allowed in the object's current state.",
     503: "Temporarily unavailable; retry after the Retry-After header's seconds.",
 }
+
+BACKTICKED_CODE = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 # A body that must be absent or {} (action POSTs): any key is an unknown field.
 NO_BODY = {"application/json": {"type": "object", "additionalProperties": False, "maxProperties": 0,
@@ -122,6 +126,14 @@ class RelayAutoSchema(AutoSchema):
             if status == 400 and self._is_list_view():
                 codes += ["invalid_limit", "invalid_cursor"]
             responses.setdefault(str(status), self._get_response_for_code(error_response(status, codes), str(status)))
+        for status, response in responses.items():
+            if status.startswith("4") and "content" not in response:
+                # An error documented by description only (OpenApiResponse(description="`code`: why")) still
+                # answers the envelope: give it the schema, with the codes its description names as examples.
+                codes = BACKTICKED_CODE.findall(response.get("description", ""))
+                described = self._get_response_for_code(error_response(int(status), codes), status)
+                responses[status] = {**described, "description": response.get("description") or described[
+                    "description"]}
         return responses
 
     def _map_basic_serializer(self, serializer, direction):
