@@ -46,7 +46,7 @@ def json_schema(schema, response_or_body):
 
 def is_paginated(schema, operation) -> bool:
     ok = operation["responses"].get("200")
-    if not ok or "content" not in ok:
+    if not ok or "application/json" not in ok.get("content", {}):
         return False
     return set(json_schema(schema, ok).get("properties", {})) == {"data", "next_cursor", "has_more"}
 
