@@ -68,6 +68,7 @@ def meta_signature_valid(raw: bytes, header: str | None, app_secret: str) -> boo
 class _MetaWebhookView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
+    raw_body = True  # read_capped reads the bytes: no parser runs, so no 415
     source: str = ""
 
     def get(self, request):
@@ -136,6 +137,7 @@ class WhatsAppWebhookView(_MetaWebhookView):
 class TelegramWebhookView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
+    raw_body = True
 
     @extend_schema(
         operation_id="platform_webhooks_telegram_deliver", auth=[], request=OpenApiTypes.OBJECT,

@@ -119,7 +119,9 @@ class RelayAutoSchema(AutoSchema):
             statuses.add(404)
         if self._has_body():
             statuses.add(413)
-            if not any(parser.media_type == "*/*" for parser in self.view.get_parsers()):
+            # A view that reads its raw bytes itself (`raw_body = True`) or accepts any type never answers 415.
+            raw = getattr(self.view, "raw_body", False) or any(p.media_type == "*/*" for p in self.view.get_parsers())
+            if not raw:
                 statuses.add(415)
         for status in sorted(statuses):
             codes = list(COMMON_ERROR_CODES[status])
