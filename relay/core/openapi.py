@@ -5,9 +5,9 @@ For a view method:
     @paginated(ItemSerializer, filters=[OpenApiParameter("status", str, enum=…)])   a cursor-paginated list
     @extend_schema(request=…, responses={201: …, **error_responses({409: ["binding_exists"]})})
     @extend_schema(request=NO_BODY, …)                                             an action POST without body
-400 (bad input), 401 (API key views), 404 (paths with an id), 413 and 415 (operations with a body) are
-added to every operation by RelayAutoSchema; name the others (409, 422 …) with error_responses(). A view
-with its own schema class extends RelayAutoSchema.
+400 (bad input), 401 (API key views), 404 (paths with an id), 413 and 415 (operations with a body) and 503
+(database out of reach, with Retry-After) are added to every operation by RelayAutoSchema; name the others
+(409, 422 …) with error_responses(). A view with its own schema class extends RelayAutoSchema.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from relay.core.serializers import StrictMixin
 
 # The codes each status carries across the API (an operation adds its own with error_responses()).
 COMMON_ERROR_CODES: dict[int, list[str]] = {
-    400: ["validation_error", "unknown_field", "malformed_json"],
+    400: ["validation_error", "unknown_field", "malformed_json", "json_too_deep"],
     401: ["unauthenticated", "invalid_api_key"],
     404: ["not_found"],
     413: ["payload_too_large"],
     415: ["unsupported_media_type"],
+    503: ["service_unavailable"],
 }
 
 STATUS_TEXT = {
@@ -112,7 +113,7 @@ class RelayAutoSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
-        statuses = {400}
+        statuses = {400, 503}  # 503: the database is out of reach (with Retry-After)
         if self.view.get_authenticators():
             statuses.add(401)
         if "{" in self.path:
@@ -128,6 +129,8 @@ class RelayAutoSchema(AutoSchema):
             if status == 400 and self._is_list_view():
                 codes += ["invalid_limit", "invalid_cursor"]
             responses.setdefault(str(status), self._get_response_for_code(error_response(status, codes), str(status)))
+        responses["503"].setdefault("headers", {})["Retry-After"] = {
+            "schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}
         for status, response in responses.items():
             if status.startswith("4") and "content" not in response:
                 # An error documented by description only (OpenApiResponse(description="`code`: why")) still

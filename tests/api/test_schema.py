@@ -246,10 +246,20 @@ def test_every_operation_documents_the_errors_it_can_answer(schema):
     ("post", "/v1/webhooks/automations/{slug}", "401", "invalid_signature"),
     ("get", "/v1/automations", "400", "invalid_cursor"),
     ("get", "/v1/automations/{id}/insights", "400", "invalid_period"),
+    ("post", "/v1/webhooks/automations/{slug}", "409", "duplicate_delivery"),
+    ("put", "/v1/automations/{id}/graph", "400", "json_too_deep"),
+    ("post", "/v1/inbound-events", "503", "service_unavailable"),
 ])
 def test_operation_specific_errors_are_documented_with_their_codes(schema, method, path, status, code):
     examples = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["examples"]
     assert code in {example["value"]["error"]["code"] for example in examples.values()}
+
+
+def test_every_operation_documents_503_with_retry_after(schema):
+    for method, path, operation in operations(schema):
+        unavailable = operation["responses"]["503"]
+        assert unavailable["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+        assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer"}, (method, path)
 
 
 def test_main_write_operations_carry_request_examples(schema):
