@@ -26,11 +26,9 @@ def manage(*args, **env) -> subprocess.CompletedProcess:
 
 
 def test_check_deploy_passes_without_warnings_under_production_settings():
-    tags = manage("check", "--deploy", "--list-tags").stdout.split()
-    assert "security" in tags
-    # Every tagged check (Django's and the apps'); the OpenAPI schema's untagged check is CI's
-    # `spectacular --validate --fail-on-warn`.
-    done = manage("check", "--deploy", "--fail-level", "WARNING", *[f"--tag={tag}" for tag in tags])
+    assert "security" in manage("check", "--deploy", "--list-tags").stdout.split()
+    # Every check, drf-spectacular's schema check included (the schema generates without warnings).
+    done = manage("check", "--deploy", "--fail-level", "WARNING")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout, done.stdout + done.stderr
 
