@@ -26,6 +26,7 @@ def fake_worker(tmp_path, script: str) -> WorkerProcess:
 def test_a_worker_that_exits_fails_at_once_with_its_error_line(tmp_path):
     worker = fake_worker(tmp_path, f"import sys; print('Traceback (most recent call last):'); print({TOO_MANY!r}); "
                                    "sys.exit(1)")
+    worker.process.wait(30)  # exited (else the error line alone reads "failed during": the next test's case)
     started = time.monotonic()
     with pytest.raises(BenchFailure) as failure:
         wait_for_count(lambda: 0, 8, 60, worker, "its warm-up runs")
