@@ -21,6 +21,20 @@ def django_db_modify_db_settings():
     settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = unique
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, plus: before it drops the test database, end the connections a test's thread left
+    checked out of the pool (else the DROP fails and the database is left on the shared server)."""
+    yield
+    with django_db_blocker.unblock():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        except Exception:  # noqa: BLE001 - best effort; the drop reports what is left
+            pass
+
+
 @pytest.fixture(scope="session", autouse=True)
 def in_memory_celery_broker():
     """Tasks enqueued by tests go to an in-memory broker, never to ./var/queue or a shared Redis. Tests
