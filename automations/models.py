@@ -198,6 +198,9 @@ class AutomationRun(models.Model):
             models.Index(fields=["status", "updated_at"], name="run_status_updated"),
             # The admin's run list, newest first (ORDER BY started_at DESC, id DESC) without sorting the table.
             models.Index(fields=["-started_at", "-id"], name="run_started"),
+            # An automation's runs with one status, newest first (the API's `?status=`), without reading the
+            # runs of every other status on the way.
+            models.Index(fields=["automation", "status", "-started_at", "-id"], name="run_automation_status"),
         ]
 
     def __str__(self):
