@@ -190,14 +190,18 @@ def _first_hour(closed_until: datetime) -> datetime:
     return floor_day(min(oldest, closed_until) if oldest else closed_until)
 
 
+def _ensure_watermark(now: datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f'INSERT INTO "{WATERMARK}" ("id", "rolled_up_until", "updated_at") '
+                       f"VALUES (1, NULL, %s) ON CONFLICT (\"id\") DO NOTHING", [now])
+
+
 def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_CALL) -> int:
     """Roll up the next closed hours (at most `max_hours`), one transaction each holding the watermark row
     locked, so concurrent callers take turns and never build the same hour twice. Returns hours closed."""
     now = now or timezone.now()
     closed_until = floor_hour(now - GRACE)  # hours ending at or before this are closed
-    with connection.cursor() as cursor:
-        cursor.execute(f'INSERT INTO "{WATERMARK}" ("id", "rolled_up_until", "updated_at") '
-                       f"VALUES (1, NULL, %s) ON CONFLICT (\"id\") DO NOTHING", [now])
+    _ensure_watermark(now)
     closed = 0
     while closed < max_hours:
         with transaction.atomic():
@@ -216,6 +220,132 @@ def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_C
             watermark.save(update_fields=["rolled_up_until", "updated_at"])
         closed += 1
     return closed
+
+
+# The set-based rebuild (`backfill_rollup`): every step row before `until` once, with the previous visit of
+# its run to its node over the whole history (`lag`), which is what the hour path finds in two steps: within
+# the hour (`earlier`) or the latest before it (`before`). Entrypoint and binding are '' for none, so the
+# per-figure aggregates join on plain equality; they are turned back to NULL when the rows are written.
+_KEY = '"automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind"'
+_BACKFILL_STEPS_SQL = f"""
+CREATE TEMPORARY TABLE "rollup_backfill_steps" ON COMMIT DROP AS
+SELECT {_KEY}, "bucket_start", "outcome", "port", "bin", "previous" IS NULL AS "first",
+       CASE WHEN "previous" < "bucket_start"
+            THEN extract(epoch FROM date_trunc('hour', "previous" AT TIME ZONE 'UTC'))::bigint::text END AS "returned"
+FROM (
+    SELECT s."automation_id", coalesce(r."entrypoint_id", '') AS "entrypoint_id",
+           coalesce(r."binding_id", '') AS "binding_id", s."node_key", s."node_kind", s."outcome",
+           s."exited_via_port_key" AS "port", {DURATION_BIN_SQL} AS "bin",
+           date_trunc('hour', s."executed_at", 'UTC') AS "bucket_start",
+           lag(s."executed_at") OVER (PARTITION BY s."run_id", s."node_key", s."node_kind"
+                                      ORDER BY s."executed_at", s."id") AS "previous"
+    FROM "{STEPS}" s LEFT JOIN "{RUNS}" r ON r."id" = s."run_id"
+    WHERE s."executed_at" < %(until)s
+) steps
+"""
+_OUTCOMES = ", ".join(f'"{o}"' for o in StepOutcome.values)
+_OUTCOME_COUNTS = ", ".join(f"count(*) FILTER (WHERE \"outcome\" = '{o}') AS \"{o}\"" for o in StepOutcome.values)
+_OUTCOME_SUMS = ", ".join(f'sum("{o}")::int AS "{o}"' for o in StepOutcome.values)
+_INSERT_COLUMNS = (f'"automation_id", "entrypoint_id", "binding_id", "bucket", "bucket_start", "node_key", '
+                   f'"node_kind", {_OUTCOMES}, "first_arrivals", "returns", "exits_by_port", "duration_bins", '
+                   f'"duration_counts"')
+_INSERT_SELECT = f"""
+INSERT INTO "{ROLLUPS}" ({_INSERT_COLUMNS})
+SELECT n."automation_id", nullif(n."entrypoint_id", ''), nullif(n."binding_id", ''), %(bucket)s, n."bucket_start",
+       n."node_key", n."node_kind", {", ".join(f'n."{o}"' for o in StepOutcome.values)}, n."first_arrivals",
+       coalesce(r."figures", '{{}}'::jsonb), coalesce(p."figures", '{{}}'::jsonb), n."bins", n."counts"
+FROM nodes n LEFT JOIN returns r USING ({_KEY}, "bucket_start") LEFT JOIN ports p USING ({_KEY}, "bucket_start")
+"""
+
+
+def _labelled(source: str) -> str:
+    """{label: count} per key and bucket from (key, bucket_start, label, count) rows."""
+    return (f'SELECT {_KEY}, "bucket_start", jsonb_object_agg("label", "count") AS "figures" '
+            f'FROM ({source}) labelled GROUP BY {_KEY}, "bucket_start"')
+
+
+_BACKFILL_HOURS_SQL = f"""
+WITH bins AS (
+    SELECT {_KEY}, "bucket_start", "bin", count(*)::int AS "count",
+           {_OUTCOME_COUNTS},
+           count(*) FILTER (WHERE "first") AS "first_arrivals"
+    FROM "rollup_backfill_steps" GROUP BY {_KEY}, "bucket_start", "bin"
+), nodes AS (
+    SELECT {_KEY}, "bucket_start", {_OUTCOME_SUMS}, sum("first_arrivals")::int AS "first_arrivals",
+           array_agg("bin"::int ORDER BY "bin") AS "bins", array_agg("count" ORDER BY "bin") AS "counts"
+    FROM bins GROUP BY {_KEY}, "bucket_start"
+), returns AS (
+    {_labelled(f'SELECT {_KEY}, "bucket_start", "returned" AS "label", count(*)::int AS "count" '
+               f'FROM "rollup_backfill_steps" WHERE "returned" IS NOT NULL '
+               f'GROUP BY {_KEY}, "bucket_start", "returned"')}
+), ports AS (
+    {_labelled(f'SELECT {_KEY}, "bucket_start", "port" AS "label", count(*)::int AS "count" '
+               f'FROM "rollup_backfill_steps" WHERE "port" IS NOT NULL GROUP BY {_KEY}, "bucket_start", "port"')}
+)
+{_INSERT_SELECT}
+"""
+
+# Days from their hour rows, as `recompute_day` adds them (a return from within the day is not one for it).
+_BACKFILL_DAYS_SQL = f"""
+WITH hours AS MATERIALIZED (
+    SELECT "automation_id", coalesce("entrypoint_id", '') AS "entrypoint_id",
+           coalesce("binding_id", '') AS "binding_id", "node_key", "node_kind",
+           date_trunc('day', "bucket_start", 'UTC') AS "bucket_start",
+           {_OUTCOMES}, "first_arrivals", "returns", "exits_by_port",
+           "duration_bins", "duration_counts"
+    FROM "{ROLLUPS}" WHERE "bucket" = %(hour)s AND "bucket_start" < %(until)s
+), bins AS (
+    SELECT {_KEY}, "bucket_start", d."bin", sum(d."count")::int AS "count"
+    FROM hours, unnest("duration_bins", "duration_counts") AS d("bin", "count")
+    GROUP BY {_KEY}, "bucket_start", d."bin"
+), nodes AS (
+    SELECT s.*, b."bins", b."counts" FROM (
+        SELECT {_KEY}, "bucket_start", {_OUTCOME_SUMS}, sum("first_arrivals")::int AS "first_arrivals"
+        FROM hours GROUP BY {_KEY}, "bucket_start"
+    ) s LEFT JOIN (
+        SELECT {_KEY}, "bucket_start", array_agg("bin" ORDER BY "bin") AS "bins",
+               array_agg("count" ORDER BY "bin") AS "counts"
+        FROM bins GROUP BY {_KEY}, "bucket_start"
+    ) b USING ({_KEY}, "bucket_start")
+), returns AS (
+    {_labelled(f'SELECT {_KEY}, "bucket_start", e."key" AS "label", sum(e."value"::int)::int AS "count" '
+               f'FROM hours, jsonb_each_text("returns") AS e '
+               f'WHERE e."key"::bigint < extract(epoch FROM "bucket_start") '
+               f'GROUP BY {_KEY}, "bucket_start", e."key"')}
+), ports AS (
+    {_labelled(f'SELECT {_KEY}, "bucket_start", e."key" AS "label", sum(e."value"::int)::int AS "count" '
+               f'FROM hours, jsonb_each_text("exits_by_port") AS e GROUP BY {_KEY}, "bucket_start", e."key"')}
+)
+{_INSERT_SELECT}
+"""
+
+
+def backfill_rollup(now: datetime | None = None) -> dict:
+    """Rebuild every closed hour (and day) at `now` in a few set-based statements and move the watermark
+    there: for a database that has step rows but no rollup (after an upgrade, a restore, a bulk load),
+    where closing hour by hour would take hours. Writes the rows `advance_rollup` would; holds the watermark
+    lock, so beats wait for it and then carry on from where it stopped. Returns the rows written."""
+    now = now or timezone.now()
+    closed_until = floor_hour(now - GRACE)
+    days_until = floor_day(closed_until)  # days that ended by then
+    _ensure_watermark(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        watermark = RollupWatermark.objects.select_for_update().get(pk=1)
+        cursor.execute("SET LOCAL work_mem = '256MB'")  # the sort of the window and the groups, in memory
+        cursor.execute(f'DELETE FROM "{ROLLUPS}" WHERE ("bucket" = %s AND "bucket_start" < %s) '
+                       f'OR ("bucket" = %s AND "bucket_start" < %s)',
+                       [RollupBucket.HOUR, closed_until, RollupBucket.DAY, days_until])
+        cursor.execute(_BACKFILL_STEPS_SQL, {"until": closed_until})
+        cursor.execute(_BACKFILL_HOURS_SQL, {"bucket": RollupBucket.HOUR})
+        hours = cursor.rowcount
+        cursor.execute(_BACKFILL_DAYS_SQL, {"bucket": RollupBucket.DAY, "hour": RollupBucket.HOUR,
+                                            "until": days_until})
+        days = cursor.rowcount
+        cursor.execute('DROP TABLE "rollup_backfill_steps"')
+        watermark.rolled_up_until = closed_until
+        watermark.updated_at = timezone.now()
+        watermark.save(update_fields=["rolled_up_until", "updated_at"])
+    return {"rolled_up_until": closed_until, "hour_rows": hours, "day_rows": days}
 
 
 def ensure_rollup_schedule(interval_seconds: int = BEAT_INTERVAL_SECONDS):
