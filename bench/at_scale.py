@@ -6,7 +6,9 @@ synchronous_commit off — setup, never timed as a measurement): runs spread ove
 automations (a pseudo-random permutation of start times, so the small set is spread the same way), 10
 runs per contact, finished (completed, some failed or exited), each with 10 step rows a second apart.
 Then VACUUM ANALYZE of runs and contacts and ANALYZE of the step rows, as autovacuum would have done, and a
-CHECKPOINT, so the fill's writes do not land in the measurements.
+CHECKPOINT, so the fill's writes do not land in the measurements. Then the insights rollup is rebuilt for
+every closed hour (`rollup.backfill_rollup`, as an operator would after an upgrade; timed and reported), so
+the insights endpoints read it as they would in production, where the beat keeps it closed.
 
 Operations (each `samples` times in each of ROUNDS rounds, the lower p95 kept; different rows each time;
 every answer checked): the runs list of an
@@ -48,6 +50,7 @@ def at_scale(world: World, small_runs: int, runs: int, samples: int = 30) -> dic
     started = time.perf_counter()
     fill.grow(small_runs)
     small_fill_s = time.perf_counter() - started
+    small_rollup = fill.roll_up()
     ops = _Operations(world, fill, samples)
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
@@ -57,6 +60,7 @@ def at_scale(world: World, small_runs: int, runs: int, samples: int = 30) -> dic
         started = time.perf_counter()
         fill.grow(runs)
         fill_s = time.perf_counter() - started
+        large_rollup = fill.roll_up()
         ops.warm_up()
         large = ops.measure()
     finally:
@@ -70,6 +74,8 @@ def at_scale(world: World, small_runs: int, runs: int, samples: int = 30) -> dic
     return {"small_runs": small_runs, "small_steps": small_runs * STEPS_PER_RUN, "runs": runs,
             "steps": runs * STEPS_PER_RUN, "months": MONTHS, "samples": samples, "rounds": ROUNDS,
             "fill_seconds": round(fill_s, 1), "small_fill_seconds": round(small_fill_s, 1),
+            "rollup_seconds": large_rollup["seconds"], "rollup_hour_rows": large_rollup["hour_rows"],
+            "rollup_day_rows": large_rollup["day_rows"], "small_rollup_seconds": small_rollup["seconds"],
             "operations": rows, "worst_ratio": max(row["ratio"] for row in rows), **drop}
 
 
@@ -131,6 +137,26 @@ class _Filler:
         if (runs, steps) != (target, target * STEPS_PER_RUN):
             raise BenchFailure(f"the fill wrote {runs} runs and {steps} step rows for {target} runs")
         self.filled = target
+
+    def roll_up(self) -> dict:
+        """Rebuild the insights rollup of every closed hour from the step rows; timed, and checked."""
+        from automations.insights import rollup
+
+        started = time.perf_counter()
+        result = rollup.backfill_rollup()
+        seconds = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute('SELECT coalesce(sum("success"), 0) FROM "automation_node_rollups" WHERE "bucket" = %s '
+                           'AND "automation_id" = ANY(%s)', ["hour", [a.pk for a in self.automations]])
+            rolled = cursor.fetchone()[0]
+            cursor.execute('SELECT count(*) FROM "automation_step_runs" WHERE "run_id" LIKE %s '
+                           'AND "executed_at" < %s', ["arun_scale_%", result["rolled_up_until"]])
+            closed = cursor.fetchone()[0]
+            cursor.execute('ANALYZE "automation_node_rollups"')
+        if rolled != closed or not result["day_rows"]:
+            raise BenchFailure(f"the rollup counts {rolled} steps of the fill's {closed} in closed hours, "
+                               f"{result['day_rows']} day rows")
+        return {**result, "seconds": round(seconds, 1)}
 
     def run_ids(self, count: int, rng: random.Random) -> list[str]:
         return [f"arun_scale_{rng.randrange(self.filled)}" for _ in range(count)]
