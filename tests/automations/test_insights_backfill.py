@@ -60,8 +60,9 @@ def test_the_backfill_replaces_what_is_there_and_the_figures_match_the_rows(spre
 
 
 def test_the_operator_command_backfills(spread, capsys):  # noqa: F811
+    before = rollup.floor_hour(timezone.now() - rollup.GRACE)
     call_command("rebuild_insights_rollup")
     out = capsys.readouterr().out
-    assert rollup.rolled_up_until() == rollup.floor_hour(timezone.now() - rollup.GRACE)
+    assert rollup.rolled_up_until() in {before, rollup.floor_hour(timezone.now() - rollup.GRACE)}
     assert f"{NodeRollup.objects.filter(bucket='hour').count()} hour rows" in out
     assert f"{NodeRollup.objects.filter(bucket='day').count()} day rows" in out
