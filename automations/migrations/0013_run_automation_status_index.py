@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("automations", "0011_newest_first_indexes"),
+        ("automations", "0012_webhook_deliveries"),
     ]
 
     operations = [
