@@ -363,7 +363,11 @@ class InboundEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "event_id"], name="inbound_event_unique_id"),
         ]
-        indexes = [models.Index(fields=["organization", "-received_at"], name="inbound_org_received")]
+        indexes = [
+            models.Index(fields=["organization", "-received_at"], name="inbound_org_received"),
+            # The tick's sweep for events whose processing died (few rows: only those without an outcome).
+            models.Index(fields=["received_at"], condition=Q(outcome__isnull=True), name="inbound_unfinished"),
+        ]
 
     def __str__(self):
         return f"{self.kind} event {self.event_id} ({self.outcome or 'not yet handled'})"

@@ -58,6 +58,14 @@ def process_platform_delivery(delivery_id: str, lease: str) -> None:
     process(delivery_id, datetime.fromisoformat(lease))
 
 
+@shared_task(name="automations.complete_inbound_events", ignore_result=True)
+def complete_inbound_events(row_ids: list[str]) -> int:
+    """Inbound events the tick found unfinished (their attempt died after the record committed)."""
+    from automations.runtime.inbound import complete_unfinished
+
+    return complete_unfinished(row_ids)
+
+
 @shared_task(name="automations.tasks.advance_insights_rollup", ignore_result=True)
 def advance_insights_rollup() -> int:
     """celery-beat (`manage.py setup_schedules`): close the next hours of step runs into the insights rollup."""

@@ -25,6 +25,8 @@ RELAY_BENCH_ENDPOINTS     1 mounts the benchmark's ceiling endpoint (POST /bench
 RELAY_SCHEDULER_JOBS_PER_TASK      jobs per batch the beat's tick hands to a worker (default 50; 0 = the tick
                                    processes them itself)
 RELAY_SCHEDULER_MAX_JOBS_PER_TICK  at most this many jobs claimed per tick when handing over (default 5000)
+RELAY_INBOUND_UNFINISHED_GRACE_SECONDS  an inbound event still without an outcome this long after it was
+                                   received (its attempt died) is completed by the scheduler tick (default 60)
 
 Observability
 LOG_LEVEL         root log level (default INFO; DEBUG also shows every scheduler tick)
@@ -261,6 +263,7 @@ RELAY_SCHEDULER_BATCH = int(os.environ.get("RELAY_SCHEDULER_BATCH", "200"))
 RELAY_SCHEDULER_JOBS_PER_TASK = int(os.environ.get("RELAY_SCHEDULER_JOBS_PER_TASK", "50"))
 RELAY_SCHEDULER_MAX_JOBS_PER_TICK = int(os.environ.get("RELAY_SCHEDULER_MAX_JOBS_PER_TICK", "5000"))
 RELAY_MAX_VISITS_PER_ITERATION = 200
+RELAY_INBOUND_UNFINISHED_GRACE_SECONDS = int(os.environ.get("RELAY_INBOUND_UNFINISHED_GRACE_SECONDS", "60"))
 # Channels: where the platforms' APIs live and how their webhooks are verified.
 RELAY_PUBLIC_URL = os.environ.get("RELAY_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 RELAY_TELEGRAM_API_BASE = os.environ.get("RELAY_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")

@@ -6,7 +6,10 @@ Order of work (ARCHITECTURE "Data flow"):
    identity + conversation, and log the inbound Message. A delivery of the same id answers
    `duplicate` at once while that lock is held (the first attempt is still processing) or once the
    row has its outcome; a retry finding the row unfinished (outcome NULL) and the lock free (the first
-   attempt failed after the claim committed) takes the lock and processes it instead.
+   attempt failed after the claim committed) takes the lock and processes it instead. The sender may
+   never retry: the scheduler tick does the same for events still unfinished
+   RELAY_INBOUND_UNFINISHED_GRACE_SECONDS after they were received (`complete_unfinished`), their
+   inputs read back from the event row and its inbound Message (which keeps everything matching needs).
 2. Offer the event to the contact's waiting runs (`runtime.replies`); at most one consumes it.
 3. Otherwise the matcher picks an entrypoint (then a binding) and `enrollment.enroll` applies the
    pause and re-entry rules. A match blocked by re-entry or a global pause does not fall through; one
@@ -20,9 +23,10 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache, wraps
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -328,16 +332,15 @@ def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: S
 
     def record(row_id):
         return _record(account, row_id, event_id=event_id, kind=kind, sender=sender, text=text,
-                       interactive=interactive, post_id=post_id, story_id=story_id, attachments=attachments,
-                       occurred_at=occurred_at, raw=raw, now=now)
+                       interactive=interactive, post_id=post_id, story_id=story_id,
+                       parent_comment_id=parent_comment_id, attachments=attachments, occurred_at=occurred_at,
+                       raw=raw, now=now)
 
     with _event_slot(account, event_id, now, record) as slot:
         event = slot.event
         if slot.duplicate:
             return InboundResult(event, InboundOutcome.DUPLICATE, None)
-        message = slot.recorded or (
-            Message.objects.filter(conversation_id=event.conversation_id, direction=MessageDirection.INBOUND,
-                                   payload__event_id=event_id).order_by("created_at", "id").first())
+        message = slot.recorded or _recorded_message(event)
         if message is None or event.conversation is None:  # the conversation went away meanwhile
             return InboundResult(event, InboundOutcome.DUPLICATE, None)
         return _process(account, event, event.contact, event.conversation, message, event_id=event_id, kind=kind,
@@ -345,8 +348,14 @@ def receive_event(account: SocialAccount, *, event_id: str, kind: str, sender: S
                         parent_comment_id=parent_comment_id, attachments=attachments, now=now)
 
 
-def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_id, story_id, attachments,
-            occurred_at, raw, now):
+def _recorded_message(event: InboundEvent) -> Message | None:
+    """The inbound Message recorded with `event` (None: its conversation went away since)."""
+    return (Message.objects.filter(conversation_id=event.conversation_id, direction=MessageDirection.INBOUND,
+                                   payload__event_id=event.event_id).order_by("created_at", "id").first())
+
+
+def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_id, story_id, parent_comment_id,
+            attachments, occurred_at, raw, now):
     """Step 1 (inside the claim's transaction): contact, then in one statement the conversation (created,
     or its last_inbound_at moved), the inbound Message and the event row's links."""
     contact = upsert_sender(account, sender)
@@ -356,7 +365,7 @@ def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_
         organization_id=account.organization_id, conversation_id=None,
         direction=MessageDirection.INBOUND, text=text or "", status=DeliveryStatus.RECEIVED,
         payload={"kind": kind, "event_id": event_id, "interactive": interactive or None, "post_id": post_id,
-                 "story_id": story_id, "attachments": attachments or []},
+                 "story_id": story_id, "parent_comment_id": parent_comment_id, "attachments": attachments or []},
         created_at=now,
     )
     event = InboundEvent(id=row_id, organization_id=account.organization_id, event_id=event_id,
@@ -519,12 +528,76 @@ def receive_contact_change(account: SocialAccount, *, event_id: str, kind: str, 
         event = slot.event
         if slot.duplicate:
             return InboundResult(event, InboundOutcome.DUPLICATE, None)
-        pending = [tuple(item) for item in ((event.trace or [{}])[0].get("pending_events") or [])]
-        contact = Contact.objects.get(pk=event.contact_id)
-        reports = internal_events.fire(contact, pending)
-        started = [r["run_id"] for r in reports if r.get("run_id")]
-        if started:
-            return _finish(event, InboundOutcome.ENROLLED, started[0], reports)
-        blocked = {r.get("blocked") for r in reports}
-        outcome = next((o for key, o in _BLOCKED_OUTCOMES.items() if key in blocked), InboundOutcome.NO_MATCH)
-        return _finish(event, outcome, None, reports)
+        return _fire_pending(event)
+
+
+def _fire_pending(event: InboundEvent) -> InboundResult:
+    """A recorded contact change's processing: fire the internal events kept on its row."""
+    pending = [tuple(item) for item in ((event.trace or [{}])[0].get("pending_events") or [])]
+    contact = Contact.objects.get(pk=event.contact_id)
+    reports = internal_events.fire(contact, pending)
+    started = [r["run_id"] for r in reports if r.get("run_id")]
+    if started:
+        return _finish(event, InboundOutcome.ENROLLED, started[0], reports)
+    blocked = {r.get("blocked") for r in reports}
+    outcome = next((o for key, o in _BLOCKED_OUTCOMES.items() if key in blocked), InboundOutcome.NO_MATCH)
+    return _finish(event, outcome, None, reports)
+
+
+# ------------------------------------------------------------------------- unfinished events (the tick)
+
+UNFINISHED_BATCH = 50
+
+
+def unfinished_event_ids(now: datetime | None = None, limit: int = UNFINISHED_BATCH) -> list[str]:
+    """Recorded events still without an outcome RELAY_INBOUND_UNFINISHED_GRACE_SECONDS after they were
+    received, oldest first: their attempt died after the record committed (the live ones are skipped
+    by `complete_unfinished`, which tries their lock)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.RELAY_INBOUND_UNFINISHED_GRACE_SECONDS)
+    return list(InboundEvent.objects.filter(outcome__isnull=True, received_at__lt=cutoff)
+                .order_by("received_at", "id").values_list("pk", flat=True)[:limit])
+
+
+def complete_unfinished(row_ids: list[str]) -> int:
+    """Process each event the way its sender's retry would, if no live attempt holds its lock and it is
+    still unfinished once the lock is ours (so two sweeps, or a sweep and a retry, process it once);
+    return how many were completed. One event failing does not stop the others (it is tried again later)."""
+    completed = 0
+    for row_id in row_ids:
+        if not _try_lock_event(row_id):
+            continue
+        try:
+            result = _complete(row_id)
+        except Exception:  # noqa: BLE001 - logged; the next sweep tries it again
+            logger.exception("inbound: completing unfinished event row %s failed", row_id)
+            metrics.inbound_event("error").inc()
+            continue
+        finally:
+            _unlock_event(row_id)
+        if result is not None:
+            metrics.inbound_event(result.outcome).inc()
+            completed += 1
+    return completed
+
+
+def _complete(row_id: str) -> InboundResult | None:
+    """Steps 2-4 for an event whose record committed, its inputs read back from the stored rows (the event,
+    its inbound Message); None if it is finished meanwhile. The caller holds the event's lock."""
+    event = (InboundEvent.objects.select_related("social_account", "contact", "conversation")
+             .filter(pk=row_id, outcome__isnull=True).first())
+    if event is None:
+        return None
+    if event.kind in CONTACT_CHANGE_KINDS and event.contact is not None:
+        return _fire_pending(event)
+    account, message = event.social_account, None
+    if account is not None and event.contact is not None and event.conversation is not None:
+        message = _recorded_message(event)
+    if message is None:  # its account, contact or conversation was deleted since: nothing left to process
+        return _finish(event, InboundOutcome.NO_MATCH, None, [{"result": "sender_deleted"}])
+    stored = message.payload or {}
+    return _process(account, event, event.contact, event.conversation, message, event_id=event.event_id,
+                    kind=event.kind, text=message.text, interactive=stored.get("interactive") or {},
+                    post_id=stored.get("post_id"), story_id=stored.get("story_id"),
+                    parent_comment_id=stored.get("parent_comment_id"),
+                    attachments=stored.get("attachments") or [], now=timezone.now())

@@ -16,7 +16,11 @@ runs one by hand. One `tick(now)`:
 5. hands outbox messages a dead worker left `pending` after its commit to a delivery task;
 6. hands out again platform webhook deliveries whose processing died, and prunes old ones
    (`automations.channels.inbound.deliveries`);
-7. records itself: the SchedulerTick row (`record_tick`), the tick metrics and one log line (`observe_tick`).
+7. completes inbound events whose attempt died after their record committed (outcome still NULL after
+   RELAY_INBOUND_UNFINISHED_GRACE_SECONDS, lock free) through the inbound pipeline's own processing
+   (`runtime.inbound.complete_unfinished`), a batch per tick — in the beat's tick on a worker
+   (`tasks.complete_inbound_events`);
+8. records itself: the SchedulerTick row (`record_tick`), the tick metrics and one log line (`observe_tick`).
 
 Claiming (why a lease and not a long transaction): the claim is ONE short transaction —
 `SELECT … FOR UPDATE SKIP LOCKED` picks the due rows nobody else holds, and the same transaction
@@ -124,6 +128,7 @@ class TickReport:
     redelivered: int = 0  # outbox messages a dead worker left pending, handed to a delivery task
     platform_deliveries_requeued: int = 0  # stored webhook deliveries whose processing died, handed out again
     platform_deliveries_pruned: int = 0
+    unfinished_events: int = 0  # inbound events left without an outcome: completed here, or handed to a worker
     schedules_planned: int = 0
     partitions_created: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -143,6 +148,7 @@ class TickReport:
                  f"redelivered {self.redelivered}",
                  f"platform deliveries requeued {self.platform_deliveries_requeued}",
                  f"platform deliveries pruned {self.platform_deliveries_pruned}",
+                 f"unfinished events {self.unfinished_events}",
                  f"schedules planned {self.schedules_planned}",
                  f"partitions created {len(self.partitions_created)}"]
         text = ", ".join(parts)
@@ -204,6 +210,11 @@ def tick(now: datetime | None = None, batch: int | None = None, hand_over: int =
     except Exception as exc:
         logger.exception("scheduler: platform delivery sweep failed")
         report.errors.append(f"platform deliveries: {exc}")
+    try:
+        report.unfinished_events = _complete_unfinished_events(now, hand_over)
+    except Exception as exc:
+        logger.exception("scheduler: completing unfinished inbound events failed")
+        report.errors.append(f"unfinished inbound events: {exc}")
     report.duration_ms = int((time.monotonic() - started) * 1000)
     try:
         record_tick(report)
@@ -234,6 +245,22 @@ def _hand_over_stale_outbox() -> int:
     if unsettled:
         tasks.settle_deliveries.delay(unsettled)
     return len(ids)
+
+
+def _complete_unfinished_events(now: datetime, hand_over: int) -> int:
+    """Inbound events left unfinished: completed here, or (`hand_over` > 0) by a worker, so the tick never
+    waits on their processing. Handing one out twice is harmless: its lock and outcome decide."""
+    from automations.runtime import inbound
+
+    row_ids = inbound.unfinished_event_ids(now)
+    if not row_ids:
+        return 0
+    if hand_over > 0:
+        from automations import tasks
+
+        tasks.complete_inbound_events.delay(row_ids)
+        return len(row_ids)
+    return inbound.complete_unfinished(row_ids)
 
 
 def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
@@ -688,7 +715,7 @@ def reconcile_stale_runs(now: datetime, limit: int | None = None) -> int:
 # and the tick's one log line).
 
 _ROUTINE_COUNTS = ("claimed", "enrolled", "reconciled", "redelivered", "schedules_planned",
-                   "platform_deliveries_requeued", "platform_deliveries_pruned")
+                   "platform_deliveries_requeued", "platform_deliveries_pruned", "unfinished_events")
 _JOB_OUTCOMES = ("done", "noop", "retried", "failed", "skipped")
 
 
