@@ -54,6 +54,7 @@ def test_the_recorded_rows_are_what_the_event_says(api, org, account, django_cap
         conversation.pk, "hello", "received", None)
     assert message.payload == {"kind": "dm_received", "event_id": body["event_id"],
                                "interactive": {"type": "button", "id": "b1"}, "post_id": None, "story_id": None,
+                               "parent_comment_id": None,
                                "attachments": []}
     row = InboundEvent.objects.get(event_id=body["event_id"])
     assert (row.social_account_id, row.kind, row.contact_id, row.conversation_id) == (
