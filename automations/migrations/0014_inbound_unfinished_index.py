@@ -6,9 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0012_webhook_deliveries'),
-        ('contacts', '0004_message_provider_id'),
-        ('core', '0001_initial'),
+        ('automations', '0013_run_automation_status_index'),
     ]
 
     operations = [
