@@ -10,14 +10,7 @@ from automations.runtime.enrollment import TRIGGER, enroll
 from tests import factories
 
 
-@pytest.fixture(autouse=True)
-def inline_tasks():
-    from relay.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 @pytest.mark.django_db(transaction=True)

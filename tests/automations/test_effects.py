@@ -13,15 +13,7 @@ from automations.runtime.runner import advance
 from contacts.models import Message
 from tests import factories
 
-
-@pytest.fixture(autouse=True)
-def inline_tasks():
-    from relay.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 @pytest.fixture

@@ -17,14 +17,7 @@ RUN_FIELDS = {"id", "automation_id", "organization_id", "entrypoint_id", "bindin
               "waiting_for", "exit_reason", "started_at", "completed_at", "updated_at"}
 
 
-@pytest.fixture(autouse=True)
-def inline_tasks():
-    from relay.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 @pytest.fixture

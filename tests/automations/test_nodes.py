@@ -23,15 +23,7 @@ def conv(contact, account):
     return factories.conversation(contact, account)
 
 
-@pytest.fixture(autouse=True)
-def inline_tasks():
-    """advance_run enqueued on commit runs inline instead of reaching the broker."""
-    from relay.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+pytestmark = pytest.mark.usefixtures("eager_celery")
 
 
 def run_flow(org, contact, nodes, edges=(), *, context=None, channel="instagram", now=None):
@@ -303,7 +295,7 @@ def test_http_request_success_stores_the_response_in_context(org, contact, conv,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_http_request_commits_the_run_before_calling_out(org, contact, conv, settings, inline_tasks):
+def test_http_request_commits_the_run_before_calling_out(org, contact, conv, settings, eager_celery):
     settings.RELAY_HTTP_ALLOW_PRIVATE = True
     seen = {}
 
@@ -380,7 +372,7 @@ def test_http_request_refuses_private_destinations_by_default(org, contact, conv
 # -- start_automation -----------------------------------------------------------------------------------
 
 def test_start_automation_enrolls_into_the_target_with_context(org, contact, conv, django_capture_on_commit_callbacks,
-                                                               inline_tasks):
+                                                               eager_celery):
     target = factories.automation(org, factories.flow([("t", "message", {"blocks": [{"type": "text",
                                                                                         "text": "{{context.src}}"}]})]),
                                   status="active")

@@ -78,17 +78,6 @@ def now():
     return timezone.now()
 
 
-@pytest.fixture
-def eager_celery():
-    """Tasks run inline (advance_run re-enqueued by the reconcile step executes right away)."""
-    from relay.celery import app
-
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
-
-
 # ------------------------------------------------------------------------------------ wait kinds
 
 def test_resume_delay_resumes_through_next_when_due(org, contact, now):
