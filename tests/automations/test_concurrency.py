@@ -8,7 +8,7 @@ from django.db import connection
 from automations.models import AutomationRun
 from automations.runtime.enrollment import TRIGGER, enroll
 from tests import factories
-
+from tests.helpers import race
 
 pytestmark = pytest.mark.usefixtures("eager_celery")
 
@@ -18,25 +18,7 @@ pytestmark = pytest.mark.usefixtures("eager_celery")
 def test_twenty_threads_enrolling_one_contact_make_exactly_one_live_run(org, contact, source):
     # A delay keeps the run live (waiting) after it executes, so the window for double enrollment stays open.
     automation = factories.automation(org, factories.flow([("hold", "delay", {"minutes": 10})]), status="active")
-    barrier = threading.Barrier(20)
-    outcomes, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            result = enroll(automation, contact, source=source)
-            outcomes.append(result.blocked or "enrolled")
-        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    outcomes = race(20, lambda _: enroll(automation, contact, source=source).blocked or "enrolled")
     assert sorted(outcomes) == ["enrolled"] + ["reentry_blocked"] * 19
     live = AutomationRun.objects.filter(automation=automation, contact=contact, status__in=["active", "waiting"])
     assert live.count() == 1

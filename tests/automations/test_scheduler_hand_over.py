@@ -2,11 +2,9 @@
 them itself; the claim's lease still decides who may process a job, so every job is done exactly once —
 also with two ticks at once (two beats by mistake) feeding real worker processes."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from automations import tasks
@@ -14,6 +12,7 @@ from automations.models import JobStatus, RunStatus, ScheduledJob
 from automations.runtime.scheduler import claim_due_jobs, claim_to_json, process_handed_over, tick
 from tests import factories
 from tests.automations.test_scheduler_jobs import delay_flow, run_until_it_stops, steps
+from tests.helpers import race
 from tests.reliability.support import Worker, private_broker, wait_until
 
 
@@ -91,27 +90,10 @@ def test_the_beat_task_hands_over_per_the_setting_or_processes_itself_at_zero(se
 def test_two_ticks_at_once_handing_over_to_two_real_workers_do_every_job_once(tmp_path):
     runs = waiting_runs(60)
     workers = [Worker(tmp_path) for _ in range(2)]
-    barrier = threading.Barrier(2)
-    reports, errors = [], []
-
-    def beat():
-        try:
-            barrier.wait(timeout=10)
-            for _ in range(4):
-                reports.append(tick(hand_over=5, batch=10, max_jobs=20))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     try:
-        with private_broker(tmp_path):
-            threads = [threading.Thread(target=beat) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-        assert not errors, errors
+        with private_broker(tmp_path):  # each of the two beats ticks four times
+            batches = race(2, lambda _: [tick(hand_over=5, batch=10, max_jobs=20) for _ in range(4)])
+        reports = batches[0] + batches[1]
         assert sum(r.claimed for r in reports) == sum(r.handed_over for r in reports) == 60
         wait_until(lambda: not ScheduledJob.objects.exclude(status=JobStatus.DONE).exists(),
                    "the workers to finish every handed-over job", timeout=120,

@@ -1,11 +1,9 @@
 """Every scheduled job kind, processed by `tick(now=…)` through the real runner; schedule triggers;
 two concurrent ticks over real runs; the reconcile path for runs a dead worker left `active`."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from automations.models import (
@@ -26,6 +24,7 @@ from automations.runtime.runner import advance
 from automations.runtime.runs import stop_run, write_run
 from automations.runtime.scheduler import tick
 from tests import factories
+from tests.helpers import race
 
 pytestmark = pytest.mark.django_db
 
@@ -385,25 +384,8 @@ def test_two_concurrent_ticks_resume_each_waiting_run_exactly_once():
     runs = [run_until_it_stops(automation, contact, now) for automation in automations]
     assert {run.status for run in runs} == {RunStatus.WAITING}
     due = now + timedelta(minutes=1)
-    barrier = threading.Barrier(2)
-    reports, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait(timeout=10)
-            for _ in range(4):
-                reports.append(tick(now=due, batch=10))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
+    batches = race(2, lambda _: [tick(now=due, batch=10) for _ in range(4)])  # each of the two ticks four times
+    reports = batches[0] + batches[1]
     assert sum(r.claimed for r in reports) == 30
     assert sum(r.done for r in reports) == 30
     for run in runs:

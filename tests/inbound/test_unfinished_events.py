@@ -2,17 +2,17 @@
 scheduler tick once the grace has passed and no live attempt holds its lock — exactly once, without
 waiting for the sender to retry."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import inbound, internal_events, matcher, scheduler
 from contacts.models import Contact, Message
 from tests import factories
+from tests.helpers import race
 from tests.inbound.helpers import event, make_entrypoint, reply_flow
 
 GRACE = timedelta(seconds=60)
@@ -163,24 +163,8 @@ def test_two_ticks_at_once_complete_an_event_once(eager_celery, monkeypatch):
         return real_situation(*args, **kwargs)
 
     monkeypatch.setattr(inbound, "_situation", slow_situation)
-    barrier = threading.Barrier(2)
-    reports, errors = [], []
-
-    def run_tick():
-        try:
-            barrier.wait(timeout=10)
-            reports.append(scheduler.tick(now=row.received_at + timedelta(seconds=120)))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run_tick) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors and len(reports) == 2
+    reports = race(2, lambda _: scheduler.tick(now=row.received_at + timedelta(seconds=120)))
+    assert len(reports) == 2
     assert not any(report.errors for report in reports)
     assert sorted(report.unfinished_events for report in reports) == [0, 1]
     row.refresh_from_db()

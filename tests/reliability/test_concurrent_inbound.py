@@ -2,15 +2,13 @@
 ids, one thread and one database connection each): exactly one run starts; every other event is
 answered `reentry_blocked` (or `duplicate`) and starts nothing."""
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from automations.models import AutomationRun, InboundEvent, RunStatus
 from contacts.models import Contact, Message
 from tests import factories
+from tests.helpers import race
 from tests.inbound.helpers import event, make_entrypoint, reply_flow
 
 EVENTS = 50
@@ -24,28 +22,14 @@ def test_fifty_concurrent_keyword_events_for_one_contact_start_exactly_one_run(e
     automation = reply_flow(org, text="Welcome!")
     make_entrypoint(automation, config={"keywords": ["start"]})
     bodies = [event(account, "start", user="psid-racer", event_id=f"race-{i}") for i in range(EVENTS)]
-    barrier = threading.Barrier(EVENTS)
-    outcomes, errors = [], []
 
-    def deliver(body):
+    def deliver(i):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        try:
-            barrier.wait(timeout=30)
-            response = client.post("/v1/inbound-events", body, format="json")
-            outcomes.append((response.status_code, response.json().get("outcome")))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(repr(exc))
-        finally:
-            connection.close()
+        response = client.post("/v1/inbound-events", bodies[i], format="json")
+        return response.status_code, response.json().get("outcome")
 
-    threads = [threading.Thread(target=deliver, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    assert not any(thread.is_alive() for thread in threads), "a delivery hung"
-    assert not errors, errors
+    outcomes = race(EVENTS, deliver)
 
     assert all(status == 202 for status, _ in outcomes), outcomes
     assert len(outcomes) == EVENTS

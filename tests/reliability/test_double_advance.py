@@ -2,11 +2,9 @@
 with its own loaded copy of the run): the optimistic run write lets exactly one through, so every
 outbound message is written — and sent — once per node visit, and every step row exists once."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from automations.models import AutomationRun, RunStatus, StepRun
@@ -14,6 +12,7 @@ from automations.runtime.enrollment import enroll
 from automations.runtime.runner import advance, load_run
 from contacts.models import Message
 from tests import factories
+from tests.helpers import race
 from tests.reliability.support import private_broker
 
 PAIRS = 8
@@ -23,30 +22,11 @@ def text(value):
     return {"blocks": [{"type": "text", "text": value}]}
 
 
-def race(run_ids):
+def advance_twice_at_once(run_ids):
     """Load each run twice (two 'workers'), then advance both copies of every run at the same moment."""
     copies = [load_run(run_id) for run_id in run_ids for _ in range(2)]
-    barrier = threading.Barrier(len(copies))
-    moved, errors = [], []
-
-    def work(run):
-        try:
-            barrier.wait(timeout=30)
-            if advance(run) is not None:
-                moved.append(run.pk)
-        except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
-            errors.append(repr(exc))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(run,)) for run in copies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "an advance hung"
-    assert not errors, errors
-    return moved
+    advanced = race(len(copies), lambda i: advance(copies[i]))
+    return [run.pk for run, result in zip(copies, advanced, strict=True) if result is not None]
 
 
 def enrolled_runs(automation, org, account, count, broker_dir):
@@ -74,7 +54,7 @@ def test_two_workers_advancing_the_same_runs_send_each_message_once(tmp_path):
     automation = factories.automation(org, graph, status="active")
     run_ids = enrolled_runs(automation, org, account, PAIRS, tmp_path)
 
-    moved = race(run_ids)
+    moved = advance_twice_at_once(run_ids)
 
     assert sorted(moved) == sorted(run_ids), "exactly one of the two copies moves each run"
     for run in AutomationRun.objects.filter(pk__in=run_ids):
@@ -105,7 +85,7 @@ def test_two_workers_racing_through_a_callout_call_out_once_and_send_once(tmp_pa
         automation = factories.automation(org, graph, status="active")
         run_ids = enrolled_runs(automation, org, account, PAIRS, tmp_path)
         with override_settings(RELAY_HTTP_ALLOW_PRIVATE=True):
-            moved = race(run_ids)
+            moved = advance_twice_at_once(run_ids)
 
     assert sorted(moved) == sorted(run_ids)
     assert len(server.requests) == PAIRS, "one callout per run"
