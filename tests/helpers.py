@@ -1,11 +1,16 @@
-"""Helpers shared by the test packages: racing threads against the database."""
+"""Helpers shared by the test packages: racing threads against the database, and counting the statements a
+block of code runs."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT")
 
 
 def race(n: int, fn: Callable[[int], object], timeout: float = 120) -> list:
@@ -37,3 +42,23 @@ def race(n: int, fn: Callable[[int], object], timeout: float = 120) -> list:
         raise errors[0]
     return results
 
+
+@contextmanager
+def captured_statements(transaction_control: bool = True) -> Iterator[list[str]]:
+    """The SQL the block ran on Django's connection, in order (the list is filled when the block ends);
+    without SAVEPOINT/RELEASE/BEGIN/COMMIT when `transaction_control` is false."""
+    statements: list[str] = []
+    with CaptureQueriesContext(connection) as captured:
+        yield statements
+    statements.extend(query["sql"] for query in captured.captured_queries
+                      if transaction_control or not query["sql"].startswith(TRANSACTION_CONTROL))
+
+
+@contextmanager
+def assert_statements(count: int, transaction_control: bool = True) -> Iterator[list[str]]:
+    """Fail unless the block ran exactly `count` statements (listed in the failure); yields them, as
+    `captured_statements` does, for assertions about which ones ran."""
+    with captured_statements(transaction_control) as statements:
+        yield statements
+    assert len(statements) == count, "\n".join(
+        [f"{len(statements)} statements ran, not {count}:", *(f"{i}. {sql}" for i, sql in enumerate(statements, 1))])

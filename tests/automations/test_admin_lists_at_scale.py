@@ -3,13 +3,13 @@ view (a capped count that stops early, filters that list only what is selected),
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import AutomationRun, RunStatus, StepRun
 from automations.partitions import ensure_partitions, existing_partitions
 from relay.core import admin_lists
 from tests import factories
+from tests.helpers import captured_statements
 
 RUNS = "/admin/automations/automationrun/"
 STEPS = "/admin/automations/steprun/"
@@ -29,10 +29,10 @@ def five_runs(org, account):
 
 
 def statements(client, path, params=None):
-    with CaptureQueriesContext(connection) as queries:
+    with captured_statements() as sql:
         response = client.get(path, params or {})
     assert response.status_code == 200
-    return response.text, [q["sql"] for q in queries.captured_queries]
+    return response.text, sql
 
 
 @pytest.mark.parametrize("path", [RUNS, STEPS])

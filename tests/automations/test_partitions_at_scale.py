@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from automations.models import StepRun
 from automations.partitions import (
@@ -17,6 +16,7 @@ from automations.partitions import (
     month_start,
     partition_name,
 )
+from tests.helpers import captured_statements
 
 CURRENT = month_start(datetime.now(UTC))
 OFFSETS = range(-4, 4)  # four months back to three ahead, as a production database would hold them
@@ -84,11 +84,10 @@ def test_dropping_a_month_is_metadata_only(db):
     months_of_steps()
     others = [name(offset) for offset in OFFSETS[1:]]
     before = table_reads(others)
-    with CaptureQueriesContext(connection) as queries:
+    with captured_statements() as statements:
         dropped = drop_partitions_older_than(3)
     after = table_reads(others)
     assert dropped == [name(-4)]
-    statements = [q["sql"] for q in queries.captured_queries]
     changes = [sql for sql in statements if not sql.lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE"))]
     assert changes == [f'ALTER TABLE "automation_step_runs" DETACH PARTITION "{name(-4)}"',
                        f'DROP TABLE "{name(-4)}"']

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import AutomationRun
 from tests import factories
+from tests.helpers import captured_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -40,13 +40,12 @@ def test_the_status_filtered_runs_list_reads_the_status_index(api, org):
         for owner in (automation, other) for i in range(3000)])
     with connection.cursor() as cursor:
         cursor.execute('ANALYZE "automation_runs"')
-    with CaptureQueriesContext(connection) as queries:
+    with captured_statements() as statements:
         body = api.get(f"/v1/automations/{automation.pk}/runs", {"status": "failed", "limit": 10}).json()
     assert [run["status"] for run in body["data"]] == ["failed"] * 10 and body["has_more"]
     started = [run["started_at"] for run in body["data"]]
     assert started == sorted(started, reverse=True)
-    listed = next(q["sql"] for q in queries.captured_queries
-                  if q["sql"].startswith('SELECT "automation_runs"') and "ORDER BY" in q["sql"])
+    listed = next(sql for sql in statements if sql.startswith('SELECT "automation_runs"') and "ORDER BY" in sql)
     nodes = plan_nodes(listed)
     assert {node.get("Index Name") for node in nodes} & {"run_automation_status"}, nodes
     assert not any(node["Node Type"] in ("Sort", "Incremental Sort", "Seq Scan") for node in nodes), nodes

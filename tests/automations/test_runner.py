@@ -3,8 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import AutomationRun, JobStatus, ScheduledJob, StepRun
@@ -15,6 +13,7 @@ from automations.runtime.runner import advance
 from automations.runtime.runs import stop_run, write_run
 from contacts.models import ContactAutomationControl, Message
 from tests import factories
+from tests.helpers import assert_statements
 
 
 def text(value, **extra):
@@ -136,10 +135,8 @@ def test_an_iteration_is_read_by_one_statement_and_written_by_one(org, contact, 
     edges = [(f"n{i}", "true", f"n{i + 1}") for i in range(29)]
     automation = factories.automation(org, factories.flow(nodes, edges), status="active")
     run = enroll(automation, contact).run
-    with CaptureQueriesContext(connection) as queries:
+    with assert_statements(2) as statements:
         advance(run.pk)
-    statements = [q["sql"] for q in queries.captured_queries]
-    assert len(statements) == 2, statements
     assert statements[0].startswith("SELECT")
     write = statements[1]
     assert 'UPDATE "automation_runs"' in write and 'INSERT INTO "automation_step_runs"' in write

@@ -4,8 +4,6 @@ typing indicator is the mark-read of the contact's latest inbound message, and a
 became a supergroup gets the message at its new chat id."""
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from automations.runtime.enrollment import enroll
 from automations.runtime.runner import advance
@@ -13,6 +11,7 @@ from contacts.models import ContactIdentity, DeliveryStatus, Message, MessageDir
 from tests import factories
 from tests.channels.helpers import CHANNELS, RECIPIENTS, connected_account, reachable_contact
 from tests.channels.test_delivery import HELLO, go, run_messages, start, steps
+from tests.helpers import assert_statements
 
 COMMENT_ID = "17919697626119712"
 TWO_PARTS = {"blocks": [{"type": "text", "text": "Sent you the link!"}, {"type": "text", "text": "Anything else?"}],
@@ -83,9 +82,9 @@ def test_a_comment_older_than_seven_days_gets_no_private_reply(org, fake_platfor
 def test_a_run_not_started_by_a_comment_messages_the_user_and_costs_no_extra_query(
         org, fake_platforms, django_capture_on_commit_callbacks):
     run, _ = start(org, fake_platforms, "instagram", [("hi", "message", HELLO)])
-    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
+    # the run read, the run write with its message
+    with assert_statements(2), django_capture_on_commit_callbacks(execute=False):
         advance(run.pk)
-    assert len(queries.captured_queries) == 2  # the run read, the run write with its message
     (message,) = run_messages(run)
     assert "private_reply_to_comment_id" not in message.payload
 
@@ -97,9 +96,8 @@ def test_a_sandbox_comment_run_still_advances_in_one_read_and_one_write(org, dja
     automation = factories.automation(org, factories.flow([("hi", "message", HELLO)]), status="active")
     trigger = {"kind": "comment_created", "event_id": COMMENT_ID}
     run = enroll(automation, person, social_account=account, context={"trigger": trigger}).run
-    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
+    with django_capture_on_commit_callbacks(execute=True), assert_statements(2):
         advance(run.pk)
-    assert len(queries.captured_queries) == 2
     (message,) = run_messages(run)
     assert message.status == "sent" and "private_reply_to_comment_id" not in message.payload
 

@@ -4,8 +4,6 @@ last line of defence when the checks cannot see a live run."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import AutomationRun
@@ -13,6 +11,7 @@ from automations.runtime import enrollment
 from automations.runtime.enrollment import MANUAL, TRIGGER, enroll
 from contacts.models import ContactAutomationControl
 from tests import factories
+from tests.helpers import assert_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +22,14 @@ def automation(org):
                                 status="active")
 
 
-def _statements(captured):
-    return [q["sql"] for q in captured.captured_queries
-            if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))]
-
-
 def test_an_enrollment_takes_its_lock_reads_once_and_inserts_once(automation, contact, account, monkeypatch):
     monkeypatch.setattr(enrollment, "enqueue_advance", lambda run_id: None)
     conversation = factories.conversation(contact, account)
-    with CaptureQueriesContext(connection) as captured:
+    # the lock, the standing (status, pause, prior runs), the insert
+    with assert_statements(3, transaction_control=False) as statements:
         result = enroll(automation, contact, conversation=conversation, social_account=conversation.social_account,
                         source=TRIGGER)
     assert result.ok
-    statements = _statements(captured)
-    assert len(statements) == 3, statements  # the lock, the standing (status, pause, prior runs), the insert
     assert "pg_advisory_xact_lock" in statements[0]
     automation.refresh_from_db()
     assert automation.total_enrolled == 1

@@ -4,30 +4,23 @@ write must be what the ORM wrote (contact, identity, conversation, message, even
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import InboundEvent
 from contacts.models import Contact, ContactIdentity, Conversation, Message
 from tests import factories
+from tests.helpers import captured_statements
 from tests.inbound.helpers import event, make_entrypoint, reply_flow, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
-
-
-def _statements(captured):
-    return [q["sql"] for q in captured.captured_queries
-            if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))]
 
 
 def test_an_event_is_recorded_in_three_statements_and_read_back_in_one(api, org, account,
                                                                       django_capture_on_commit_callbacks):
     make_entrypoint(reply_flow(org), config={"keywords": ["hi"]})
     send(api, django_capture_on_commit_callbacks, event(account, "hi", user="warm-up"))
-    with CaptureQueriesContext(connection) as captured:
+    with captured_statements(transaction_control=False) as statements:
         assert send(api, django_capture_on_commit_callbacks, event(account, "hi", user="new"))["outcome"] == "enrolled"
-    statements = _statements(captured)
     claim = next(i for i, text in enumerate(statements) if "automation_inbound_events" in text)
     lock = next(i for i, text in enumerate(statements) if "pg_advisory_xact_lock" in text)
     # claim (+ its lock), the sender, conversation + message + event links, then one read of the situation

@@ -10,6 +10,7 @@ from automations.models import AutomationRun, InboundEvent, StepRun
 from automations.runtime.webhooks import json_path, mapped_context, sign
 from contacts.models import Contact
 from tests import factories
+from tests.helpers import assert_statements
 from tests.inbound.helpers import make_entrypoint, reply_flow
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
@@ -210,10 +211,10 @@ def test_deliveries_past_the_replay_window_are_forgotten(hook):
 
 # -- size, shape and header junk: 4xx, nothing written ---------------------------------------------
 
-def test_a_body_over_the_cap_is_413_before_the_slug_is_looked_up(hook, settings, django_assert_num_queries):
+def test_a_body_over_the_cap_is_413_before_the_slug_is_looked_up(hook, settings):
     settings.RELAY_WEBHOOK_MAX_BODY_BYTES = 1024
     raw = json.dumps({**BODY, "pad": "x" * 1024}).encode()
-    with django_assert_num_queries(0):
+    with assert_statements(0):
         for slug in (hook.webhook_slug, "no-such-slug"):
             response = post(slug, raw, hook.webhook_secret)
             assert response.status_code == 413
