@@ -19,7 +19,6 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
@@ -148,21 +147,6 @@ def require_connections(needed: int, what: str) -> None:
     if free < needed:
         raise BenchFailure(f"{what} needs {needed} PostgreSQL connections but only {free} are free "
                            f"(max_connections {limit}, {used} in use by other clients): close some or try again")
-
-
-def database_url() -> str:
-    """DATABASE_URL for a subprocess that must use the bench database (TCP or the embedded socket)."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or ""
-    if host.startswith("/"):
-        return f"postgres://{auth}@:{db['PORT']}/{quote(db['NAME'], safe='')}?host={quote(host, safe='')}"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}@{host or 'localhost'}{port}/{quote(db['NAME'], safe='')}"
 
 
 def machine() -> dict:

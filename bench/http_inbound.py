@@ -29,9 +29,10 @@ from django.db import connection
 
 from automations.models import AutomationRun, RunStatus
 from bench.data import World, inbound_graph
-from bench.env import BenchFailure, Broker, database_url, require_connections
+from bench.env import BenchFailure, Broker, require_connections
 from bench.http_ceiling import CEILING_TABLE, CREATE_SQL
 from bench.worker import ROOT, celery_worker, stop_process_group, wait_for_count
+from relay.database import database_url
 
 HOST = "127.0.0.1"
 WEB_WORKERS = 2  # the Procfile's web process on a 2-core machine (WEB_CONCURRENCY)

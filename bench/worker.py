@@ -14,7 +14,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.env import BenchFailure, Broker, database_url
+from bench.env import BenchFailure, Broker
+from relay.database import database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,5 @@
-"""DATABASE_URL: parsed for the settings, and checked by `relayctl` before anything uses it.
+"""DATABASE_URL: parsed for the settings, checked by `relayctl` before anything uses it, and built back from
+the settings for a subprocess (a worker, a web server) that must use this process's database.
 
 `python -m relay.database` prints the database a command will use in one line and exits 1, also in one
 line, when DATABASE_URL is malformed or its server does not answer (instead of a traceback from deep
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -39,6 +40,22 @@ def parse_database_url(url: str) -> dict:
         "PORT": str(port or ""),
         "OPTIONS": options,
     }
+
+
+def database_url(name: str | None = None) -> str:
+    """The URL of Django's default database (in tests and the bench: the database they created), or of the
+    database `name` on the same server. Django-only OPTIONS (the pool, binding) are left out."""
+    from django.conf import settings
+
+    db = {**settings.DATABASES["default"], **({"NAME": name} if name else {})}
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or ""
+    if host.startswith("/"):  # a unix socket directory (the embedded server)
+        return f"postgres://{auth}@:{db['PORT']}/{quote(db['NAME'], safe='')}?host={quote(host, safe='')}"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}@{host or 'localhost'}{port}/{quote(db['NAME'], safe='')}"
 
 
 def describe(url: str) -> str:

@@ -15,10 +15,8 @@ import time
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from automations.models import Automation, AutomationRun, JobKind, JobStatus, RunStatus, ScheduledJob
@@ -26,46 +24,12 @@ from automations.runtime.controls import pause_contact
 from automations.runtime.enrollment import enroll
 from automations.runtime.scheduler import ensure_beat_schedule
 from contacts.models import ContactAutomationControl
+from relay.database import database_url
 from tests import factories
+from tests.reliability.support import private_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 90
-
-
-def database_url() -> str:
-    db = settings.DATABASES["default"]  # NAME is the test database's name here
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or ""
-    if host.startswith("/"):  # a unix socket directory (the embedded server)
-        return f"postgres://{auth}@:{db['PORT']}/{quote(db['NAME'], safe='')}?host={quote(host, safe='')}"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
-
-
-@contextmanager
-def private_broker(var_dir: Path):
-    """Point this process's Celery producer at the same private filesystem broker as the subprocesses,
-    so what it enqueues (advance_run on enrollment) reaches their worker and nobody else's."""
-    from relay.celery import app
-    from relay.embedded import filesystem_broker_options
-
-    saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)
-
-    def reset_pools():
-        app._pool = None  # kombu pools are keyed by connection incl. transport options
-        app.amqp._producer_pool = None
-
-    app.conf.broker_url = "filesystem://"
-    app.conf.broker_transport_options = filesystem_broker_options(var_dir)
-    app.conf.task_always_eager = False
-    reset_pools()
-    try:
-        yield
-    finally:
-        app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = saved
-        reset_pools()
 
 
 @contextmanager

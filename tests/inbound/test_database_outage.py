@@ -14,6 +14,7 @@ from django.db import OperationalError, close_old_connections, connection
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import inbound
 from contacts.models import Contact, Message
+from relay.database import database_url
 from tests.inbound.helpers import event, make_entrypoint, reply_flow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
@@ -55,9 +56,7 @@ class PostgresProxy:
 
     def terminate(self, backend_pid):
         """End a backend from the server side (as a restarting server does), bypassing the proxy."""
-        db = connection.settings_dict
-        with psycopg.connect(host=self.target[0], port=self.target[1], dbname=db["NAME"], user=db["USER"],
-                             password=db["PASSWORD"] or None, autocommit=True) as admin:
+        with psycopg.connect(database_url(), host=self.target[0], port=self.target[1], autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
 
     @staticmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_e2e_beat import database_url
+from relay.database import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

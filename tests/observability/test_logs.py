@@ -13,9 +13,9 @@ import pytest
 
 from automations.runtime.enrollment import enroll
 from automations.runtime.runner import advance
+from relay.database import database_url
 from relay.observability import logs
 from tests import factories
-from tests.test_e2e_beat import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

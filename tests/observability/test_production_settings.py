@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_e2e_beat import database_url
+from relay.database import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from relay.database import database_url
 from tests import factories
-from tests.test_e2e_beat import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_KEY = "0123456789abcdef0123456789abcdef"

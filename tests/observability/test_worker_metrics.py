@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from automations.models import AutomationRun
 from automations.runtime.enrollment import enroll
+from relay.database import database_url
 from relay.observability import metrics
 from tests import factories
-from tests.reliability.support import database_url, private_broker
+from tests.reliability.support import private_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 6

@@ -10,11 +10,10 @@ import urllib.request
 
 import psycopg
 import pytest
-from django.conf import settings
 
+from relay.database import database_url
 from tests.ops.relayctl import ROOT, relayctl, relayctl_env
 from tests.ops.test_relayctl import free_port
-from tests.reliability.support import database_url
 
 
 def readme_tour() -> str:
@@ -24,10 +23,7 @@ def readme_tour() -> str:
 
 
 def server_connection():
-    db = settings.DATABASES["default"]
-    params = {"dbname": "postgres", "user": db["USER"], "password": db["PASSWORD"] or None, "host": db["HOST"],
-              "port": db["PORT"] or None}
-    return psycopg.connect(autocommit=True, **{k: v for k, v in params.items() if v})
+    return psycopg.connect(database_url("postgres"), autocommit=True)
 
 
 @pytest.fixture

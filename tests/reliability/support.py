@@ -10,12 +10,12 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
+
+from relay.database import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,28 +33,13 @@ def wait_until(condition, describe: str, timeout: float = 30.0, logs=None, inter
 
 def raw_connection(autocommit: bool = True) -> psycopg.Connection:
     """A psycopg connection to the test database that Django knows nothing about."""
-    params = connection.get_connection_params()
-    basic = {k: params[k] for k in ("dbname", "user", "password", "host", "port") if params.get(k)}
-    return psycopg.connect(**basic, autocommit=autocommit)
+    return psycopg.connect(database_url(), autocommit=autocommit)
 
 
 def backend_pid() -> int:
     """The PostgreSQL backend serving Django's connection in this thread."""
     connection.ensure_connection()
     return connection.connection.info.backend_pid
-
-
-def database_url(name: str | None = None) -> str:
-    """A URL for the test database (NAME is the test database's name here), or for `name` on its server."""
-    db = {**settings.DATABASES["default"], **({"NAME": name} if name else {})}
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or ""
-    if host.startswith("/"):  # a unix socket directory (the embedded server)
-        return f"postgres://{auth}@:{db['PORT']}/{quote(db['NAME'], safe='')}?host={quote(host, safe='')}"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}@{host or 'localhost'}{port}/{quote(db['NAME'], safe='')}"
 
 
 @contextmanager

@@ -17,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from automations.models import InboundEvent
+from relay.database import database_url
 from tests import factories
 from tests.inbound.helpers import make_entrypoint, reply_flow
-from tests.reliability.support import ROOT, database_url, raw_connection, wait_until
+from tests.reliability.support import ROOT, raw_connection, wait_until
 
 POOL_SIZE = 4
 THREADS = 32  # one web process serving many requests at once: far more threads than pooled connections
