@@ -32,7 +32,7 @@ from django.utils import timezone
 from automations.channels.base import PRIVATE_REPLY_TO
 from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from automations.channels.registry import PROVIDERS, get_provider
-from automations.models import EntrypointKind
+from automations.models import InboundKind
 from automations.runtime import outbound_http
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
@@ -107,7 +107,7 @@ class Effects:
         if not getattr(provider, "replies_to_comments", False):
             return None
         trigger = (self.run.context or {}).get("trigger")
-        if not isinstance(trigger, dict) or trigger.get("kind") != EntrypointKind.COMMENT_CREATED:
+        if not isinstance(trigger, dict) or trigger.get("kind") != InboundKind.COMMENT_CREATED:
             return None
         comment_id = str(trigger.get("event_id") or "")
         if not comment_id or self._messages or Message.objects.filter(

@@ -31,13 +31,15 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from automations.models import (
+    CONTACT_CHANGE_KINDS,
     ActiveStatus,
     Automation,
     AutomationRun,
     AutomationStatus,
+    EnrollBlocked,
     Entrypoint,
-    EntrypointKind,
     InboundEvent,
+    InboundKind,
     InboundOutcome,
     RunStatus,
 )
@@ -55,19 +57,6 @@ from relay.core import sql
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
-
-_BLOCKED_OUTCOMES = {
-    "contact_paused": InboundOutcome.CONTACT_PAUSED,
-    "reentry_blocked": InboundOutcome.REENTRY_BLOCKED,
-}
-
-
-def outcome_of(result: enrollment.EnrollResult) -> str:
-    """The event outcome an enrollment attempt comes to."""
-    if result.ok:
-        return InboundOutcome.ENROLLED
-    return _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
-
 
 @dataclass
 class InboundResult:
@@ -444,11 +433,11 @@ def _process(account, event, contact, conversation, message, *, event_id, kind, 
         if result.ok:
             return _finish(event, InboundOutcome.ENROLLED, result.run.id, decision.trace)
         decision.trace[-1]["result"] = result.blocked
-        if result.blocked == enrollment.CONTACT_PAUSED and not result.pause_global:
+        if result.blocked == EnrollBlocked.CONTACT_PAUSED and not result.pause_global:
             passed_over[source.automation_id] = result.blocked
             paused_skip = paused_skip or result
             continue
-        return _finish(event, outcome_of(result), result.run.id if result.run else None, decision.trace)
+        return _finish(event, result.inbound_outcome, result.run.id if result.run else None, decision.trace)
 
 
 def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) -> InboundResult:
@@ -471,7 +460,7 @@ def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict
     """Keep a webhook delivery like a channel event: its outcome and a one-entry trace (the webhook's
     entrypoint and what became of it), so the admin answers "why was this contact never enrolled?" for
     webhooks too. A delivery has no provider event id: the row's own id stands in."""
-    event = InboundEvent(organization_id=entrypoint.organization_id, kind=EntrypointKind.WEBHOOK_INBOUND,
+    event = InboundEvent(organization_id=entrypoint.organization_id, kind=InboundKind.WEBHOOK_INBOUND,
                          social_account_id=entrypoint.social_account_id, contact=contact, payload=body,
                          outcome=outcome, run_id=run_id,
                          trace=[{"entrypoint_id": entrypoint.id, "automation_id": entrypoint.automation_id,
@@ -483,9 +472,6 @@ def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict
     return event
 
 
-CONTACT_CHANGE_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
-
-
 def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: str | None, value) -> list:
     """Apply one platform-side tag/field change to the locked contact row; return the internal events it
     produced (empty when nothing changed: the tag was already there, the value already equal)."""
@@ -493,11 +479,11 @@ def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: s
 
     locked = Contact.objects.select_for_update().get(pk=contact.pk)
     before_tags, before_fields = list(locked.tags or []), dict(locked.custom_fields or {})
-    if kind == EntrypointKind.TAG_APPLIED and tag not in before_tags:
+    if kind == InboundKind.TAG_APPLIED and tag not in before_tags:
         locked.tags = [*before_tags, tag]
-    elif kind == EntrypointKind.TAG_REMOVED:
+    elif kind == InboundKind.TAG_REMOVED:
         locked.tags = [t for t in before_tags if t != tag]
-    elif kind == EntrypointKind.FIELD_CHANGED:
+    elif kind == InboundKind.FIELD_CHANGED:
         locked.custom_fields = {**before_fields, field: value}
     locked.save(update_fields=["tags", "custom_fields", "updated_at"])
     changes = diff_contact(before_tags, before_fields, locked)
@@ -539,8 +525,7 @@ def _fire_pending(event: InboundEvent) -> InboundResult:
     started = [r["run_id"] for r in reports if r.get("run_id")]
     if started:
         return _finish(event, InboundOutcome.ENROLLED, started[0], reports)
-    blocked = {r.get("blocked") for r in reports}
-    outcome = next((o for key, o in _BLOCKED_OUTCOMES.items() if key in blocked), InboundOutcome.NO_MATCH)
+    outcome = EnrollBlocked.inbound_outcome_of({r.get("blocked") for r in reports})
     return _finish(event, outcome, None, reports)
 
 

@@ -27,7 +27,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from automations.graph import filters
-from automations.models import ActiveStatus, AutomationStatus, Entrypoint, InboundOutcome, WebhookDelivery
+from automations.models import (
+    ActiveStatus,
+    AutomationStatus,
+    Entrypoint,
+    EntrypointKind,
+    InboundOutcome,
+    WebhookDelivery,
+)
 from automations.runtime import enrollment, inbound
 from contacts.models import Contact
 from relay.core.errors import ApiError
@@ -153,7 +160,7 @@ def _remember_delivery(entrypoint: Entrypoint, signature: str) -> None:
 
 def receive_webhook(slug: str, raw_body: bytes, signature: str | None) -> WebhookResult:
     entrypoint = (Entrypoint.objects.select_related("automation")
-                  .filter(webhook_slug=slug, kind="webhook_inbound").first())
+                  .filter(webhook_slug=slug, kind=EntrypointKind.WEBHOOK_INBOUND).first())
     if entrypoint is None:
         raise ApiError("not_found", "No webhook entrypoint with this slug.", status=404)
     given = verify_signature(entrypoint.webhook_secret, signature, raw_body)
@@ -175,6 +182,6 @@ def receive_webhook(slug: str, raw_body: bytes, signature: str | None) -> Webhoo
                                    source=enrollment.TRIGGER)
         outcome = InboundOutcome.ENROLLED if result.ok else result.blocked
         run_id = result.run.id if result.run else None
-        inbound.record_webhook_delivery(entrypoint, contact, body, inbound.outcome_of(result), run_id,
+        inbound.record_webhook_delivery(entrypoint, contact, body, result.inbound_outcome, run_id,
                                         "matched" if result.ok else result.blocked)
     return WebhookResult(outcome, run_id, contact.id)
