@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from automations.models import CONTACT_CHANGE_KINDS, InboundKind, InboundOutcome
 from automations.runtime import inbound, webhooks
+from contacts import actions
 from contacts.models import Contact, SocialAccount
 from relay.core import parsers, sql
 from relay.core.openapi import error_responses
@@ -117,7 +118,7 @@ class InboundEventView(APIView):
 def receive(data: dict, raw) -> inbound.InboundResult:
     """Process one validated inbound event (`InboundEventSerializer`); platform webhooks come here too."""
     contact_data = data.get("contact") or {}
-    sender = inbound.Sender(
+    sender = actions.Sender(
         contact_id=data["contact_id"].id if data.get("contact_id") else None,
         platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
     )

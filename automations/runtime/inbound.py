@@ -44,6 +44,7 @@ from automations.models import (
     RunStatus,
 )
 from automations.runtime import enrollment, internal_events, matcher, replies
+from contacts.actions import Sender, change_tags_and_fields, upsert_sender
 from contacts.models import (
     Contact,
     ContactIdentity,
@@ -74,15 +75,6 @@ class InboundResult:
         }
 
 
-@dataclass
-class Sender:
-    """Who sent the event: an existing contact id, or the platform's user id (+ optional name)."""
-
-    contact_id: str | None = None
-    platform_user_id: str | None = None
-    name: str = ""
-
-
 def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str | None:
     """Insert the event row unless that event_id was seen, and take the new row's lock; return the new
     row id or None (duplicate). The lock is session-level: it outlives the claim's commit, so while it is
@@ -103,21 +95,13 @@ def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str
     return inserted[0] if inserted else None
 
 
-def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
-    """Find the contact by id or by (account, platform_user_id); create contact + identity if new."""
-    if sender.contact_id:
-        return Contact.objects.get(organization_id=account.organization_id, pk=sender.contact_id)
-    contact = Contact(organization_id=account.organization_id, name=sender.name or "")
-    identity = ContactIdentity(contact_id=contact.pk, social_account_id=account.pk,
-                               platform_user_id=sender.platform_user_id)
+def upsert_sender_row(contact: Contact, identity: ContactIdentity, name: str) -> Contact | None:
+    """`contacts.actions.upsert_sender`'s statement, for a would-be new `contact` and its `identity`: the
+    contact found or created; None when another event created it after this statement's snapshot."""
     rows = sql.execute(_upsert_sender_text(), {
-        "account": account.pk, "user": sender.platform_user_id, "name": sender.name or "",
+        "account": identity.social_account_id, "user": identity.platform_user_id, "name": name,
         "now": timezone.now(), **_prepared(contact, "c_"), **_prepared(identity, "i_")})
-    if rows:
-        return sql.instance(Contact, rows[0])
-    # Another event for the same new person created them a moment ago (after this statement's snapshot).
-    return ContactIdentity.objects.select_related("contact").get(
-        social_account=account, platform_user_id=sender.platform_user_id).contact
+    return sql.instance(Contact, rows[0]) if rows else None
 
 
 def _prepared(obj, prefix: str) -> dict:
@@ -473,20 +457,14 @@ def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict
 
 
 def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: str | None, value) -> list:
-    """Apply one platform-side tag/field change to the locked contact row; return the internal events it
-    produced (empty when nothing changed: the tag was already there, the value already equal)."""
-    from contacts.signals import diff_contact
-
-    locked = Contact.objects.select_for_update().get(pk=contact.pk)
-    before_tags, before_fields = list(locked.tags or []), dict(locked.custom_fields or {})
-    if kind == InboundKind.TAG_APPLIED and tag not in before_tags:
-        locked.tags = [*before_tags, tag]
+    """Apply one platform-side tag/field change to the contact; return the internal events it produced
+    (empty when nothing changed: the tag was already there, the value already equal)."""
+    if kind == InboundKind.TAG_APPLIED:
+        changes = change_tags_and_fields(contact, add_tags=[tag])
     elif kind == InboundKind.TAG_REMOVED:
-        locked.tags = [t for t in before_tags if t != tag]
-    elif kind == InboundKind.FIELD_CHANGED:
-        locked.custom_fields = {**before_fields, field: value}
-    locked.save(update_fields=["tags", "custom_fields", "updated_at"])
-    changes = diff_contact(before_tags, before_fields, locked)
+        changes = change_tags_and_fields(contact, remove_tags=[tag])
+    else:
+        changes = change_tags_and_fields(contact, set_fields={field: value})
     return [[kind, data] for kind, data in internal_events.events_from_changes(
         changes["tags_added"], changes["tags_removed"], changes["fields_changed"])]
 

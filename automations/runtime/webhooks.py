@@ -36,6 +36,7 @@ from automations.models import (
     WebhookDelivery,
 )
 from automations.runtime import enrollment, inbound
+from contacts import actions
 from contacts.models import Contact
 from relay.core.errors import ApiError
 from relay.core.parsers import parse_json
@@ -127,14 +128,12 @@ def resolve_contact(entrypoint: Entrypoint, body: dict) -> Contact:
     if value is None:
         raise ApiError("contact_unresolved", f"The body must carry `{lookup}` to find the contact.", status=422,
                        details={lookup: ["required"]})
-    field = {"contact_id": "pk"}.get(lookup, lookup)
-    contact = Contact.objects.filter(organization_id=entrypoint.organization_id, **{field: value.strip()}).first()
-    if contact is not None:
-        return contact
-    if lookup == "contact_id" or not config.get("create_contact"):
+    contact = actions.find_or_create_contact(
+        entrypoint.organization_id, {"contact_id": "pk"}.get(lookup, lookup), value.strip(),
+        create=lookup != "contact_id" and bool(config.get("create_contact")), name=_lookup_value(body, "name") or "")
+    if contact is None:
         raise ApiError("contact_not_found", f"No contact with {lookup} {value!r}.", status=404)
-    name = _lookup_value(body, "name") or ""
-    return Contact.objects.create(organization_id=entrypoint.organization_id, name=name, **{lookup: value.strip()})
+    return contact
 
 
 @lru_cache(maxsize=1)
