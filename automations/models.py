@@ -52,6 +52,7 @@ class InboundKind(models.TextChoices):
     to the contact a platform reported, or a delivery to a `webhook_inbound` entrypoint. Entrypoints
     listen for them under the same values (`EntrypointKind`)."""
 
+    # what the contact did on a channel
     DM_RECEIVED = "dm_received"
     COMMENT_CREATED = "comment_created"
     STORY_REPLY = "story_reply"
@@ -60,14 +61,12 @@ class InboundKind(models.TextChoices):
     LIVE_COMMENT = "live_comment"  # recorded and offered to waiting runs; no entrypoint kind of its own yet
     SHARE_TO_DM = "share_to_dm"
     AD_CLICK = "ad_click"
+    # a change to the contact (CONTACT_CHANGE_KINDS)
     TAG_APPLIED = "tag_applied"
     TAG_REMOVED = "tag_removed"
     FIELD_CHANGED = "field_changed"
+    # a signed delivery to a webhook_inbound entrypoint
     WEBHOOK_INBOUND = "webhook_inbound"
-
-
-# Changes to the contact: applied to its row once per event, then they start the automations listening.
-CONTACT_CHANGE_KINDS = (InboundKind.TAG_APPLIED, InboundKind.TAG_REMOVED, InboundKind.FIELD_CHANGED)
 
 
 class EntrypointKind(models.TextChoices):
@@ -81,6 +80,11 @@ class EntrypointKind(models.TextChoices):
     FIELD_CHANGED = "field_changed"
     SCHEDULE = "schedule"
     WEBHOOK_INBOUND = "webhook_inbound"
+
+
+# The inbound kinds that change the contact: applied to its row once per event, then they start the
+# automations listening for them.
+CONTACT_CHANGE_KINDS = (InboundKind.TAG_APPLIED, InboundKind.TAG_REMOVED, InboundKind.FIELD_CHANGED)
 
 
 class ActiveStatus(models.TextChoices):
