@@ -38,7 +38,7 @@ def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
     fill in an unnamed contact's name when the event brings one. One statement: the inbound path's."""
     if sender.contact_id:
         return Contact.objects.get(organization_id=account.organization_id, pk=sender.contact_id)
-    from automations.runtime.inbound import upsert_sender_row
+    from automations.runtime.inbound import upsert_sender_row  # kept with the inbound statements; imports us
 
     contact = Contact(organization_id=account.organization_id, name=sender.name or "")
     identity = ContactIdentity(contact_id=contact.pk, social_account_id=account.pk,
