@@ -4,8 +4,10 @@ so "why was this contact never enrolled?" is answered from the admin alone."""
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from automations.models import InboundEvent
+from automations.models import EnrollBlocked, InboundEvent
 
+# A trace entry's `result`: the matcher's reason for passing an entrypoint or binding over, or the
+# enrollment's refusal.
 REASONS = {
     "matched": "matched",
     "keyword_mismatch": "text did not match the keywords",
@@ -16,10 +18,8 @@ REASONS = {
     "story_not_listed": "story not in story_ids",
     "payload_not_listed": "payload not in payloads",
     "comment_reply_excluded": "comment replies are excluded",
-    "contact_paused": "contact is paused",
-    "reentry_blocked": "re-entry blocked (live run or cooldown)",
-    "automation_not_active": "automation is not active",
     "none_active": "no active binding",
+    **dict(EnrollBlocked.choices),
 }
 
 

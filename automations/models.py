@@ -1,5 +1,6 @@
 """What we run: automations (graph JSONB), entrypoints, bindings, runs, step runs, scheduled jobs and
-the inbound-event log. Every status, waiting_for value, exit reason and job kind is defined here."""
+the inbound-event log. Every status, waiting_for value, exit reason, job kind, inbound event kind and
+enrollment refusal is defined here."""
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -46,6 +47,28 @@ class Automation(models.Model):
         return f"{self.name} ({self.id})"
 
 
+class InboundKind(models.TextChoices):
+    """What an inbound event is (`InboundEvent.kind`): something the contact did on a channel, a change
+    to the contact a platform reported, or a delivery to a `webhook_inbound` entrypoint. Entrypoints
+    listen for them under the same values (`EntrypointKind`)."""
+
+    # what the contact did on a channel
+    DM_RECEIVED = "dm_received"
+    COMMENT_CREATED = "comment_created"
+    STORY_REPLY = "story_reply"
+    STORY_MENTION = "story_mention"
+    POSTBACK = "postback"
+    LIVE_COMMENT = "live_comment"  # recorded and offered to waiting runs; no entrypoint kind of its own yet
+    SHARE_TO_DM = "share_to_dm"
+    AD_CLICK = "ad_click"
+    # a change to the contact (CONTACT_CHANGE_KINDS)
+    TAG_APPLIED = "tag_applied"
+    TAG_REMOVED = "tag_removed"
+    FIELD_CHANGED = "field_changed"
+    # a signed delivery to a webhook_inbound entrypoint
+    WEBHOOK_INBOUND = "webhook_inbound"
+
+
 class EntrypointKind(models.TextChoices):
     DM_RECEIVED = "dm_received"
     COMMENT_CREATED = "comment_created"
@@ -57,6 +80,11 @@ class EntrypointKind(models.TextChoices):
     FIELD_CHANGED = "field_changed"
     SCHEDULE = "schedule"
     WEBHOOK_INBOUND = "webhook_inbound"
+
+
+# The inbound kinds that change the contact: applied to its row once per event, then they start the
+# automations listening for them.
+CONTACT_CHANGE_KINDS = (InboundKind.TAG_APPLIED, InboundKind.TAG_REMOVED, InboundKind.FIELD_CHANGED)
 
 
 class ActiveStatus(models.TextChoices):
@@ -337,6 +365,40 @@ class InboundOutcome(models.TextChoices):
     REENTRY_BLOCKED = "reentry_blocked"
     DUPLICATE = "duplicate"
     FILTERED_OUT = "filtered_out"  # a webhook entrypoint's filters kept the contact out
+
+
+class EnrollBlocked(models.TextChoices):
+    """Why `enrollment.enroll` did not enroll a contact (`EnrollResult.blocked`; the API's enroll refusals
+    use the values as error codes), and what each refusal comes to: the label the admin's inbound-event
+    trace shows, an inbound event's outcome (`inbound_outcome`), a trigger-path skip row's exit reason
+    (`skip_reason`)."""
+
+    CONTACT_PAUSED = "contact_paused", "contact is paused"
+    REENTRY_BLOCKED = "reentry_blocked", "re-entry blocked (live run or cooldown)"
+    AUTOMATION_NOT_ACTIVE = "automation_not_active", "automation is not active"
+    TRIGGER_DEPTH_EXCEEDED = "trigger_depth_exceeded", "trigger depth exceeded (automations starting each other)"
+
+    @property
+    def inbound_outcome(self) -> str:
+        return EnrollBlocked.inbound_outcome_of({self})
+
+    @classmethod
+    def inbound_outcome_of(cls, reasons) -> str:
+        """The outcome of an event whose enrollments were refused for `reasons`: a pause over re-entry,
+        the other refusals (or none) `no_match`."""
+        return next((outcome for reason, outcome in _BLOCKED_OUTCOMES.items() if reason in reasons),
+                    InboundOutcome.NO_MATCH)
+
+    @property
+    def skip_reason(self) -> str | None:
+        """The exit reason of the row a refused trigger-path enrollment leaves (None: it leaves none)."""
+        return _SKIP_REASONS.get(self)
+
+
+_BLOCKED_OUTCOMES = {EnrollBlocked.CONTACT_PAUSED: InboundOutcome.CONTACT_PAUSED,
+                     EnrollBlocked.REENTRY_BLOCKED: InboundOutcome.REENTRY_BLOCKED}
+_SKIP_REASONS = {EnrollBlocked.CONTACT_PAUSED: ExitReason.CONTACT_PAUSED,
+                 EnrollBlocked.REENTRY_BLOCKED: ExitReason.REENTRY_COOLDOWN}
 
 
 class InboundEvent(models.Model):

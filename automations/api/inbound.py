@@ -10,18 +10,16 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from automations.models import EntrypointKind, InboundOutcome
+from automations.models import CONTACT_CHANGE_KINDS, InboundKind, InboundOutcome
 from automations.runtime import inbound, webhooks
+from contacts import actions
 from contacts.models import Contact, SocialAccount
 from relay.core import parsers, sql
 from relay.core.openapi import error_responses
 from relay.core.serializers import OrgRelatedField, StrictSerializer
 
-# Channel events (the entrypoint kinds a platform sends, plus ones recorded without an entrypoint kind
-# of their own yet) and the contact changes a platform reports.
-INBOUND_KINDS = [EntrypointKind.DM_RECEIVED, EntrypointKind.COMMENT_CREATED, EntrypointKind.STORY_REPLY,
-                 EntrypointKind.STORY_MENTION, EntrypointKind.POSTBACK, "live_comment", "share_to_dm", "ad_click",
-                 *inbound.CONTACT_CHANGE_KINDS]
+# What a platform reports here: every inbound kind but a webhook delivery (which has its own door).
+INBOUND_KINDS = [kind for kind in InboundKind if kind != InboundKind.WEBHOOK_INBOUND]
 
 
 class _AccountField(OrgRelatedField):
@@ -75,9 +73,9 @@ class InboundEventSerializer(StrictSerializer):
         if bool(attrs.get("contact")) == bool(attrs.get("contact_id")):
             raise serializers.ValidationError({"contact": ["Send exactly one of `contact` or `contact_id`."]})
         kind = attrs["kind"]
-        if kind in (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED) and not (attrs.get("tag") or "").strip():
+        if kind in (InboundKind.TAG_APPLIED, InboundKind.TAG_REMOVED) and not (attrs.get("tag") or "").strip():
             raise serializers.ValidationError({"tag": [f"required for {kind}."]})
-        if kind == "field_changed" and (not attrs.get("field") or "value" not in attrs):
+        if kind == InboundKind.FIELD_CHANGED and (not attrs.get("field") or "value" not in attrs):
             raise serializers.ValidationError({"field": ["`field` and `value` are required for field_changed."]})
         return attrs
 
@@ -120,11 +118,11 @@ class InboundEventView(APIView):
 def receive(data: dict, raw) -> inbound.InboundResult:
     """Process one validated inbound event (`InboundEventSerializer`); platform webhooks come here too."""
     contact_data = data.get("contact") or {}
-    sender = inbound.Sender(
+    sender = actions.Sender(
         contact_id=data["contact_id"].id if data.get("contact_id") else None,
         platform_user_id=contact_data.get("platform_user_id"), name=contact_data.get("name", ""),
     )
-    if data["kind"] in inbound.CONTACT_CHANGE_KINDS:
+    if data["kind"] in CONTACT_CHANGE_KINDS:
         return inbound.receive_contact_change(
             data["social_account_id"], event_id=data["event_id"], kind=data["kind"], sender=sender,
             tag=(data.get("tag") or "").strip() or None, field=data.get("field"), value=data.get("value"), raw=raw,

@@ -17,8 +17,8 @@ from automations.api.run_serializers import (
     SimulationSerializer,
     StepRunSerializer,
 )
-from automations.models import Automation, AutomationRun, Entrypoint, RunStatus, StepRun
-from automations.runtime.enrollment import AUTOMATION_NOT_ACTIVE, MANUAL, REENTRY_BLOCKED, enroll
+from automations.models import Automation, AutomationRun, EnrollBlocked, Entrypoint, RunStatus, StepRun
+from automations.runtime.enrollment import MANUAL, enroll
 from automations.runtime.runs import RunConflict, stop_run
 from automations.runtime.simulator import SimulationError, simulate
 from contacts.models import Contact
@@ -28,8 +28,9 @@ from relay.core.pagination import choice_param, paginate
 from relay.core.serializers import org_object_or_404, require_empty_body
 
 ENROLL_REFUSALS = {
-    AUTOMATION_NOT_ACTIVE: (422, "The automation is not active."),
-    REENTRY_BLOCKED: (409, "The contact has a live run in this automation or is within its re-entry cooldown."),
+    EnrollBlocked.AUTOMATION_NOT_ACTIVE: (422, "The automation is not active."),
+    EnrollBlocked.REENTRY_BLOCKED: (409, "The contact has a live run in this automation or is within its re-entry "
+                                         "cooldown."),
 }
 
 
@@ -75,7 +76,8 @@ class AutomationEnrollView(APIView):
 
     @extend_schema(
         request=EnrollSerializer,
-        responses={201: RunSerializer, **error_responses({409: [REENTRY_BLOCKED], 422: [AUTOMATION_NOT_ACTIVE]})},
+        responses={201: RunSerializer, **error_responses({409: [EnrollBlocked.REENTRY_BLOCKED],
+                                                                  422: [EnrollBlocked.AUTOMATION_NOT_ACTIVE]})},
         examples=[OpenApiExample("manual", request_only=True, value={
             "contact_id": "ct_0123456789abcdefghij", "context_overrides": {"coupon": "SPRING"}})],
         description="Enroll a contact by hand. A paused contact's run is created and parked (waiting, "

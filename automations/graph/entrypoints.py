@@ -17,6 +17,7 @@ import string
 from automations.graph import filters as filter_rules
 from automations.graph.config_checks import is_context_key, is_nonempty_str
 from automations.graph.regex_guard import check_pattern
+from automations.models import EntrypointKind
 from relay.core.serializers import save_changes
 
 SPECIFICITY_EXACT = 30
@@ -34,27 +35,28 @@ _SLUG_ALPHABET = string.ascii_lowercase + string.digits
 
 _KEYWORD_KEYS = ("keywords", "match_mode", "case_sensitive")
 CONFIG_KEYS = {
-    "dm_received": (*_KEYWORD_KEYS, "first_message_only"),
-    "comment_created": ("post_ids", *_KEYWORD_KEYS, "include_replies"),
-    "story_reply": ("story_ids", *_KEYWORD_KEYS),
-    "story_mention": ("story_ids", *_KEYWORD_KEYS),
-    "postback": ("payloads",),
-    "tag_applied": ("tag_ids",),
-    "tag_removed": ("tag_ids",),
-    "field_changed": ("field_keys", "from", "to"),
-    "schedule": ("cron", "timezone"),
-    "webhook_inbound": ("payload_mapping", "contact_lookup", "create_contact"),
+    EntrypointKind.DM_RECEIVED: (*_KEYWORD_KEYS, "first_message_only"),
+    EntrypointKind.COMMENT_CREATED: ("post_ids", *_KEYWORD_KEYS, "include_replies"),
+    EntrypointKind.STORY_REPLY: ("story_ids", *_KEYWORD_KEYS),
+    EntrypointKind.STORY_MENTION: ("story_ids", *_KEYWORD_KEYS),
+    EntrypointKind.POSTBACK: ("payloads",),
+    EntrypointKind.TAG_APPLIED: ("tag_ids",),
+    EntrypointKind.TAG_REMOVED: ("tag_ids",),
+    EntrypointKind.FIELD_CHANGED: ("field_keys", "from", "to"),
+    EntrypointKind.SCHEDULE: ("cron", "timezone"),
+    EntrypointKind.WEBHOOK_INBOUND: ("payload_mapping", "contact_lookup", "create_contact"),
 }
-KEYWORD_KINDS = ("dm_received", "comment_created", "story_reply", "story_mention")
+KEYWORD_KINDS = (EntrypointKind.DM_RECEIVED, EntrypointKind.COMMENT_CREATED, EntrypointKind.STORY_REPLY,
+                 EntrypointKind.STORY_MENTION)
 BOOL_KEYS = ("case_sensitive", "first_message_only", "include_replies", "create_contact")
 # Defaults written into the stored config so the matcher and the API show the same thing.
 DEFAULTS = {
-    "dm_received": {"case_sensitive": False, "first_message_only": False},
-    "comment_created": {"case_sensitive": False, "include_replies": True},
-    "story_reply": {"case_sensitive": False},
-    "story_mention": {"case_sensitive": False},
-    "schedule": {"timezone": "UTC"},
-    "webhook_inbound": {"payload_mapping": {}, "contact_lookup": "contact_id", "create_contact": False},
+    EntrypointKind.DM_RECEIVED: {"case_sensitive": False, "first_message_only": False},
+    EntrypointKind.COMMENT_CREATED: {"case_sensitive": False, "include_replies": True},
+    EntrypointKind.STORY_REPLY: {"case_sensitive": False},
+    EntrypointKind.STORY_MENTION: {"case_sensitive": False},
+    EntrypointKind.SCHEDULE: {"timezone": "UTC"},
+    EntrypointKind.WEBHOOK_INBOUND: {"payload_mapping": {}, "contact_lookup": "contact_id", "create_contact": False},
 }
 
 
@@ -102,20 +104,20 @@ def validate_config(kind: str, config, *, filters=None, active: bool = True) -> 
             problems.setdefault(f"config.{key}", []).append("must be true or false.")
     if kind in KEYWORD_KINDS:
         _validate_keywords(config, problems)
-    if kind == "comment_created":
+    if kind == EntrypointKind.COMMENT_CREATED:
         _string_list(config.get("post_ids"), "config.post_ids", problems)
-    if kind in ("story_reply", "story_mention"):
+    if kind in (EntrypointKind.STORY_REPLY, EntrypointKind.STORY_MENTION):
         _string_list(config.get("story_ids"), "config.story_ids", problems)
-    if kind == "postback":
+    if kind == EntrypointKind.POSTBACK:
         _string_list(config.get("payloads"), "config.payloads", problems)
-    if kind in ("tag_applied", "tag_removed"):
+    if kind in (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED):
         _string_list(config.get("tag_ids"), "config.tag_ids", problems, required=True, max_length=100)
-    if kind == "field_changed":
+    if kind == EntrypointKind.FIELD_CHANGED:
         _string_list(config.get("field_keys"), "config.field_keys", problems, required=True, max_length=100)
         for key in ("from", "to"):
             if isinstance(config.get(key), dict | list):
                 problems.setdefault(f"config.{key}", []).append("must be a single value.")
-    if kind == "schedule":
+    if kind == EntrypointKind.SCHEDULE:
         from automations.runtime.scheduler import validate_schedule_config
 
         for message in validate_schedule_config(config):
@@ -125,7 +127,7 @@ def validate_config(kind: str, config, *, filters=None, active: bool = True) -> 
             problems.setdefault("filters", []).append(
                 "an active schedule entrypoint needs a tag filter ({\"all\": [{\"field\": \"tags\", \"op\": "
                 "\"contains\", \"value\": \"…\"}]}) so its audience can be enumerated.")
-    if kind == "webhook_inbound":
+    if kind == EntrypointKind.WEBHOOK_INBOUND:
         mapping = config.get("payload_mapping", {})
         if not isinstance(mapping, dict) or not all(
                 is_context_key(k) and isinstance(v, str) and v.startswith("$") for k, v in mapping.items()):
@@ -150,11 +152,11 @@ def derive_specificity(kind: str, config, filters, social_account_id) -> int:
     config = config if isinstance(config, dict) else {}
     keywords = config.get("keywords") or []
     mode = config.get("match_mode") or DEFAULT_MATCH_MODE
-    if kind == "webhook_inbound":
+    if kind == EntrypointKind.WEBHOOK_INBOUND:
         return SPECIFICITY_EXACT
     if kind in KEYWORD_KINDS and keywords and mode in ("exact", "regex"):
         return SPECIFICITY_EXACT
-    if kind == "postback" and config.get("payloads"):
+    if kind == EntrypointKind.POSTBACK and config.get("payloads"):
         return SPECIFICITY_EXACT
     if config.get("post_ids") or config.get("story_ids"):
         return SPECIFICITY_ASSET
@@ -186,7 +188,7 @@ def apply(entrypoint, *, create: bool, changed: list[str] | None = None) -> str 
                                                 entrypoint.social_account_id)
     derived = ["config", "specificity", "updated_at"]
     secret = None
-    if entrypoint.kind == "webhook_inbound" and not entrypoint.webhook_slug:
+    if entrypoint.kind == EntrypointKind.WEBHOOK_INBOUND and not entrypoint.webhook_slug:
         entrypoint.webhook_slug = new_webhook_slug()
         secret = entrypoint.webhook_secret = new_webhook_secret()
         derived += ["webhook_slug", "webhook_secret"]

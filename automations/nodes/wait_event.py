@@ -4,9 +4,10 @@ Ports: `received`, `timeout`, `error`. The run waits with `waiting_for = "inboun
 twice is stored once (`normalize`), not refused."""
 
 from automations.graph.config_checks import check_optional_positive_int, error, require_object, warn_unknown_keys
+from automations.models import InboundKind
 
-EVENT_KINDS = ("dm_received", "comment_created", "story_reply", "story_mention", "live_comment", "share_to_dm",
-               "ad_click")
+EVENT_KINDS = (InboundKind.DM_RECEIVED, InboundKind.COMMENT_CREATED, InboundKind.STORY_REPLY,
+               InboundKind.STORY_MENTION, InboundKind.LIVE_COMMENT, InboundKind.SHARE_TO_DM, InboundKind.AD_CLICK)
 MAX_TIMEOUT_MIN = 60 * 24 * 30
 
 

@@ -18,7 +18,6 @@ have happened, no writes, no network.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -32,11 +31,12 @@ from django.utils import timezone
 from automations.channels.base import PRIVATE_REPLY_TO
 from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from automations.channels.registry import PROVIDERS, get_provider
-from automations.models import EntrypointKind
+from automations.models import InboundKind
 from automations.runtime import outbound_http
+from contacts.actions import ContactEdits
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
-from relay.core.sql import WRITTEN, Dependent, insert_rows, run_standalone
+from relay.core.sql import Dependent, insert_rows, run_standalone
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,8 @@ class Effects:
         # False when the run was read with no tag/field entrypoint listening in its organization
         # (runner.load_run): passed on with the contact_changed signal, so the receiver need not ask.
         self.change_listeners: bool | None = None
-        # Net tag/field changes since the last apply (last change per tag/slug wins), written as one
-        # UPDATE relative to the row, so a concurrent change to another tag or field is kept.
-        self._tag_changes: dict[str, bool] = {}  # tag -> added (True) / removed (False)
-        self._field_changes: dict[str, tuple[bool, object]] = {}  # slug -> (set?, value)
+        self.contact_edits = ContactEdits(contact)  # tag/field changes: written with the run, announced after
         self._callout: list | None = None  # [node key, steps so far, calls made] of the visit calling out
-        self._snapshot_contact()
 
     # -- messages -------------------------------------------------------------------------------
     def send_message(self, *, node_key: str, parts: list[dict]) -> list[str]:
@@ -107,7 +103,7 @@ class Effects:
         if not getattr(provider, "replies_to_comments", False):
             return None
         trigger = (self.run.context or {}).get("trigger")
-        if not isinstance(trigger, dict) or trigger.get("kind") != EntrypointKind.COMMENT_CREATED:
+        if not isinstance(trigger, dict) or trigger.get("kind") != InboundKind.COMMENT_CREATED:
             return None
         comment_id = str(trigger.get("event_id") or "")
         if not comment_id or self._messages or Message.objects.filter(
@@ -150,33 +146,23 @@ class Effects:
 
     # -- contact writes (in memory now, in the database at apply) -------------------------------
     def tag_add(self, tag: str) -> bool:
-        tags = list(self.contact.tags or [])
-        if tag in tags:
+        if not self.contact_edits.add_tag(tag):
             return False
-        self.contact.tags = [*tags, tag]
-        self._tag_changes[tag] = True
         self._queue("tag_add", {"tag": tag}, None)
         return True
 
     def tag_remove(self, tag: str) -> bool:
-        tags = list(self.contact.tags or [])
-        if tag not in tags:
+        if not self.contact_edits.remove_tag(tag):
             return False
-        self.contact.tags = [t for t in tags if t != tag]
-        self._tag_changes[tag] = False
         self._queue("tag_remove", {"tag": tag}, None)
         return True
 
     def field_set(self, slug: str, value) -> None:
-        self.contact.custom_fields = {**(self.contact.custom_fields or {}), slug: value}
-        self._field_changes[slug] = (True, value)
+        self.contact_edits.set_field(slug, value)
         self._queue("field_set", {"field": slug, "value": value}, None)
 
     def field_clear(self, slug: str) -> None:
-        fields = dict(self.contact.custom_fields or {})
-        fields.pop(slug, None)
-        self.contact.custom_fields = fields
-        self._field_changes[slug] = (False, None)
+        self.contact_edits.clear_field(slug)
         self._queue("field_clear", {"field": slug}, None)
 
     def contact_field_set(self, name: str, value: str) -> None:
@@ -267,7 +253,7 @@ class Effects:
         if messages:
             written.append(insert_rows(Message, MESSAGE_COLUMNS,
                                        [tuple(getattr(m, name) for name in MESSAGE_COLUMNS) for m in messages]))
-        contact_update = self._contact_changes()
+        contact_update = self.contact_edits.pending_write()
         if contact_update is not None:
             written.append(contact_update)
         return written
@@ -289,7 +275,7 @@ class Effects:
 
     def discard(self) -> None:
         self._messages, self._ops, self._outbox, self._sent_in_transaction = [], [], [], 0
-        self._tag_changes, self._field_changes = {}, {}
+        self.contact_edits.discard()
 
     # -- helpers --------------------------------------------------------------------------------------
     def _queue(self, kind: str, details: dict, op) -> None:
@@ -307,44 +293,13 @@ class Effects:
         self._sent_in_transaction = len(messages)
         return []
 
-    def _contact_changes(self) -> Dependent | None:
-        """One UPDATE for every tag and custom-field change of this persist: tags appended in order
-        without duplicates, removed ones dropped; cleared slugs deleted, set slugs merged."""
-        tag_changes, field_changes = self._tag_changes, self._field_changes
-        self._tag_changes, self._field_changes = {}, {}
-        if self.contact is None or not (tag_changes or field_changes):
-            return None
-        assignments, params = [], []
-        if tag_changes:
-            assignments.append(
-                "tags = ARRAY(SELECT t FROM unnest(array_cat(tags, %s::text[])) WITH ORDINALITY AS u(t, o) "
-                "WHERE NOT (t = ANY(%s::text[])) GROUP BY t ORDER BY min(o))")
-            params += [[t for t, added in tag_changes.items() if added],
-                       [t for t, added in tag_changes.items() if not added]]
-        if field_changes:
-            assignments.append("custom_fields = (coalesce(custom_fields, '{}'::jsonb) - %s::text[]) || %s::jsonb")
-            params += [[slug for slug, (is_set, _) in field_changes.items() if not is_set],
-                       json.dumps({slug: value for slug, (is_set, value) in field_changes.items() if is_set})]
-        return Dependent(f"UPDATE contacts SET {', '.join(assignments)}, updated_at = now() "
-                         f"WHERE id = %s AND {WRITTEN}", [*params, self.contact.pk])
-
-    def _snapshot_contact(self) -> None:
-        contact = self.contact
-        self._tags_before = list(getattr(contact, "tags", None) or [])
-        self._fields_before = dict(getattr(contact, "custom_fields", None) or {})
-
     def _announce_contact_changes(self) -> None:
         """Tag and field changes start tag_applied/tag_removed/field_changed entrypoints (after commit,
         one trigger level deeper than this run)."""
         if self.contact is None:
             return
-        from contacts.signals import diff_contact, send_contact_changed_on_commit
-
-        changes = diff_contact(self._tags_before, self._fields_before, self.contact)
-        send_contact_changed_on_commit(self.contact, changes, trigger_depth=(self.run.trigger_depth or 0) + 1,
-                                       listening=self.change_listeners)
+        self.contact_edits.announce(trigger_depth=(self.run.trigger_depth or 0) + 1, listening=self.change_listeners)
         self._callout: list | None = None  # [node key, steps so far, calls made] of the visit calling out
-        self._snapshot_contact()
 
     def _contact_row(self):
         from contacts.models import Contact

@@ -26,7 +26,8 @@ from automations.models import (
     Automation,
     AutomationRun,
     AutomationStatus,
-    ExitReason,
+    EnrollBlocked,
+    InboundOutcome,
     RunStatus,
     WaitingFor,
 )
@@ -40,27 +41,27 @@ logger = logging.getLogger(__name__)
 MANUAL = "manual"
 TRIGGER = "trigger"
 
-CONTACT_PAUSED = "contact_paused"
-REENTRY_BLOCKED = "reentry_blocked"
-AUTOMATION_NOT_ACTIVE = "automation_not_active"
-TRIGGER_DEPTH_EXCEEDED = "trigger_depth_exceeded"
-
 MAX_TRIGGER_DEPTH = 10  # automations starting automations: a loop guard
 DEFAULT_ALLOW_REENTRY = True
 DEFAULT_REENTRY_COOLDOWN_MIN = 60
 # Rows that record a skipped enrollment: never a "prior run" for re-entry purposes.
-SKIP_REASONS = (ExitReason.REENTRY_COOLDOWN, ExitReason.CONTACT_PAUSED)
+SKIP_REASONS = tuple(blocked.skip_reason for blocked in EnrollBlocked if blocked.skip_reason)
 
 
 @dataclass
 class EnrollResult:
     run: AutomationRun | None = None  # the new run; for a recorded trigger-path skip, the skip row
-    blocked: str | None = None  # contact_paused | reentry_blocked | automation_not_active | …
+    blocked: EnrollBlocked | None = None
     pause_global: bool = False  # contact_paused by a pause for all automations (not only this one)
 
     @property
     def ok(self) -> bool:
         return self.blocked is None
+
+    @property
+    def inbound_outcome(self) -> str:
+        """What an inbound event this enrollment answered comes to."""
+        return InboundOutcome.ENROLLED if self.ok else self.blocked.inbound_outcome
 
 
 def reentry_rules(entrypoint=None, binding=None) -> tuple[bool, int]:
@@ -179,12 +180,13 @@ def _new_run(automation, contact, *, entrypoint, binding, social_account, conver
     )
 
 
-def _record_skip(automation, contact, reason: str, blocked: str, now, *, pause_global: bool = False,
+def _record_skip(automation, contact, blocked: EnrollBlocked, now, *, pause_global: bool = False,
                  **links) -> EnrollResult:
     """Trigger path: keep a row saying this contact was not enrolled, and why (the debugging trail).
 
     The row is an `exited` run (the seed's exited includes the reentry skip), so it counts in total_exited
     and the counter matches the exited rows the runs API lists; it is not an enrollment."""
+    reason = blocked.skip_reason
     run = _new_run(automation, contact, now=now, status=RunStatus.EXITED, exit_reason=reason,
                    completed_at=now, current_node_key=None, **links)
     if _insert_run(run, COUNTER_FIELDS[RunStatus.EXITED]):
@@ -250,22 +252,22 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
         # commit. The pause rows and the prior runs come with them, at the same instant.
         standing = _standing(automation.pk, contact.pk, now, reentry_rules(entrypoint, binding)[1])
         if standing.status != AutomationStatus.ACTIVE:
-            return EnrollResult(blocked=AUTOMATION_NOT_ACTIVE)
+            return EnrollResult(blocked=EnrollBlocked.AUTOMATION_NOT_ACTIVE)
         if trigger_depth > MAX_TRIGGER_DEPTH:
-            return EnrollResult(blocked=TRIGGER_DEPTH_EXCEEDED)
+            return EnrollResult(blocked=EnrollBlocked.TRIGGER_DEPTH_EXCEEDED)
         social_account, conversation = _channel_of(automation, contact, entrypoint=entrypoint, binding=binding,
                                                    conversation=conversation, social_account=social_account)
         links = {"entrypoint": entrypoint, "binding": binding, "social_account": social_account,
                  "conversation": conversation, "context": context, "trigger_depth": trigger_depth}
         paused = standing.pause_id is not None
         if paused and source == TRIGGER:
-            return _record_skip(automation, contact, ExitReason.CONTACT_PAUSED, CONTACT_PAUSED, now,
+            return _record_skip(automation, contact, EnrollBlocked.CONTACT_PAUSED, now,
                                 pause_global=standing.pause_global, **links)
         if reentry_blocked(automation.pk, contact.pk, entrypoint=entrypoint, binding=binding, now=now,
                            prior=standing.prior):
             if source == TRIGGER:
-                return _record_skip(automation, contact, ExitReason.REENTRY_COOLDOWN, REENTRY_BLOCKED, now, **links)
-            return EnrollResult(blocked=REENTRY_BLOCKED)
+                return _record_skip(automation, contact, EnrollBlocked.REENTRY_BLOCKED, now, **links)
+            return EnrollResult(blocked=EnrollBlocked.REENTRY_BLOCKED)
 
         if paused:  # manual enrollment of a paused contact: parked at the root, not executed
             state = {"status": RunStatus.WAITING, "waiting_for": WaitingFor.EXTERNAL_EVENT,
@@ -275,8 +277,8 @@ def enroll(automation: Automation, contact, *, entrypoint=None, binding=None, co
         run = _new_run(automation, contact, now=now, current_node_key=standing.root_node_key, **links, **state)
         if not _insert_run(run, "total_enrolled"):  # a live run the checks could not see (another path)
             if source == TRIGGER:
-                return _record_skip(automation, contact, ExitReason.REENTRY_COOLDOWN, REENTRY_BLOCKED, now, **links)
-            return EnrollResult(blocked=REENTRY_BLOCKED)
+                return _record_skip(automation, contact, EnrollBlocked.REENTRY_BLOCKED, now, **links)
+            return EnrollResult(blocked=EnrollBlocked.REENTRY_BLOCKED)
         if run.status == RunStatus.ACTIVE:
             transaction.on_commit(lambda: enqueue_advance(run.pk))
     metrics.run_started(run.status).inc()

@@ -31,17 +31,20 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from automations.models import (
+    CONTACT_CHANGE_KINDS,
     ActiveStatus,
     Automation,
     AutomationRun,
     AutomationStatus,
+    EnrollBlocked,
     Entrypoint,
-    EntrypointKind,
     InboundEvent,
+    InboundKind,
     InboundOutcome,
     RunStatus,
 )
 from automations.runtime import enrollment, internal_events, matcher, replies
+from contacts.actions import Sender, change_tags_and_fields, upsert_sender
 from contacts.models import (
     Contact,
     ContactIdentity,
@@ -55,19 +58,6 @@ from relay.core import sql
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
-
-_BLOCKED_OUTCOMES = {
-    "contact_paused": InboundOutcome.CONTACT_PAUSED,
-    "reentry_blocked": InboundOutcome.REENTRY_BLOCKED,
-}
-
-
-def outcome_of(result: enrollment.EnrollResult) -> str:
-    """The event outcome an enrollment attempt comes to."""
-    if result.ok:
-        return InboundOutcome.ENROLLED
-    return _BLOCKED_OUTCOMES.get(result.blocked, InboundOutcome.NO_MATCH)
-
 
 @dataclass
 class InboundResult:
@@ -83,15 +73,6 @@ class InboundResult:
             "outcome": self.outcome,
             "run_id": self.run_id,
         }
-
-
-@dataclass
-class Sender:
-    """Who sent the event: an existing contact id, or the platform's user id (+ optional name)."""
-
-    contact_id: str | None = None
-    platform_user_id: str | None = None
-    name: str = ""
 
 
 def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str | None:
@@ -114,21 +95,13 @@ def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str
     return inserted[0] if inserted else None
 
 
-def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
-    """Find the contact by id or by (account, platform_user_id); create contact + identity if new."""
-    if sender.contact_id:
-        return Contact.objects.get(organization_id=account.organization_id, pk=sender.contact_id)
-    contact = Contact(organization_id=account.organization_id, name=sender.name or "")
-    identity = ContactIdentity(contact_id=contact.pk, social_account_id=account.pk,
-                               platform_user_id=sender.platform_user_id)
+def upsert_sender_row(contact: Contact, identity: ContactIdentity, name: str) -> Contact | None:
+    """`contacts.actions.upsert_sender`'s statement, for a would-be new `contact` and its `identity`: the
+    contact found or created; None when another event created it after this statement's snapshot."""
     rows = sql.execute(_upsert_sender_text(), {
-        "account": account.pk, "user": sender.platform_user_id, "name": sender.name or "",
+        "account": identity.social_account_id, "user": identity.platform_user_id, "name": name,
         "now": timezone.now(), **_prepared(contact, "c_"), **_prepared(identity, "i_")})
-    if rows:
-        return sql.instance(Contact, rows[0])
-    # Another event for the same new person created them a moment ago (after this statement's snapshot).
-    return ContactIdentity.objects.select_related("contact").get(
-        social_account=account, platform_user_id=sender.platform_user_id).contact
+    return sql.instance(Contact, rows[0]) if rows else None
 
 
 def _prepared(obj, prefix: str) -> dict:
@@ -444,11 +417,11 @@ def _process(account, event, contact, conversation, message, *, event_id, kind, 
         if result.ok:
             return _finish(event, InboundOutcome.ENROLLED, result.run.id, decision.trace)
         decision.trace[-1]["result"] = result.blocked
-        if result.blocked == enrollment.CONTACT_PAUSED and not result.pause_global:
+        if result.blocked == EnrollBlocked.CONTACT_PAUSED and not result.pause_global:
             passed_over[source.automation_id] = result.blocked
             paused_skip = paused_skip or result
             continue
-        return _finish(event, outcome_of(result), result.run.id if result.run else None, decision.trace)
+        return _finish(event, result.inbound_outcome, result.run.id if result.run else None, decision.trace)
 
 
 def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) -> InboundResult:
@@ -471,7 +444,7 @@ def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict
     """Keep a webhook delivery like a channel event: its outcome and a one-entry trace (the webhook's
     entrypoint and what became of it), so the admin answers "why was this contact never enrolled?" for
     webhooks too. A delivery has no provider event id: the row's own id stands in."""
-    event = InboundEvent(organization_id=entrypoint.organization_id, kind=EntrypointKind.WEBHOOK_INBOUND,
+    event = InboundEvent(organization_id=entrypoint.organization_id, kind=InboundKind.WEBHOOK_INBOUND,
                          social_account_id=entrypoint.social_account_id, contact=contact, payload=body,
                          outcome=outcome, run_id=run_id,
                          trace=[{"entrypoint_id": entrypoint.id, "automation_id": entrypoint.automation_id,
@@ -483,24 +456,15 @@ def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict
     return event
 
 
-CONTACT_CHANGE_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
-
-
 def _apply_contact_change(contact: Contact, kind: str, tag: str | None, field: str | None, value) -> list:
-    """Apply one platform-side tag/field change to the locked contact row; return the internal events it
-    produced (empty when nothing changed: the tag was already there, the value already equal)."""
-    from contacts.signals import diff_contact
-
-    locked = Contact.objects.select_for_update().get(pk=contact.pk)
-    before_tags, before_fields = list(locked.tags or []), dict(locked.custom_fields or {})
-    if kind == EntrypointKind.TAG_APPLIED and tag not in before_tags:
-        locked.tags = [*before_tags, tag]
-    elif kind == EntrypointKind.TAG_REMOVED:
-        locked.tags = [t for t in before_tags if t != tag]
-    elif kind == EntrypointKind.FIELD_CHANGED:
-        locked.custom_fields = {**before_fields, field: value}
-    locked.save(update_fields=["tags", "custom_fields", "updated_at"])
-    changes = diff_contact(before_tags, before_fields, locked)
+    """Apply one platform-side tag/field change to the contact; return the internal events it produced
+    (empty when nothing changed: the tag was already there, the value already equal)."""
+    if kind == InboundKind.TAG_APPLIED:
+        changes = change_tags_and_fields(contact, add_tags=[tag])
+    elif kind == InboundKind.TAG_REMOVED:
+        changes = change_tags_and_fields(contact, remove_tags=[tag])
+    else:
+        changes = change_tags_and_fields(contact, set_fields={field: value})
     return [[kind, data] for kind, data in internal_events.events_from_changes(
         changes["tags_added"], changes["tags_removed"], changes["fields_changed"])]
 
@@ -539,8 +503,7 @@ def _fire_pending(event: InboundEvent) -> InboundResult:
     started = [r["run_id"] for r in reports if r.get("run_id")]
     if started:
         return _finish(event, InboundOutcome.ENROLLED, started[0], reports)
-    blocked = {r.get("blocked") for r in reports}
-    outcome = next((o for key, o in _BLOCKED_OUTCOMES.items() if key in blocked), InboundOutcome.NO_MATCH)
+    outcome = EnrollBlocked.inbound_outcome_of({r.get("blocked") for r in reports})
     return _finish(event, outcome, None, reports)
 
 

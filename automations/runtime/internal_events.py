@@ -16,7 +16,7 @@ import logging
 from django.dispatch import receiver
 
 from automations.graph import filters
-from automations.models import ActiveStatus, AutomationStatus, Entrypoint, EntrypointKind
+from automations.models import ActiveStatus, AutomationStatus, EnrollBlocked, Entrypoint, InboundKind
 from automations.runtime import enrollment
 from contacts.models import Contact, Conversation
 from contacts.signals import contact_changed
@@ -40,18 +40,18 @@ def _field_matches(config: dict, slug: str, old, new) -> bool:
 
 
 def events_from_changes(tags_added, tags_removed, fields_changed) -> list[tuple[str, dict]]:
-    events = [(EntrypointKind.TAG_APPLIED, {"tag": t}) for t in tags_added]
-    events += [(EntrypointKind.TAG_REMOVED, {"tag": t}) for t in tags_removed]
-    events += [(EntrypointKind.FIELD_CHANGED, {"field": slug, "from": old, "to": new})
+    events = [(InboundKind.TAG_APPLIED, {"tag": t}) for t in tags_added]
+    events += [(InboundKind.TAG_REMOVED, {"tag": t}) for t in tags_removed]
+    events += [(InboundKind.FIELD_CHANGED, {"field": slug, "from": old, "to": new})
                for slug, (old, new) in fields_changed.items()]
     return events
 
 
 def _entrypoint_matches(entrypoint: Entrypoint, kind: str, data: dict, contact: Contact) -> bool:
     config = entrypoint.config or {}
-    if kind in (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED) and not _tag_matches(config, data["tag"]):
+    if kind in (InboundKind.TAG_APPLIED, InboundKind.TAG_REMOVED) and not _tag_matches(config, data["tag"]):
         return False
-    if kind == EntrypointKind.FIELD_CHANGED and not _field_matches(config, data["field"], data["from"], data["to"]):
+    if kind == InboundKind.FIELD_CHANGED and not _field_matches(config, data["field"], data["from"], data["to"]):
         return False
     return not entrypoint.filters or filters.evaluate(entrypoint.filters, contact=contact, context={})
 
@@ -76,7 +76,7 @@ def fire(contact: Contact, events: list[tuple[str, dict]], *, trigger_depth: int
     if trigger_depth > enrollment.MAX_TRIGGER_DEPTH:
         logger.warning("contact %s: trigger depth %s exceeds %s; internal events ignored", contact.pk,
                        trigger_depth, enrollment.MAX_TRIGGER_DEPTH)
-        return [{"event": kind, "blocked": "trigger_depth_exceeded"} for kind, _ in events]
+        return [{"event": kind, "blocked": EnrollBlocked.TRIGGER_DEPTH_EXCEEDED} for kind, _ in events]
     reports, served = [], set()
     if candidates is None:
         candidates = _candidates(contact.organization_id, events)

@@ -22,6 +22,7 @@ from automations.models import (
     BindingType,
     Entrypoint,
     EntrypointKind,
+    InboundKind,
 )
 
 MESSAGE_KINDS_WITH_KEYWORDS = {EntrypointKind.DM_RECEIVED, EntrypointKind.COMMENT_CREATED, EntrypointKind.STORY_REPLY,
@@ -169,7 +170,7 @@ def decide(organization_id: str, facts: EventFacts, contact, *,
     entrypoints and bindings are skipped with that reason, so the next match can take the event."""
     decision = MatchDecision()
     matched = match_entrypoint(organization_id, facts, contact, decision, candidates, passed_over)
-    if matched is None and facts.kind == EntrypointKind.DM_RECEIVED:
+    if matched is None and facts.kind == InboundKind.DM_RECEIVED:
         # Bindings answer direct messages only: a comment with no automation gets no default reply.
         match_binding(organization_id, facts, decision, passed_over)
     return decision

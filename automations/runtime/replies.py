@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from automations.graph.regex_guard import safe_regex_search
-from automations.models import AutomationRun, RunStatus, StepOutcome, StepRun, WaitingFor
+from automations.models import AutomationRun, InboundKind, RunStatus, StepOutcome, StepRun, WaitingFor
 from automations.nodes import message as message_node
 from automations.runtime.effects import Effects
 from automations.runtime.engine import GraphView
@@ -35,7 +35,7 @@ from automations.runtime.resume import exit_graph_changed, resume_waiting, waiti
 from automations.runtime.runs import write_run
 from contacts.models import Contact, Message, MessageDirection
 
-REPLY_KINDS = {"dm_received", "story_reply"}  # events that count as "the contact answered"
+REPLY_KINDS = {InboundKind.DM_RECEIVED, InboundKind.STORY_REPLY}  # events that count as "the contact answered"
 SKIP_WORDS = {"skip"}
 ATTEMPTS_KEY = "input_attempts"  # context[ATTEMPTS_KEY][node_key] = invalid attempts so far
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -24,12 +24,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from automations.models import (
+    CONTACT_CHANGE_KINDS,
     ActiveStatus,
     Automation,
     AutomationRun,
     AutomationStatus,
     Entrypoint,
-    EntrypointKind,
     ExitReason,
     JobStatus,
     RunStatus,
@@ -93,7 +93,6 @@ def load_run(run_or_id, *, held_job: jobs.Claim | None = None) -> AutomationRun 
 # The rows `load_run` reads, in column order: the run, then its relations (LEFT JOIN: absent → None).
 _LOADED_WITH_RUN = (("run", AutomationRun), ("automation", Automation), ("contact", Contact),
                     ("social_account", SocialAccount), ("conversation", Conversation))
-CHANGE_EVENT_KINDS = (EntrypointKind.TAG_APPLIED, EntrypointKind.TAG_REMOVED, EntrypointKind.FIELD_CHANGED)
 
 
 @lru_cache(maxsize=2)
@@ -104,7 +103,7 @@ def _load_run_text(with_job: bool) -> str:
         f'LEFT JOIN "{model._meta.db_table}" {aliases[name]} ON {aliases[name]}."id" = '
         f'r."{AutomationRun._meta.get_field(name).column}"'
         for name, model in _LOADED_WITH_RUN[1:])
-    kinds = ", ".join(f"'{kind}'" for kind in CHANGE_EVENT_KINDS)
+    kinds = ", ".join(f"'{kind}'" for kind in CONTACT_CHANGE_KINDS)
     return (
         f"SELECT {columns}, "
         f'EXISTS (SELECT 1 FROM "{ContactAutomationControl._meta.db_table}" p WHERE p."contact_id" = r."contact_id"), '

@@ -27,8 +27,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from automations.graph import filters
-from automations.models import ActiveStatus, AutomationStatus, Entrypoint, InboundOutcome, WebhookDelivery
+from automations.models import (
+    ActiveStatus,
+    AutomationStatus,
+    Entrypoint,
+    EntrypointKind,
+    InboundOutcome,
+    WebhookDelivery,
+)
 from automations.runtime import enrollment, inbound
+from contacts import actions
 from contacts.models import Contact
 from relay.core.errors import ApiError
 from relay.core.parsers import parse_json
@@ -120,14 +128,12 @@ def resolve_contact(entrypoint: Entrypoint, body: dict) -> Contact:
     if value is None:
         raise ApiError("contact_unresolved", f"The body must carry `{lookup}` to find the contact.", status=422,
                        details={lookup: ["required"]})
-    field = {"contact_id": "pk"}.get(lookup, lookup)
-    contact = Contact.objects.filter(organization_id=entrypoint.organization_id, **{field: value.strip()}).first()
-    if contact is not None:
-        return contact
-    if lookup == "contact_id" or not config.get("create_contact"):
+    contact = actions.find_or_create_contact(
+        entrypoint.organization_id, {"contact_id": "pk"}.get(lookup, lookup), value.strip(),
+        create=lookup != "contact_id" and bool(config.get("create_contact")), name=_lookup_value(body, "name") or "")
+    if contact is None:
         raise ApiError("contact_not_found", f"No contact with {lookup} {value!r}.", status=404)
-    name = _lookup_value(body, "name") or ""
-    return Contact.objects.create(organization_id=entrypoint.organization_id, name=name, **{lookup: value.strip()})
+    return contact
 
 
 @lru_cache(maxsize=1)
@@ -153,7 +159,7 @@ def _remember_delivery(entrypoint: Entrypoint, signature: str) -> None:
 
 def receive_webhook(slug: str, raw_body: bytes, signature: str | None) -> WebhookResult:
     entrypoint = (Entrypoint.objects.select_related("automation")
-                  .filter(webhook_slug=slug, kind="webhook_inbound").first())
+                  .filter(webhook_slug=slug, kind=EntrypointKind.WEBHOOK_INBOUND).first())
     if entrypoint is None:
         raise ApiError("not_found", "No webhook entrypoint with this slug.", status=404)
     given = verify_signature(entrypoint.webhook_secret, signature, raw_body)
@@ -175,6 +181,6 @@ def receive_webhook(slug: str, raw_body: bytes, signature: str | None) -> Webhoo
                                    source=enrollment.TRIGGER)
         outcome = InboundOutcome.ENROLLED if result.ok else result.blocked
         run_id = result.run.id if result.run else None
-        inbound.record_webhook_delivery(entrypoint, contact, body, inbound.outcome_of(result), run_id,
+        inbound.record_webhook_delivery(entrypoint, contact, body, result.inbound_outcome, run_id,
                                         "matched" if result.ok else result.blocked)
     return WebhookResult(outcome, run_id, contact.id)

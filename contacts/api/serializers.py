@@ -1,19 +1,17 @@
-"""Contact, social-account, conversation and message bodies; contact writes send contact_changed."""
+"""Contact, social-account, conversation and message bodies; contact writes go through contacts.actions."""
 
-from django.db import transaction
 from rest_framework import serializers
 
+from contacts import actions
 from contacts.models import (
     AccountStatus,
     Channel,
     Contact,
-    ContactIdentity,
     Conversation,
     Message,
     Provider,
     SocialAccount,
 )
-from contacts.signals import diff_contact, send_contact_changed_on_commit
 from relay.core.errors import ApiError
 from relay.core.serializers import OrgRelatedField, StrictModelSerializer, StrictSerializer, save_changes
 
@@ -127,34 +125,14 @@ class ContactSerializer(StrictModelSerializer):
         ]
         return data
 
-    @transaction.atomic
     def create(self, validated_data):
         identities = validated_data.pop("identities", [])
-        contact = Contact.objects.create(organization=self.context["request"].organization, **validated_data)
-        self._replace_identities(contact, identities)
-        send_contact_changed_on_commit(contact, diff_contact([], {}, contact))
-        return contact
+        return actions.create_contact(self.context["request"].organization.pk, identities=identities,
+                                      **validated_data)
 
-    @transaction.atomic
     def update(self, instance, validated_data):
         identities = validated_data.pop("identities", None)
-        before_tags, before_fields = list(instance.tags or []), dict(instance.custom_fields or {})
-        save_changes(instance, validated_data)  # `instance` is the view's locked row
-        if identities is not None:
-            self._replace_identities(instance, identities)
-        send_contact_changed_on_commit(instance, diff_contact(before_tags, before_fields, instance))
-        return instance
-
-    def _replace_identities(self, contact, identities):
-        contact.identities.all().delete()
-        for identity in identities:
-            taken = ContactIdentity.objects.filter(
-                social_account=identity["social_account"], platform_user_id=identity["platform_user_id"]
-            ).exists()
-            if taken:
-                raise ApiError("identity_taken", "That platform_user_id already belongs to another contact.",
-                               status=409, details={"identities": [identity["platform_user_id"]]})
-            ContactIdentity.objects.create(contact=contact, **identity)
+        return actions.update_contact(instance, validated_data, identities)  # `instance`: the view's locked row
 
 
 class ConversationSerializer(serializers.ModelSerializer):

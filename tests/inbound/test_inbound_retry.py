@@ -4,6 +4,7 @@ import pytest
 
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import matcher
+from contacts.actions import Sender
 from contacts.models import Contact, Message
 from tests.inbound.helpers import event, make_entrypoint, reply_flow
 
@@ -111,7 +112,7 @@ def test_a_database_error_while_recording_surfaces_and_releases_the_events_lock(
         return real_record(*args, **kwargs)
 
     monkeypatch.setattr(inbound, "_record", failing_record)
-    sender = inbound.Sender(platform_user_id="psid-db-error", name="Dee")
+    sender = Sender(platform_user_id="psid-db-error", name="Dee")
     with pytest.raises(DataError, match="division by zero"):
         inbound.receive_event(account, event_id="db-error-1", kind="dm_received", sender=sender, text="hi")
     with connection.cursor() as cursor:

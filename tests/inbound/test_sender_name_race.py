@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from automations.runtime.inbound import Sender, upsert_sender
+from contacts.actions import Sender, upsert_sender
 from contacts.models import Contact
 from tests import factories
 from tests.reliability.support import backend_pid, raw_connection, wait_until

@@ -10,6 +10,7 @@ from django.db import connections
 
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import inbound, internal_events, matcher, scheduler
+from contacts.actions import Sender
 from contacts.models import Contact, Message
 from tests import factories
 from tests.helpers import race
@@ -150,7 +151,7 @@ def test_two_ticks_at_once_complete_an_event_once(eager_celery, monkeypatch):
     account = factories.social_account(org)
     make_entrypoint(reply_flow(org), config={"keywords": ["hi"]})
     interrupt_processing(monkeypatch, matcher, "decide")
-    sender = inbound.Sender(platform_user_id="psid-race", name="Rae")
+    sender = Sender(platform_user_id="psid-race", name="Rae")
     with pytest.raises(RuntimeError):
         inbound.receive_event(account, event_id="race-1", kind="dm_received", sender=sender, text="hi")
     row = InboundEvent.objects.get(event_id="race-1")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from automations.channels.inbound.messenger import dicts, parse_messaging
 from automations.channels.inbound.normalized import Event, Skipped, obj
-from automations.models import EntrypointKind
+from automations.models import InboundKind
 from contacts.models import Channel
 
-_COMMENT_KINDS = {"comments": EntrypointKind.COMMENT_CREATED, "live_comments": "live_comment"}
+_COMMENT_KINDS = {"comments": InboundKind.COMMENT_CREATED, "live_comments": InboundKind.LIVE_COMMENT}
 
 
 def parse(body: dict) -> list:

@@ -4,7 +4,7 @@ the event id is the message's `mid`. Instagram's `messaging[]` entries have the 
 from __future__ import annotations
 
 from automations.channels.inbound.normalized import Event, Skipped, Status, from_milliseconds, obj, tap
-from automations.models import EntrypointKind
+from automations.models import InboundKind
 from contacts.models import Channel, DeliveryStatus
 
 
@@ -30,7 +30,7 @@ def parse_messaging(channel: str, target: str, messaging: dict):
         return _message(channel, target, sender, message, occurred_at)
     if isinstance(postback, dict):
         mid = str(postback.get("mid") or "") or f"postback:{sender}:{messaging.get('timestamp')}"
-        return Event(channel=channel, target=target, event_id=mid, kind=EntrypointKind.POSTBACK,
+        return Event(channel=channel, target=target, event_id=mid, kind=InboundKind.POSTBACK,
                      platform_user_id=sender, text=str(postback.get("title") or ""),
                      interactive=tap(postback.get("payload")), occurred_at=occurred_at, raw=messaging)
     if isinstance(messaging.get("delivery"), dict):
@@ -58,7 +58,7 @@ def _message(channel: str, target: str, sender: str, message: dict, occurred_at)
         return Skipped("malformed", "message without mid or sender")
     if message.get("is_deleted") or message.get("is_unsupported"):
         return Skipped("unsupported", f"{mid}: deleted or unsupported message")
-    event = Event(channel=channel, target=target, event_id=mid, kind=EntrypointKind.DM_RECEIVED,
+    event = Event(channel=channel, target=target, event_id=mid, kind=InboundKind.DM_RECEIVED,
                   platform_user_id=sender, text=str(message.get("text") or ""), occurred_at=occurred_at,
                   raw=message)
     quick_reply = message.get("quick_reply")
@@ -69,7 +69,7 @@ def _message(channel: str, target: str, sender: str, message: dict, occurred_at)
                          for a in attachments if a.get("type") != "story_mention"]
     story = obj(message.get("reply_to")).get("story")
     if isinstance(story, dict):
-        event.kind, event.story_id = EntrypointKind.STORY_REPLY, str(story.get("id") or "") or None
+        event.kind, event.story_id = InboundKind.STORY_REPLY, str(story.get("id") or "") or None
     elif any(a.get("type") == "story_mention" for a in attachments):
-        event.kind = EntrypointKind.STORY_MENTION
+        event.kind = InboundKind.STORY_MENTION
     return event

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from automations.channels.inbound.normalized import Event, Skipped, from_seconds, obj, tap
-from automations.models import EntrypointKind
+from automations.models import InboundKind
 from contacts.models import Channel, Provider
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _message(message: dict, account, event_id: str):
         return Skipped("from_bot", f"message {message.get('message_id')}")
     user_id, name = _sender(person)
     return Event(channel=Channel.TELEGRAM, target=account.external_id, event_id=event_id,
-                 kind=EntrypointKind.DM_RECEIVED, platform_user_id=user_id, name=name,
+                 kind=InboundKind.DM_RECEIVED, platform_user_id=user_id, name=name,
                  text=str(message.get("text") or message.get("caption") or ""),
                  attachments=_attachments(message), occurred_at=from_seconds(message.get("date")), raw=message)
 
@@ -66,7 +66,7 @@ def _callback(query: dict, account, event_id: str):
         return Skipped("no_sender", f"callback_query {query.get('id')}")
     user_id, name = _sender(person)
     return Event(channel=Channel.TELEGRAM, target=account.external_id, event_id=event_id,
-                 kind=EntrypointKind.POSTBACK, platform_user_id=user_id, name=name, interactive=tap(query.get("data")),
+                 kind=InboundKind.POSTBACK, platform_user_id=user_id, name=name, interactive=tap(query.get("data")),
                  occurred_at=from_seconds(obj(query.get("message")).get("date")), raw=query,
                  callback_query_id=str(query.get("id") or "") or None)
 

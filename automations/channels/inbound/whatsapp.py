@@ -4,7 +4,7 @@ Routed by `value.metadata.phone_number_id` (the account's external id); the even
 from __future__ import annotations
 
 from automations.channels.inbound.normalized import Event, Skipped, Status, from_seconds, obj, tap
-from automations.models import EntrypointKind
+from automations.models import InboundKind
 from contacts.models import Channel, DeliveryStatus
 
 _MEDIA = ("image", "video", "audio", "document", "sticker")
@@ -37,7 +37,7 @@ def _message(number: str, message: dict, names: dict):
     wamid, sender, kind = str(message.get("id") or ""), str(message.get("from") or ""), message.get("type")
     if not wamid or not sender:
         return Skipped("malformed", "message without id or from")
-    event = Event(channel=Channel.WHATSAPP, target=number, event_id=wamid, kind=EntrypointKind.DM_RECEIVED,
+    event = Event(channel=Channel.WHATSAPP, target=number, event_id=wamid, kind=InboundKind.DM_RECEIVED,
                   platform_user_id=sender, name=names.get(sender, ""),
                   occurred_at=from_seconds(message.get("timestamp")), raw=message)
     if kind == "text":
