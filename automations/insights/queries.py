@@ -144,8 +144,9 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
     totals = dict.fromkeys(RunStatus.values, 0)
     exit_reasons: dict[str, int] = {}
     series = {start: {"started": 0, **dict.fromkeys(SERIES_STATUSES, 0)} for start in window.bucket_starts()}
-    middle = rolled_up_span(window, rollup.rolled_up_until())
-    for row in _mixed_runs(scope, window, *middle) if middle else _live_runs(scope, window):
+    watermark = rollup.rolled_up_until()
+    middle = rolled_up_span(window, watermark)
+    for row in _mixed_runs(scope, window, *middle, watermark) if middle else _live_runs(scope, window):
         status, exit_reason, count = row["status"], row["exit_reason"], int(row["runs"])
         totals[status] = totals.get(status, 0) + count
         if exit_reason and status in FINISHED_RUN_STATUSES:
@@ -162,7 +163,7 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
         "totals": totals,
         "exit_reasons": dict(sorted(exit_reasons.items(), key=lambda item: (-item[1], item[0]))),
         "series": [{"bucket_start": iso(start), **counts} for start, counts in sorted(series.items())],
-        "nodes": node_insights(scope, window, graph, middle),
+        "nodes": node_insights(scope, window, graph, watermark),
     }
 
 
@@ -171,16 +172,16 @@ def _live_runs(scope: Scope, window: Window) -> list[dict]:
     return store.fetch(store.runs_sql(scope.kind), step_params(scope, window))
 
 
-def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime) -> list[dict]:
+def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> list[dict]:
     """The same rows (a bucket, status and reason may come twice): finished runs started in [first, last)
     from the run rollup as far as the watermark, the rest from the runs."""
-    params = {**_span_params(scope, window, first, last), "live": list(LIVE_RUN_STATUSES),
+    params = {**_span_params(scope, window, first, last, watermark), "live": list(LIVE_RUN_STATUSES),
               "finished": list(FINISHED_RUN_STATUSES)}
     return (store.fetch(store.run_edges_sql(scope.kind), params)
             + store.fetch(store.run_rolled_sql(scope.kind), params))
 
 
-def _span_params(scope: Scope, window: Window, first: datetime, last: datetime) -> dict:
+def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> dict:
     """The statements' parameters for a window whose [first, last) is rolled up: its whole days inside
     (none for hour buckets: the series needs the hours), the watermark and its day."""
     start_hour = rollup.floor_hour(window.start)
@@ -188,21 +189,21 @@ def _span_params(scope: Scope, window: Window, first: datetime, last: datetime) 
             rollup.floor_day(last))
     if days[0] >= days[1] or window.bucket == "hour":
         days = (last, last)
-    watermark = rollup.rolled_up_until()
     return {**step_params(scope, window), "first": first, "last": last, "start_hour": start_hour,
             "first_day": days[0], "last_day": days[1], "start_hour_epoch": rollup.epoch(start_hour),
             "watermark": watermark, "watermark_day": rollup.floor_day(watermark)}
 
 
 def node_insights(scope: Scope, window: Window, graph: dict | None = None,
-                  middle: tuple[datetime, datetime] | None | bool = True) -> list[dict]:
+                  watermark: datetime | None | bool = True) -> list[dict]:
     """Per node figures: from the rollup for the closed hours inside the window and from the step rows
     for the rest (the partial first hour and the open tail), or all from the rows when no closed hour
     fits. Both give the same numbers; with the rollup the median is exact below 100 ms and within 1 %
     above (see `rollup`)."""
-    if middle is True:  # not given: as the rollup stands now
-        middle = rolled_up_span(window, rollup.rolled_up_until())
-    groups = _mixed_groups(scope, window, *middle) if middle else _live_groups(scope, window)
+    if watermark is True:  # not given: as the rollup stands now
+        watermark = rollup.rolled_up_until()
+    middle = rolled_up_span(window, watermark)
+    groups = _mixed_groups(scope, window, *middle, watermark) if middle else _live_groups(scope, window)
     nodes: dict[tuple[str, str], dict] = {}
     for (automation_id, node_key, node_kind), group in groups.items():
         entry = nodes.setdefault((automation_id, node_key), _empty_node(automation_id, node_key, node_kind))
@@ -257,7 +258,8 @@ def rolled_up_span(window: Window, watermark: datetime | None) -> tuple[datetime
     return (first, last) if first < last else None
 
 
-def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime) -> dict[tuple, dict]:
+def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
+                  watermark: datetime) -> dict[tuple, dict]:
     """Rollup rows for [first, last), step rows for [start, first) and [last, end).
 
     A run counts once, at its first step in the window: a step whose run was not at the node earlier in
@@ -265,7 +267,7 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime)
     in the rolled-up span; in the rollup it is a first arrival or a return from before the window's hour,
     plus (when the window starts inside an hour) the returns from that hour's part before the window —
     counted from the rows of that part."""
-    params = _span_params(scope, window, first, last)
+    params = _span_params(scope, window, first, last, watermark)
     groups: dict[tuple, dict] = {}
     rows = store.fetch(store.live_edges_sql(scope.kind), params) + store.fetch(store.rolled_sql(scope.kind), params)
     for row in rows:
@@ -273,9 +275,11 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime)
         tag, label, count = row["tag"], row["label"], int(row["count"])
         if tag == "v":
             group["visits"] += count
-        elif tag == "O":  # the rollup's outcome counts of a node, at once
-            for outcome, rolled in json.loads(label).items():
-                group["outcomes"][outcome] = group["outcomes"].get(outcome, 0) + int(rolled)
+        elif tag == "c":  # a node's outcome counts and first arrivals in the rollup, at once
+            rolled = json.loads(label)
+            group["visits"] += int(rolled.pop("first_arrivals"))
+            for outcome, rolled_count in rolled.items():
+                group["outcomes"][outcome] = group["outcomes"].get(outcome, 0) + int(rolled_count)
         else:
             counts = group[{"o": "outcomes", "p": "ports", "d": "durations"}[tag]]
             label = int(label) if tag == "d" else label

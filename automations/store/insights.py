@@ -185,11 +185,14 @@ GROUP BY 2, 3, 4
 
 def rolled_sql(scope_kind: str) -> str:
     """Rollup rows of [first, last): hour rows around whole days, day rows for those; same tags as
-    `live_edges_sql` (outcomes as one 'o' row per node, `label` the outcome counts' JSON). A return counts
-    as a new run when its previous visit's hour is before the window's."""
+    `live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
+    JSON object. A return counts as a new run when its previous visit's hour is before the window's."""
     per_node = 'm."automation_id", m."node_key", m."node_kind"'
-    rows = f'SELECT * FROM "{ROLLUPS}" u WHERE {_ROLLUP_SCOPE[scope_kind]}'
-    outcomes = ", ".join(f"'{outcome}', sum(m.\"{outcome}\")" for outcome in StepOutcome.values)
+    outcome_columns = ", ".join(f'u."{outcome}"' for outcome in StepOutcome.values)
+    rows = (f'SELECT u."automation_id", u."node_key", u."node_kind", u."first_arrivals", u."returns", '
+            f'u."exits_by_port", u."duration_bins", u."duration_counts", {outcome_columns} '
+            f'FROM "{ROLLUPS}" u WHERE {_ROLLUP_SCOPE[scope_kind]}')
+    counts = ", ".join(f"'{column}', sum(m.\"{column}\")" for column in [*StepOutcome.values, "first_arrivals"])
     return f"""
 WITH m AS MATERIALIZED (
     {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(first_day)s
@@ -198,12 +201,10 @@ WITH m AS MATERIALIZED (
     UNION ALL
     {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(last_day)s AND u."bucket_start" < %(last)s
 )
-SELECT 'v' AS "tag", {per_node}, '' AS "label", sum(m."first_arrivals") AS "count" FROM m GROUP BY 2, 3, 4
+SELECT 'c' AS "tag", {per_node}, json_build_object({counts})::text AS "label", 0 AS "count" FROM m GROUP BY 2, 3, 4
 UNION ALL
 SELECT 'v', {per_node}, '', sum(e.value::bigint) FROM m, jsonb_each_text(m."returns") e
 WHERE e.key::bigint < %(start_hour_epoch)s GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'O', {per_node}, json_build_object({outcomes})::text, 0 FROM m GROUP BY 2, 3, 4
 UNION ALL
 SELECT 'p', {per_node}, e.key, sum(e.value::bigint) FROM m, jsonb_each_text(m."exits_by_port") e GROUP BY 2, 3, 4, 5
 UNION ALL
