@@ -7,10 +7,10 @@ from django.db import migrations, models
 FILL = """
 INSERT INTO "automation_run_rollups" ("automation_id", "entrypoint_id", "binding_id", "bucket", "finished_start",
     "started_start", "status", "exit_reason", "runs")
-SELECT r."automation_id", r."entrypoint_id", r."binding_id", 'hour', date_trunc('hour', r."completed_at", 'UTC'),
+SELECT r."automation_id", r."entrypoint_id", r."binding_id", 'hour', date_trunc('hour', coalesce(r."completed_at", r."updated_at"), 'UTC'),
        date_trunc('hour', r."started_at", 'UTC'), r."status", r."exit_reason", count(*)
 FROM "automation_runs" r JOIN "automation_rollup_watermark" w ON w."id" = 1
-WHERE r."status" IN ('completed', 'exited', 'failed') AND r."completed_at" < w."rolled_up_until"
+WHERE r."status" IN ('completed', 'exited', 'failed') AND coalesce(r."completed_at", r."updated_at") < w."rolled_up_until"
 GROUP BY 1, 2, 3, 5, 6, 7, 8;
 INSERT INTO "automation_run_rollups" ("automation_id", "entrypoint_id", "binding_id", "bucket", "finished_start",
     "started_start", "status", "exit_reason", "runs")

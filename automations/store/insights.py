@@ -23,7 +23,7 @@ from automations.models import (
     StepOutcome,
     StepRun,
 )
-from automations.store.rollup import DURATION_BIN_SQL
+from automations.store.rollup import DURATION_BIN_SQL, FINISHED_AT
 from automations.store.rows import named_rows
 
 RUNS = AutomationRun._meta.db_table
@@ -76,7 +76,7 @@ def runs_sql(scope_kind: str) -> str:
 def run_edges_sql(scope_kind: str) -> str:
     """What the run rollup does not hold of the runs started in [start, end): those started in the open
     edges [start, first) and [last, end), and of those started in [first, last) the ones still live and the
-    ones that finished at or after the watermark (`updated_at` is never before `completed_at`)."""
+    ones that finished at or after the watermark (`updated_at` is never before when it finished)."""
     scope, by_status = _RUN_SCOPE[scope_kind], _RUN_STATUS_SCOPE[scope_kind]
     columns = 'r."started_at", r."status", r."exit_reason"'
     return f"""
@@ -89,7 +89,7 @@ SELECT {_RUN_BUCKET}, r."status", r."exit_reason", count(*) AS "runs" FROM (
     AND r."started_at" >= %(first)s AND r."started_at" < %(last)s
     UNION ALL
     SELECT {columns} FROM "{RUNS}" r WHERE r."status" = ANY(%(finished)s) AND r."updated_at" >= %(watermark)s
-    AND r."completed_at" >= %(watermark)s AND {scope} AND r."started_at" >= %(first)s AND r."started_at" < %(last)s
+    AND {FINISHED_AT} >= %(watermark)s AND {scope} AND r."started_at" >= %(first)s AND r."started_at" < %(last)s
 ) r GROUP BY 1, 2, 3
 """
 

@@ -36,6 +36,9 @@ ROLLUPS = NodeRollup._meta.db_table
 RUN_ROLLUPS = RunRollup._meta.db_table
 WATERMARK = RollupWatermark._meta.db_table
 FINISHED = list(FINISHED_RUN_STATUSES)
+# When a finished run finished: `completed_at`, which every finishing write sets (rows written otherwise —
+# fixtures, imports — fall back to their last write).
+FINISHED_AT = 'coalesce(r."completed_at", r."updated_at")'
 
 # Duration bin of s."duration_ms": exact below 100 ms, else rounded to the nearest power of 1.02 (at most
 # 1 % off; about 116 bins a decade, so a day's row stays small whatever the spread of durations).
@@ -87,11 +90,13 @@ _RUN_COLUMNS = ('"automation_id", "entrypoint_id", "binding_id", "bucket", "fini
 
 # The runs that finished in [start, end) by the hour they started (`scope` narrows them further).
 _RUN_HOURS_SELECT = f"""
-SELECT r."automation_id", r."entrypoint_id", r."binding_id", 'hour', date_trunc('hour', r."completed_at", 'UTC'),
-       date_trunc('hour', r."started_at", 'UTC'), r."status", r."exit_reason", count(*)
+SELECT r."automation_id", r."entrypoint_id", r."binding_id", 'hour',
+       date_trunc('hour', {FINISHED_AT}, 'UTC'), date_trunc('hour', r."started_at", 'UTC'), r."status",
+       r."exit_reason", count(*)
 FROM "{RUNS}" r
 WHERE r."status" = ANY(%(finished)s) AND r."updated_at" >= %(start)s
-  AND r."completed_at" >= %(start)s AND r."completed_at" < %(end)s {{scope}}
+  AND {FINISHED_AT} >= %(start)s
+  AND {FINISHED_AT} < %(end)s {{scope}}
 GROUP BY 1, 2, 3, 5, 6, 7, 8
 """
 RUN_HOUR_DELETE_SQL = f'DELETE FROM "{RUN_ROLLUPS}" WHERE "bucket" = \'hour\' AND "finished_start" = %(start)s'
@@ -124,8 +129,9 @@ RUN_KEY_DAY_INSERT_SQL = f'INSERT INTO "{RUN_ROLLUPS}" ({_RUN_COLUMNS}) {_RUN_DA
 # A contact's finished runs already in the rollup: the (automation, start hour, finish hour) they count in.
 CONTACT_RUN_KEYS_SQL = f"""
 SELECT DISTINCT r."automation_id", date_trunc('hour', r."started_at", 'UTC') AS "started",
-       date_trunc('hour', r."completed_at", 'UTC') AS "finished"
-FROM "{RUNS}" r WHERE r."contact_id" = %(contact)s AND r."status" = ANY(%(finished)s) AND r."completed_at" < %(until)s
+       date_trunc('hour', {FINISHED_AT}, 'UTC') AS "finished"
+FROM "{RUNS}" r
+WHERE r."contact_id" = %(contact)s AND r."status" = ANY(%(finished)s) AND {FINISHED_AT} < %(until)s
 """
 
 # The set-based rebuild (`backfill_rollup`): every step row before `until` once, with the previous visit of
