@@ -1,4 +1,5 @@
-"""The step-run rollup the insights read for closed hours and days (automation_node_rollups).
+"""The rollups the insights read for closed hours and days: step runs (automation_node_rollups) and
+finished runs (automation_run_rollups).
 
 Why rebuild instead of counting as runs go: the runtime writes each step row exactly once, in its own
 transaction, and runs of one automation must not queue on a shared counter row. So nothing here is on the
@@ -15,6 +16,12 @@ Figures per (automation, entrypoint, binding, node, bucket):
   (`first_arrivals`), within the bucket (nothing kept), or before it (`returns`, by that visit's hour).
   A run counts once in a period [from, to) at its first step there, the one whose previous visit is
   before `from` — see `queries.node_insights`.
+
+Finished runs per (automation, entrypoint, binding, hour or day they finished, hour or day they started,
+status, exit reason): a run's status changes after it started, but not after it finished, so a closed hour
+of finishing is final. A contact's deletion takes its runs; `runs_leaving_with` and `recount_runs` rebuild
+the hours and days they counted in (automations.insights.signals). The statements are in
+automations.store.rollup.
 """
 
 from __future__ import annotations
@@ -36,8 +43,6 @@ MAX_HOURS_PER_CALL = 48  # bounded work per beat; after downtime successive beat
 BEAT_TASK = "automations.tasks.advance_insights_rollup"
 BEAT_TASK_NAME = "insights rollup"
 BEAT_INTERVAL_SECONDS = 60
-
-DURATION_BIN_SQL = store.DURATION_BIN_SQL
 
 _FIELDS_BY_TAG = {"r": "returns", "p": "exits_by_port"}
 
@@ -188,10 +193,6 @@ def backfill_rollup(now: datetime | None = None) -> dict:
     return {"rolled_up_until": closed_until, "hour_rows": written["hour_rows"], "day_rows": written["day_rows"]}
 
 
-def _closed_days_until(watermark: datetime) -> datetime:
-    return floor_day(watermark)
-
-
 def runs_leaving_with(contact_id: str) -> list[store.RunKey]:
     """Before a contact's runs are deleted (with the contact): where its finished runs count in the rollup.
     Holds the watermark lock until the deletion commits, so no hour closes meanwhile from rows that are
@@ -208,7 +209,7 @@ def recount_runs(keys: list[store.RunKey]) -> None:
     """After the runs are gone: their hours (and closed days) counted again from what is left."""
     watermark = rolled_up_until()
     for key in keys:
-        store.recount_run_key(key, HOUR, DAY, _closed_days_until(watermark))
+        store.recount_run_key(key, HOUR, DAY, floor_day(watermark))
 
 
 def ensure_rollup_schedule(interval_seconds: int = BEAT_INTERVAL_SECONDS):
