@@ -177,8 +177,7 @@ def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, w
     from the run rollup as far as the watermark, the rest from the runs."""
     params = {**_span_params(scope, window, first, last, watermark), "live": list(LIVE_RUN_STATUSES),
               "finished": list(FINISHED_RUN_STATUSES)}
-    return (store.fetch(store.run_edges_sql(scope.kind), params)
-            + store.fetch(store.run_rolled_sql(scope.kind), params))
+    return store.fetch(store.mixed_runs_sql(scope.kind), params)
 
 
 def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> dict:

@@ -114,6 +114,11 @@ SELECT date_trunc(%(bucket)s, u."started_start" AT TIME ZONE 'UTC') AS "bucket_s
 """
 
 
+def mixed_runs_sql(scope_kind: str) -> str:
+    """`run_edges_sql` and `run_rolled_sql` in one round trip (a bucket, status and reason may come twice)."""
+    return f"({run_edges_sql(scope_kind)}) UNION ALL ({run_rolled_sql(scope_kind)})"
+
+
 def _outcome_columns() -> str:
     return ", ".join(f"count(*) FILTER (WHERE s.\"outcome\" = '{outcome}') AS \"{outcome}\""
                      for outcome in StepOutcome.values)
