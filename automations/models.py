@@ -546,8 +546,47 @@ class NodeRollup(models.Model):
         return f"{self.automation_id} {self.node_key}, {self.bucket} from {self.bucket_start.isoformat()}"
 
 
+class RunRollup(models.Model):
+    """Finished runs of one closed hour or day of finishing, per (automation, entrypoint, binding, hour or
+    day they started, status, exit reason): what the insights' `totals`, `exit_reasons` and `series` read
+    instead of the runs started in the period (automations.insights.rollup). A finished run's status and
+    reason never change again, so a bucket of finishing is final once closed; runs still live are counted
+    from their rows. Rebuilt, never incremented, like NodeRollup."""
+
+    id = models.BigAutoField(primary_key=True)
+    automation_id = models.CharField(max_length=40)
+    entrypoint_id = models.CharField(max_length=40, null=True, blank=True)
+    binding_id = models.CharField(max_length=40, null=True, blank=True)
+    bucket = models.CharField(max_length=4, choices=RollupBucket.choices)
+    finished_start = models.DateTimeField(help_text="The hour or day the runs finished in.")
+    started_start = models.DateTimeField(help_text="The hour or day (as `bucket`) the runs started in.")
+    status = models.CharField(max_length=10, choices=RunStatus.choices)
+    exit_reason = models.CharField(max_length=100, null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "automation_run_rollups"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "finished_start", "automation_id", "entrypoint_id", "binding_id",
+                        "started_start", "status", "exit_reason"],
+                name="run_rollup_unique", nulls_distinct=False,
+            ),
+        ]
+        indexes = [
+            # a period's started hours and days; the hours of today's closed finishes
+            models.Index(fields=["automation_id", "bucket", "started_start"], name="run_rollup_started"),
+            models.Index(fields=["automation_id", "bucket", "finished_start"], name="run_rollup_finished"),
+        ]
+
+    def __str__(self):
+        return (f"{self.automation_id} {self.status}, started {self.bucket} {self.started_start.isoformat()}, "
+                f"finished {self.finished_start.isoformat()}")
+
+
 class RollupWatermark(models.Model):
-    """One row (id 1): step rows executed before `rolled_up_until` are in automation_node_rollups."""
+    """One row (id 1): step rows executed and runs finished before `rolled_up_until` are in
+    automation_node_rollups and automation_run_rollups."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     rolled_up_until = models.DateTimeField(null=True, blank=True)

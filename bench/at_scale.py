@@ -7,8 +7,9 @@ automations (a pseudo-random permutation of start times, so the small set is spr
 runs per contact, finished (completed, some failed or exited), each with 10 step rows a second apart.
 Then VACUUM ANALYZE of runs and contacts and ANALYZE of the step rows, as autovacuum would have done, and a
 CHECKPOINT, so the fill's writes do not land in the measurements. Then the insights rollup is rebuilt for
-every closed hour (`rollup.backfill_rollup`, as an operator would after an upgrade; timed and reported), so
-the insights endpoints read it as they would in production, where the beat keeps it closed.
+every closed hour, step rows and finished runs (`rollup.backfill_rollup`, as an operator would after an
+upgrade; timed, reported and checked), so the insights endpoints read it as they would in production, where
+the beat keeps it closed.
 
 Operations (each `samples` times in each of ROUNDS rounds, the lower p95 kept; different rows each time;
 every answer checked): the runs list of an
@@ -152,10 +153,16 @@ class _Filler:
             cursor.execute('SELECT count(*) FROM "automation_step_runs" WHERE "run_id" LIKE %s '
                            'AND "executed_at" < %s', ["arun_scale_%", result["rolled_up_until"]])
             closed = cursor.fetchone()[0]
-            cursor.execute('ANALYZE "automation_node_rollups"')
-        if rolled != closed or not result["day_rows"]:
-            raise BenchFailure(f"the rollup counts {rolled} steps of the fill's {closed} in closed hours, "
-                               f"{result['day_rows']} day rows")
+            cursor.execute('SELECT coalesce(sum("runs"), 0) FROM "automation_run_rollups" WHERE "bucket" = %s '
+                           'AND "automation_id" = ANY(%s)', ["hour", [a.pk for a in self.automations]])
+            rolled_runs = cursor.fetchone()[0]
+            cursor.execute('SELECT count(*) FROM "automation_runs" WHERE "id" LIKE %s AND "completed_at" < %s',
+                           ["arun_scale_%", result["rolled_up_until"]])
+            finished = cursor.fetchone()[0]
+            cursor.execute('ANALYZE "automation_node_rollups", "automation_run_rollups"')
+        if rolled != closed or rolled_runs != finished or not result["day_rows"]:
+            raise BenchFailure(f"the rollup counts {rolled} steps of the fill's {closed} and {rolled_runs} runs of "
+                               f"its {finished} in closed hours, {result['day_rows']} day rows")
         return {**result, "seconds": round(seconds, 1)}
 
     def run_ids(self, count: int, rng: random.Random) -> list[str]:

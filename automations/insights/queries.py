@@ -18,23 +18,16 @@ count: a stale run write writes no step rows, and a run row exists once whatever
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from automations.insights import rollup
-from automations.models import (
-    FINISHED_RUN_STATUSES,
-    Automation,
-    AutomationRun,
-    NodeRollup,
-    RunStatus,
-    StepOutcome,
-    StepRun,
-)
+from automations.models import FINISHED_RUN_STATUSES, LIVE_RUN_STATUSES, RunStatus, StepOutcome
+from automations.store import insights as store
 from relay.core.errors import ApiError
 
 PRESET_PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
@@ -135,145 +128,13 @@ def parse_window(params, now: datetime | None = None) -> Window:
 
 # ------------------------------------------------------------------------------------------------ SQL
 
-RUNS = AutomationRun._meta.db_table
-STEPS = StepRun._meta.db_table
-AUTOMATIONS = Automation._meta.db_table
-ROLLUPS = NodeRollup._meta.db_table
-
-_RUN_SCOPE = {
-    ScopeKind.AUTOMATION: 'r."automation_id" = %s',
-    ScopeKind.ENTRYPOINT: 'r."entrypoint_id" = %s',
-    ScopeKind.BINDING: 'r."binding_id" = %s',
-    ScopeKind.ORGANIZATION: 'r."organization_id" = %s',
-}
-
-# Steps carry automation_id (indexed with executed_at per partition); an entrypoint's or binding's
-# steps are its automation's steps of the runs it started.
-_STEP_SCOPE = {
-    ScopeKind.AUTOMATION: 's."automation_id" = %(automation)s',
-    ScopeKind.ENTRYPOINT: (f's."automation_id" = %(automation)s AND s."run_id" IN '
-                           f'(SELECT r."id" FROM "{RUNS}" r WHERE r."entrypoint_id" = %(target)s)'),
-    ScopeKind.BINDING: (f's."automation_id" = %(automation)s AND s."run_id" IN '
-                        f'(SELECT r."id" FROM "{RUNS}" r WHERE r."binding_id" = %(target)s)'),
-    ScopeKind.ORGANIZATION: (f's."automation_id" IN '
-                             f'(SELECT a."id" FROM "{AUTOMATIONS}" a WHERE a."organization_id" = %(target)s)'),
-}
-
-
-def runs_sql(scope_kind: str) -> str:
-    return (f'SELECT date_trunc(%s, r."started_at" AT TIME ZONE \'UTC\'), r."status", r."exit_reason", count(*) '
-            f'FROM "{RUNS}" r WHERE {_RUN_SCOPE[scope_kind]} AND r."started_at" >= %s AND r."started_at" < %s '
-            f"GROUP BY 1, 2, 3")
-
-
-def _outcome_columns() -> str:
-    return ", ".join(f"count(*) FILTER (WHERE s.\"outcome\" = '{outcome}')" for outcome in StepOutcome.values)
-
-
-def nodes_sql(scope_kind: str) -> str:
-    """Per node: distinct runs, rows by outcome, median duration. Bounded on executed_at (partition key)."""
-    return (f'SELECT s."automation_id", s."node_key", s."node_kind", count(DISTINCT s."run_id"), '
-            f'{_outcome_columns()}, percentile_cont(0.5) WITHIN GROUP (ORDER BY s."duration_ms") '
-            f'FROM "{STEPS}" s WHERE {_STEP_SCOPE[scope_kind]} '
-            f'AND s."executed_at" >= %(start)s AND s."executed_at" < %(end)s GROUP BY 1, 2, 3')
-
-
-def ports_sql(scope_kind: str) -> str:
-    return (f'SELECT s."automation_id", s."node_key", s."exited_via_port_key", count(*) FROM "{STEPS}" s '
-            f'WHERE {_STEP_SCOPE[scope_kind]} AND s."executed_at" >= %(start)s AND s."executed_at" < %(end)s '
-            f'AND s."exited_via_port_key" IS NOT NULL GROUP BY 1, 2, 3')
-
-
-def dropoff_sql() -> str:
-    """Runs of one automation started in the window that ended (exited or failed) at each node."""
-    return (f'SELECT r."current_node_key", count(*) FROM "{RUNS}" r WHERE r."automation_id" = %s '
-            f'AND r."started_at" >= %s AND r."started_at" < %s AND r."status" IN (%s, %s) '
-            f'AND r."current_node_key" IS NOT NULL GROUP BY 1')
-
-
-_SAME_NODE = 'p."run_id" = w."run_id" AND p."node_key" = w."node_key" AND p."node_kind" = w."node_kind"'
-
-
-def live_edges_sql(scope_kind: str) -> str:
-    """Step rows of [start, first) and [last, end) by node: new runs ('v'), outcomes ('o'), ports ('p'),
-    duration bins ('d'); and ('v') the runs whose last visit before the window is in its first hour
-    [start_hour, start) and whose next one falls in the rolled-up span."""
-    columns = ('s."id", s."run_id", s."automation_id", s."node_key", s."node_kind", s."outcome", '
-               f's."exited_via_port_key", s."executed_at", {rollup.DURATION_BIN_SQL} AS "bin"')
-    where = _STEP_SCOPE[scope_kind]
-    return f"""
-WITH w AS MATERIALIZED (
-    SELECT t.*, lag(t."id") OVER (PARTITION BY t."run_id", t."node_key", t."node_kind"
-                                  ORDER BY t."executed_at", t."id") AS "earlier"
-    FROM (SELECT {columns} FROM "{STEPS}" s WHERE {where}
-          AND s."executed_at" >= %(start)s AND s."executed_at" < %(first)s
-          UNION ALL
-          SELECT {columns} FROM "{STEPS}" s WHERE {where}
-          AND s."executed_at" >= %(last)s AND s."executed_at" < %(end)s) t
-), before AS (
-    SELECT DISTINCT s."run_id", s."automation_id", s."node_key", s."node_kind" FROM "{STEPS}" s
-    WHERE {where} AND s."executed_at" >= %(start_hour)s AND s."executed_at" < %(start)s
-)
-SELECT 'v', "automation_id", "node_key", "node_kind", '', count(*) FROM w
-WHERE "earlier" IS NULL AND ("executed_at" < %(first)s OR NOT EXISTS (
-    SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE} AND p."executed_at" >= %(first)s AND p."executed_at" < %(last)s))
-GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'o', "automation_id", "node_key", "node_kind", "outcome", count(*) FROM w GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'p', "automation_id", "node_key", "node_kind", "exited_via_port_key", count(*) FROM w
-WHERE "exited_via_port_key" IS NOT NULL GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, count(*) FROM w GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'v', w."automation_id", w."node_key", w."node_kind", '', count(*) FROM before w
-WHERE NOT EXISTS (SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE}
-                  AND p."executed_at" >= %(start)s AND p."executed_at" < %(first)s)
-AND EXISTS (SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE}
-            AND p."executed_at" >= %(first)s AND p."executed_at" < %(last)s)
-GROUP BY 2, 3, 4
-"""
-
-
-_ROLLUP_SCOPE = {
-    ScopeKind.AUTOMATION: 'u."automation_id" = %(automation)s',
-    ScopeKind.ENTRYPOINT: 'u."automation_id" = %(automation)s AND u."entrypoint_id" = %(target)s',
-    ScopeKind.BINDING: 'u."automation_id" = %(automation)s AND u."binding_id" = %(target)s',
-    ScopeKind.ORGANIZATION: (f'u."automation_id" IN '
-                             f'(SELECT a."id" FROM "{AUTOMATIONS}" a WHERE a."organization_id" = %(target)s)'),
-}
-
-
-def rolled_sql(scope_kind: str) -> str:
-    """Rollup rows of [first, last): hour rows around whole days, day rows for those; same tags as
-    `live_edges_sql`. A return counts as a new run when its previous visit's hour is before the window's."""
-    per_node = 'm."automation_id", m."node_key", m."node_kind"'
-    outcomes = "\nUNION ALL\n".join(f"SELECT 'o', {per_node}, '{outcome}', sum(m.\"{outcome}\") FROM m GROUP BY 2, 3, 4"
-                                    for outcome in StepOutcome.values)
-    return f"""
-WITH m AS MATERIALIZED (
-    SELECT * FROM "{ROLLUPS}" u WHERE {_ROLLUP_SCOPE[scope_kind]} AND (
-        (u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(first_day)s)
-        OR (u."bucket" = 'day' AND u."bucket_start" >= %(first_day)s AND u."bucket_start" < %(last_day)s)
-        OR (u."bucket" = 'hour' AND u."bucket_start" >= %(last_day)s AND u."bucket_start" < %(last)s))
-)
-SELECT 'v', {per_node}, '', sum(m."first_arrivals") FROM m GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'v', {per_node}, '', sum(e.value::bigint) FROM m, jsonb_each_text(m."returns") e
-WHERE e.key::bigint < %(start_hour_epoch)s GROUP BY 2, 3, 4
-UNION ALL
-{outcomes}
-UNION ALL
-SELECT 'p', {per_node}, e.key, sum(e.value::bigint) FROM m, jsonb_each_text(m."exits_by_port") e GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'd', {per_node}, d.bin::text, sum(d.n) FROM m, unnest(m."duration_bins", m."duration_counts") d(bin, n)
-GROUP BY 2, 3, 4, 5
-"""
+runs_sql, nodes_sql, ports_sql = store.runs_sql, store.nodes_sql, store.ports_sql
+live_edges_sql, rolled_sql = store.live_edges_sql, store.rolled_sql
 
 
 def step_params(scope: Scope, window: Window) -> dict:
     return {"automation": scope.automation_id, "target": scope.target_id, "start": window.start,
-            "end": window.end}
+            "end": window.end, "bucket": window.bucket}
 
 
 # --------------------------------------------------------------------------------------------- compute
@@ -283,17 +144,18 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
     totals = dict.fromkeys(RunStatus.values, 0)
     exit_reasons: dict[str, int] = {}
     series = {start: {"started": 0, **dict.fromkeys(SERIES_STATUSES, 0)} for start in window.bucket_starts()}
-    with connection.cursor() as cursor:
-        cursor.execute(runs_sql(scope.kind), [window.bucket, scope.target_id, window.start, window.end])
-        for bucket, status, exit_reason, count in cursor.fetchall():
-            totals[status] = totals.get(status, 0) + count
-            if exit_reason and status in FINISHED_RUN_STATUSES:
-                exit_reasons[exit_reason] = exit_reasons.get(exit_reason, 0) + count
-            row = series.setdefault(bucket.replace(tzinfo=UTC),
-                                    {"started": 0, **dict.fromkeys(SERIES_STATUSES, 0)})
-            row["started"] += count
-            if status in SERIES_STATUSES:
-                row[status] += count
+    watermark = rollup.rolled_up_until()
+    middle = rolled_up_span(window, watermark)
+    for row in _mixed_runs(scope, window, *middle, watermark) if middle else _live_runs(scope, window):
+        status, exit_reason, count = row["status"], row["exit_reason"], int(row["runs"])
+        totals[status] = totals.get(status, 0) + count
+        if exit_reason and status in FINISHED_RUN_STATUSES:
+            exit_reasons[exit_reason] = exit_reasons.get(exit_reason, 0) + count
+        counts = series.setdefault(row["bucket_start"].replace(tzinfo=UTC),
+                                   {"started": 0, **dict.fromkeys(SERIES_STATUSES, 0)})
+        counts["started"] += count
+        if status in SERIES_STATUSES:
+            counts[status] += count
     return {
         "period": window.period,
         "from": iso(window.start),
@@ -301,17 +163,46 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
         "totals": totals,
         "exit_reasons": dict(sorted(exit_reasons.items(), key=lambda item: (-item[1], item[0]))),
         "series": [{"bucket_start": iso(start), **counts} for start, counts in sorted(series.items())],
-        "nodes": node_insights(scope, window, graph),
+        "nodes": node_insights(scope, window, graph, watermark),
     }
 
 
-def node_insights(scope: Scope, window: Window, graph: dict | None = None) -> list[dict]:
+def _live_runs(scope: Scope, window: Window) -> list[dict]:
+    """Runs started in the window by (bucket, status, exit_reason), all from the runs."""
+    return store.fetch(store.runs_sql(scope.kind), step_params(scope, window))
+
+
+def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> list[dict]:
+    """The same rows (a bucket, status and reason may come twice): finished runs started in [first, last)
+    from the run rollup as far as the watermark, the rest from the runs."""
+    params = {**_span_params(scope, window, first, last, watermark), "live": list(LIVE_RUN_STATUSES),
+              "finished": list(FINISHED_RUN_STATUSES)}
+    return store.fetch(store.mixed_runs_sql(scope.kind), params)
+
+
+def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> dict:
+    """The statements' parameters for a window whose [first, last) is rolled up: its whole days inside
+    (none for hour buckets: the series needs the hours), the watermark and its day."""
+    start_hour = rollup.floor_hour(window.start)
+    days = (rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta()),
+            rollup.floor_day(last))
+    if days[0] >= days[1] or window.bucket == "hour":
+        days = (last, last)
+    return {**step_params(scope, window), "first": first, "last": last, "start_hour": start_hour,
+            "first_day": days[0], "last_day": days[1], "start_hour_epoch": rollup.epoch(start_hour),
+            "watermark": watermark, "watermark_day": rollup.floor_day(watermark)}
+
+
+def node_insights(scope: Scope, window: Window, graph: dict | None = None,
+                  watermark: datetime | None | bool = True) -> list[dict]:
     """Per node figures: from the rollup for the closed hours inside the window and from the step rows
     for the rest (the partial first hour and the open tail), or all from the rows when no closed hour
     fits. Both give the same numbers; with the rollup the median is exact below 100 ms and within 1 %
     above (see `rollup`)."""
-    middle = rolled_up_span(window, rollup.rolled_up_until())
-    groups = _mixed_groups(scope, window, *middle) if middle else _live_groups(scope, window)
+    if watermark is True:  # not given: as the rollup stands now
+        watermark = rollup.rolled_up_until()
+    middle = rolled_up_span(window, watermark)
+    groups = _mixed_groups(scope, window, *middle, watermark) if middle else _live_groups(scope, window)
     nodes: dict[tuple[str, str], dict] = {}
     for (automation_id, node_key, node_kind), group in groups.items():
         entry = nodes.setdefault((automation_id, node_key), _empty_node(automation_id, node_key, node_kind))
@@ -342,19 +233,16 @@ def _live_groups(scope: Scope, window: Window) -> dict[tuple, dict]:
     params = step_params(scope, window)
     groups: dict[tuple, dict] = {}
     by_node: dict[tuple, dict] = {}  # ports are per node key; a key has one kind (but after graph edits)
-    with connection.cursor() as cursor:
-        cursor.execute(nodes_sql(scope.kind), params)
-        for automation_id, node_key, node_kind, visits, *outcome_counts, median in cursor.fetchall():
-            group = groups.setdefault((automation_id, node_key, node_kind), _group())
-            group["visits"] += visits
-            group["outcomes"] = dict(zip(StepOutcome.values, outcome_counts, strict=True))
-            group["median"] = median
-            by_node.setdefault((automation_id, node_key), group)
-        cursor.execute(ports_sql(scope.kind), params)
-        for automation_id, node_key, port, count in cursor.fetchall():
-            group = by_node.get((automation_id, node_key)) or groups.setdefault((automation_id, node_key, ""),
-                                                                                   _group())
-            group["ports"][port] = group["ports"].get(port, 0) + count
+    for row in store.fetch(store.nodes_sql(scope.kind), params):
+        group = groups.setdefault((row["automation_id"], row["node_key"], row["node_kind"]), _group())
+        group["visits"] += row["visits"]
+        group["outcomes"] = {outcome: row[outcome] for outcome in StepOutcome.values}
+        group["median"] = row["median"]
+        by_node.setdefault((row["automation_id"], row["node_key"]), group)
+    for row in store.fetch(store.ports_sql(scope.kind), params):
+        group = (by_node.get((row["automation_id"], row["node_key"]))
+                 or groups.setdefault((row["automation_id"], row["node_key"], ""), _group()))
+        group["ports"][row["port"]] = group["ports"].get(row["port"], 0) + row["count"]
     return groups
 
 
@@ -369,7 +257,8 @@ def rolled_up_span(window: Window, watermark: datetime | None) -> tuple[datetime
     return (first, last) if first < last else None
 
 
-def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime) -> dict[tuple, dict]:
+def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
+                  watermark: datetime) -> dict[tuple, dict]:
     """Rollup rows for [first, last), step rows for [start, first) and [last, end).
 
     A run counts once, at its first step in the window: a step whose run was not at the node earlier in
@@ -377,27 +266,23 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime)
     in the rolled-up span; in the rollup it is a first arrival or a return from before the window's hour,
     plus (when the window starts inside an hour) the returns from that hour's part before the window —
     counted from the rows of that part."""
-    start_hour = rollup.floor_hour(window.start)
-    days = (rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta()),
-            rollup.floor_day(last))
-    if days[0] >= days[1]:
-        days = (last, last)
-    params = {**step_params(scope, window), "first": first, "last": last, "start_hour": start_hour,
-              "first_day": days[0], "last_day": days[1], "start_hour_epoch": rollup.epoch(start_hour)}
+    params = _span_params(scope, window, first, last, watermark)
     groups: dict[tuple, dict] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(live_edges_sql(scope.kind), params)
-        rows = cursor.fetchall()
-        cursor.execute(rolled_sql(scope.kind), params)
-        rows += cursor.fetchall()
-    for tag, automation_id, node_key, node_kind, label, count in rows:
-        group = groups.setdefault((automation_id, node_key, node_kind), _group())
+    rows = store.fetch(store.live_edges_sql(scope.kind), params) + store.fetch(store.rolled_sql(scope.kind), params)
+    for row in rows:
+        group = groups.setdefault((row["automation_id"], row["node_key"], row["node_kind"]), _group())
+        tag, label, count = row["tag"], row["label"], int(row["count"])
         if tag == "v":
-            group["visits"] += int(count)
+            group["visits"] += count
+        elif tag == "c":  # a node's outcome counts and first arrivals in the rollup, at once
+            rolled = json.loads(label)
+            group["visits"] += int(rolled.pop("first_arrivals"))
+            for outcome, rolled_count in rolled.items():
+                group["outcomes"][outcome] = group["outcomes"].get(outcome, 0) + int(rolled_count)
         else:
             counts = group[{"o": "outcomes", "p": "ports", "d": "durations"}[tag]]
             label = int(label) if tag == "d" else label
-            counts[label] = counts.get(label, 0) + int(count)
+            counts[label] = counts.get(label, 0) + count
     return groups
 
 
@@ -424,6 +309,6 @@ def _empty_node(automation_id: str, node_key: str, node_kind: str) -> dict:
 
 
 def dropoff_by_node(automation_id: str, window: Window) -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(dropoff_sql(), [automation_id, window.start, window.end, RunStatus.EXITED, RunStatus.FAILED])
-        return dict(cursor.fetchall())
+    rows = store.fetch(store.DROPOFF_SQL, {"automation": automation_id, "start": window.start, "end": window.end,
+                                           "ended": [RunStatus.EXITED, RunStatus.FAILED]})
+    return {row["node_key"]: row["runs"] for row in rows}

@@ -1,4 +1,5 @@
-"""The step-run rollup the insights read for closed hours and days (automation_node_rollups).
+"""The rollups the insights read for closed hours and days: step runs (automation_node_rollups) and
+finished runs (automation_run_rollups).
 
 Why rebuild instead of counting as runs go: the runtime writes each step row exactly once, in its own
 transaction, and runs of one automation must not queue on a shared counter row. So nothing here is on the
@@ -15,23 +16,23 @@ Figures per (automation, entrypoint, binding, node, bucket):
   (`first_arrivals`), within the bucket (nothing kept), or before it (`returns`, by that visit's hour).
   A run counts once in a period [from, to) at its first step there, the one whose previous visit is
   before `from` — see `queries.node_insights`.
+
+Finished runs per (automation, entrypoint, binding, hour or day they finished, hour or day they started,
+status, exit reason): a run's status changes after it started, but not after it finished, so a closed hour
+of finishing is final. A contact's deletion takes its runs; `runs_leaving_with` and `recount_runs` rebuild
+the hours and days they counted in (automations.insights.signals). The statements are in
+automations.store.rollup.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from automations.models import (
-    AutomationRun,
-    NodeRollup,
-    RollupBucket,
-    RollupWatermark,
-    StepOutcome,
-    StepRun,
-)
+from automations.models import NodeRollup, RollupBucket, RollupWatermark, StepOutcome
+from automations.store import rollup as store
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -42,49 +43,6 @@ MAX_HOURS_PER_CALL = 48  # bounded work per beat; after downtime successive beat
 BEAT_TASK = "automations.tasks.advance_insights_rollup"
 BEAT_TASK_NAME = "insights rollup"
 BEAT_INTERVAL_SECONDS = 60
-
-STEPS = StepRun._meta.db_table
-RUNS = AutomationRun._meta.db_table
-ROLLUPS = NodeRollup._meta.db_table
-WATERMARK = RollupWatermark._meta.db_table
-
-# Duration bin of s."duration_ms": exact below 100 ms, else rounded to the nearest power of 1.02 (at most
-# 1 % off; about 116 bins a decade, so a day's row stays small whatever the spread of durations).
-DURATION_BIN_SQL = ('CASE WHEN s."duration_ms" < 100 THEN s."duration_ms"::bigint '
-                    'ELSE round(exp(round(ln(s."duration_ms") / ln(1.02)) * ln(1.02)))::bigint END')
-
-# One hour of step rows with, for each, when the same run was last at the same node: `earlier` within the
-# hour, `before` (looked up only for a run's first step at the node in the hour) before it.
-HOUR_SQL = f"""
-WITH w AS MATERIALIZED (
-    SELECT s."run_id", s."automation_id", r."entrypoint_id", r."binding_id", s."node_key", s."node_kind",
-           s."outcome", s."exited_via_port_key", {DURATION_BIN_SQL} AS "bin",
-           lag(s."executed_at") OVER (PARTITION BY s."run_id", s."node_key", s."node_kind"
-                                      ORDER BY s."executed_at", s."id") AS "earlier"
-    FROM "{STEPS}" s LEFT JOIN "{RUNS}" r ON r."id" = s."run_id"
-    WHERE s."executed_at" >= %(start)s AND s."executed_at" < %(end)s
-), v AS MATERIALIZED (
-    SELECT w.*, CASE WHEN w."earlier" IS NULL THEN (
-        SELECT max(p."executed_at") FROM "{STEPS}" p WHERE p."run_id" = w."run_id" AND p."node_key" = w."node_key"
-        AND p."node_kind" = w."node_kind" AND p."executed_at" < %(start)s) END AS "before"
-    FROM w
-)
-SELECT 'o', "automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind", "outcome", count(*)
-FROM v GROUP BY 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 'f', "automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind", '', count(*)
-FROM v WHERE "earlier" IS NULL AND "before" IS NULL GROUP BY 2, 3, 4, 5, 6
-UNION ALL
-SELECT 'r', "automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind",
-       extract(epoch FROM date_trunc('hour', "before" AT TIME ZONE 'UTC'))::bigint::text, count(*)
-FROM v WHERE "before" IS NOT NULL GROUP BY 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 'p', "automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind", "exited_via_port_key", count(*)
-FROM v WHERE "exited_via_port_key" IS NOT NULL GROUP BY 2, 3, 4, 5, 6, 7
-UNION ALL
-SELECT 'd', "automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind", "bin"::text, count(*)
-FROM v GROUP BY 2, 3, 4, 5, 6, 7
-"""
 
 _FIELDS_BY_TAG = {"r": "returns", "p": "exits_by_port"}
 
@@ -106,37 +64,37 @@ def _add(counts: dict, key: str, count: int) -> None:
 
 
 def recompute_hour(hour_start: datetime) -> int:
-    """Replace the hour's rollup rows with figures from its step rows; returns the number of rows written.
+    """Replace the hour's rollup rows with figures from its step rows, and its rows of finished runs with
+    the runs that finished in it; returns the number of step rows written.
     Idempotent; the caller holds the watermark lock when it runs inside `advance_rollup`."""
     hour_start = floor_hour(hour_start)
     rows: dict[tuple, NodeRollup] = {}
     durations: dict[tuple, dict[int, int]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(HOUR_SQL, {"start": hour_start, "end": hour_start + HOUR})
-        fetched = cursor.fetchall()
-    for tag, automation_id, entrypoint_id, binding_id, node_key, node_kind, label, count in fetched:
-        key = (automation_id, entrypoint_id, binding_id, node_key, node_kind)
+    for figure in store.hour_step_figures(hour_start, hour_start + HOUR):
+        key = (figure.automation_id, figure.entrypoint_id, figure.binding_id, figure.node_key, figure.node_kind)
         row = rows.get(key)
         if row is None:
             row = rows[key] = NodeRollup(
-                automation_id=automation_id, entrypoint_id=entrypoint_id, binding_id=binding_id,
-                bucket=RollupBucket.HOUR, bucket_start=hour_start, node_key=node_key, node_kind=node_kind,
-                returns={}, exits_by_port={})
+                automation_id=figure.automation_id, entrypoint_id=figure.entrypoint_id,
+                binding_id=figure.binding_id, bucket=RollupBucket.HOUR, bucket_start=hour_start,
+                node_key=figure.node_key, node_kind=figure.node_kind, returns={}, exits_by_port={})
             durations[key] = {}
-        if tag == "o":
-            setattr(row, label, getattr(row, label) + count)
-        elif tag == "f":
-            row.first_arrivals += count
-        elif tag == "d":
-            _add(durations[key], int(label), count)
+        if figure.tag == "o":
+            setattr(row, figure.label, getattr(row, figure.label) + figure.count)
+        elif figure.tag == "f":
+            row.first_arrivals += figure.count
+        elif figure.tag == "d":
+            _add(durations[key], int(figure.label), figure.count)
         else:
-            _add(getattr(row, _FIELDS_BY_TAG[tag]), label, count)
-    return _replace(RollupBucket.HOUR, hour_start, rows, durations)
+            _add(getattr(row, _FIELDS_BY_TAG[figure.tag]), figure.label, figure.count)
+    with transaction.atomic():
+        store.replace_run_hour(hour_start, hour_start + HOUR)
+        return _replace(RollupBucket.HOUR, hour_start, rows, durations)
 
 
 def recompute_day(day_start: datetime) -> int:
-    """Replace the day's rows with the sum of its 24 hour rows (a return from within the day is not one
-    for the day). Idempotent."""
+    """Replace the day's rows (steps and finished runs) with the sum of its 24 hour rows (a return from
+    within the day is not one for the day). Idempotent."""
     day_start = floor_day(day_start)
     day_epoch = epoch(day_start)
     rows: dict[tuple, NodeRollup] = {}
@@ -162,7 +120,9 @@ def recompute_day(day_start: datetime) -> int:
             _add(row.exits_by_port, label, count)
         for value, count in zip(hour.duration_bins, hour.duration_counts, strict=True):
             _add(durations[key], value, count)
-    return _replace(RollupBucket.DAY, day_start, rows, durations)
+    with transaction.atomic():
+        store.replace_run_day(day_start, day_start + DAY)
+        return _replace(RollupBucket.DAY, day_start, rows, durations)
 
 
 def _replace(bucket: str, bucket_start: datetime, rows: dict[tuple, NodeRollup],
@@ -183,17 +143,10 @@ def rolled_up_until() -> datetime | None:
 
 
 def _first_hour(closed_until: datetime) -> datetime:
-    """Where a fresh rollup starts: the day of the oldest step row (one scan, once), else today."""
-    with connection.cursor() as cursor:
-        cursor.execute(f'SELECT min("executed_at") FROM "{STEPS}"')
-        (oldest,) = cursor.fetchone()
-    return floor_day(min(oldest, closed_until) if oldest else closed_until)
-
-
-def _ensure_watermark(now: datetime) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f'INSERT INTO "{WATERMARK}" ("id", "rolled_up_until", "updated_at") '
-                       f"VALUES (1, NULL, %s) ON CONFLICT (\"id\") DO NOTHING", [now])
+    """Where a fresh rollup starts: the day of the oldest step row or run start (a run finishes after it
+    started), else today."""
+    oldest = [at for at in (store.oldest_step_at(), store.oldest_run_start()) if at is not None]
+    return floor_day(min([*oldest, closed_until]))
 
 
 def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_CALL) -> int:
@@ -201,7 +154,7 @@ def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_C
     locked, so concurrent callers take turns and never build the same hour twice. Returns hours closed."""
     now = now or timezone.now()
     closed_until = floor_hour(now - GRACE)  # hours ending at or before this are closed
-    _ensure_watermark(now)
+    store.ensure_watermark(now)
     closed = 0
     while closed < max_hours:
         with transaction.atomic():
@@ -222,104 +175,6 @@ def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_C
     return closed
 
 
-# The set-based rebuild (`backfill_rollup`): every step row before `until` once, with the previous visit of
-# its run to its node over the whole history (`lag`), which is what the hour path finds in two steps: within
-# the hour (`earlier`) or the latest before it (`before`). Entrypoint and binding are '' for none, so the
-# per-figure aggregates join on plain equality; they are turned back to NULL when the rows are written.
-_KEY = '"automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind"'
-_BACKFILL_STEPS_SQL = f"""
-CREATE TEMPORARY TABLE "rollup_backfill_steps" ON COMMIT DROP AS
-SELECT {_KEY}, "bucket_start", "outcome", "port", "bin", "previous" IS NULL AS "first",
-       CASE WHEN "previous" < "bucket_start"
-            THEN extract(epoch FROM date_trunc('hour', "previous" AT TIME ZONE 'UTC'))::bigint::text END AS "returned"
-FROM (
-    SELECT s."automation_id", coalesce(r."entrypoint_id", '') AS "entrypoint_id",
-           coalesce(r."binding_id", '') AS "binding_id", s."node_key", s."node_kind", s."outcome",
-           s."exited_via_port_key" AS "port", {DURATION_BIN_SQL} AS "bin",
-           date_trunc('hour', s."executed_at", 'UTC') AS "bucket_start",
-           lag(s."executed_at") OVER (PARTITION BY s."run_id", s."node_key", s."node_kind"
-                                      ORDER BY s."executed_at", s."id") AS "previous"
-    FROM "{STEPS}" s LEFT JOIN "{RUNS}" r ON r."id" = s."run_id"
-    WHERE s."executed_at" < %(until)s
-) steps
-"""
-_OUTCOMES = ", ".join(f'"{o}"' for o in StepOutcome.values)
-_OUTCOME_COUNTS = ", ".join(f"count(*) FILTER (WHERE \"outcome\" = '{o}') AS \"{o}\"" for o in StepOutcome.values)
-_OUTCOME_SUMS = ", ".join(f'sum("{o}")::int AS "{o}"' for o in StepOutcome.values)
-_INSERT_COLUMNS = (f'"automation_id", "entrypoint_id", "binding_id", "bucket", "bucket_start", "node_key", '
-                   f'"node_kind", {_OUTCOMES}, "first_arrivals", "returns", "exits_by_port", "duration_bins", '
-                   f'"duration_counts"')
-_INSERT_SELECT = f"""
-INSERT INTO "{ROLLUPS}" ({_INSERT_COLUMNS})
-SELECT n."automation_id", nullif(n."entrypoint_id", ''), nullif(n."binding_id", ''), %(bucket)s, n."bucket_start",
-       n."node_key", n."node_kind", {", ".join(f'n."{o}"' for o in StepOutcome.values)}, n."first_arrivals",
-       coalesce(r."figures", '{{}}'::jsonb), coalesce(p."figures", '{{}}'::jsonb), n."bins", n."counts"
-FROM nodes n LEFT JOIN returns r USING ({_KEY}, "bucket_start") LEFT JOIN ports p USING ({_KEY}, "bucket_start")
-"""
-
-
-def _labelled(source: str) -> str:
-    """{label: count} per key and bucket from (key, bucket_start, label, count) rows."""
-    return (f'SELECT {_KEY}, "bucket_start", jsonb_object_agg("label", "count") AS "figures" '
-            f'FROM ({source}) labelled GROUP BY {_KEY}, "bucket_start"')
-
-
-_BACKFILL_HOURS_SQL = f"""
-WITH bins AS (
-    SELECT {_KEY}, "bucket_start", "bin", count(*)::int AS "count",
-           {_OUTCOME_COUNTS},
-           count(*) FILTER (WHERE "first") AS "first_arrivals"
-    FROM "rollup_backfill_steps" GROUP BY {_KEY}, "bucket_start", "bin"
-), nodes AS (
-    SELECT {_KEY}, "bucket_start", {_OUTCOME_SUMS}, sum("first_arrivals")::int AS "first_arrivals",
-           array_agg("bin"::int ORDER BY "bin") AS "bins", array_agg("count" ORDER BY "bin") AS "counts"
-    FROM bins GROUP BY {_KEY}, "bucket_start"
-), returns AS (
-    {_labelled(f'SELECT {_KEY}, "bucket_start", "returned" AS "label", count(*)::int AS "count" '
-               f'FROM "rollup_backfill_steps" WHERE "returned" IS NOT NULL '
-               f'GROUP BY {_KEY}, "bucket_start", "returned"')}
-), ports AS (
-    {_labelled(f'SELECT {_KEY}, "bucket_start", "port" AS "label", count(*)::int AS "count" '
-               f'FROM "rollup_backfill_steps" WHERE "port" IS NOT NULL GROUP BY {_KEY}, "bucket_start", "port"')}
-)
-{_INSERT_SELECT}
-"""
-
-# Days from their hour rows, as `recompute_day` adds them (a return from within the day is not one for it).
-_BACKFILL_DAYS_SQL = f"""
-WITH hours AS MATERIALIZED (
-    SELECT "automation_id", coalesce("entrypoint_id", '') AS "entrypoint_id",
-           coalesce("binding_id", '') AS "binding_id", "node_key", "node_kind",
-           date_trunc('day', "bucket_start", 'UTC') AS "bucket_start",
-           {_OUTCOMES}, "first_arrivals", "returns", "exits_by_port",
-           "duration_bins", "duration_counts"
-    FROM "{ROLLUPS}" WHERE "bucket" = %(hour)s AND "bucket_start" < %(until)s
-), bins AS (
-    SELECT {_KEY}, "bucket_start", d."bin", sum(d."count")::int AS "count"
-    FROM hours, unnest("duration_bins", "duration_counts") AS d("bin", "count")
-    GROUP BY {_KEY}, "bucket_start", d."bin"
-), nodes AS (
-    SELECT s.*, b."bins", b."counts" FROM (
-        SELECT {_KEY}, "bucket_start", {_OUTCOME_SUMS}, sum("first_arrivals")::int AS "first_arrivals"
-        FROM hours GROUP BY {_KEY}, "bucket_start"
-    ) s LEFT JOIN (
-        SELECT {_KEY}, "bucket_start", array_agg("bin" ORDER BY "bin") AS "bins",
-               array_agg("count" ORDER BY "bin") AS "counts"
-        FROM bins GROUP BY {_KEY}, "bucket_start"
-    ) b USING ({_KEY}, "bucket_start")
-), returns AS (
-    {_labelled(f'SELECT {_KEY}, "bucket_start", e."key" AS "label", sum(e."value"::int)::int AS "count" '
-               f'FROM hours, jsonb_each_text("returns") AS e '
-               f'WHERE e."key"::bigint < extract(epoch FROM "bucket_start") '
-               f'GROUP BY {_KEY}, "bucket_start", e."key"')}
-), ports AS (
-    {_labelled(f'SELECT {_KEY}, "bucket_start", e."key" AS "label", sum(e."value"::int)::int AS "count" '
-               f'FROM hours, jsonb_each_text("exits_by_port") AS e GROUP BY {_KEY}, "bucket_start", e."key"')}
-)
-{_INSERT_SELECT}
-"""
-
-
 def backfill_rollup(now: datetime | None = None) -> dict:
     """Rebuild every closed hour (and day) at `now` in a few set-based statements and move the watermark
     there: for a database that has step rows but no rollup (after an upgrade, a restore, a bulk load),
@@ -328,24 +183,33 @@ def backfill_rollup(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     closed_until = floor_hour(now - GRACE)
     days_until = floor_day(closed_until)  # days that ended by then
-    _ensure_watermark(now)
-    with transaction.atomic(), connection.cursor() as cursor:
+    store.ensure_watermark(now)
+    with transaction.atomic():
         watermark = RollupWatermark.objects.select_for_update().get(pk=1)
-        cursor.execute("SET LOCAL work_mem = '256MB'")  # the sort of the window and the groups, in memory
-        cursor.execute(f'DELETE FROM "{ROLLUPS}" WHERE ("bucket" = %s AND "bucket_start" < %s) '
-                       f'OR ("bucket" = %s AND "bucket_start" < %s)',
-                       [RollupBucket.HOUR, closed_until, RollupBucket.DAY, days_until])
-        cursor.execute(_BACKFILL_STEPS_SQL, {"until": closed_until})
-        cursor.execute(_BACKFILL_HOURS_SQL, {"bucket": RollupBucket.HOUR})
-        hours = cursor.rowcount
-        cursor.execute(_BACKFILL_DAYS_SQL, {"bucket": RollupBucket.DAY, "hour": RollupBucket.HOUR,
-                                            "until": days_until})
-        days = cursor.rowcount
-        cursor.execute('DROP TABLE "rollup_backfill_steps"')
+        written = store.backfill(closed_until, days_until)
         watermark.rolled_up_until = closed_until
         watermark.updated_at = timezone.now()
         watermark.save(update_fields=["rolled_up_until", "updated_at"])
-    return {"rolled_up_until": closed_until, "hour_rows": hours, "day_rows": days}
+    return {"rolled_up_until": closed_until, "hour_rows": written["hour_rows"], "day_rows": written["day_rows"]}
+
+
+def runs_leaving_with(contact_id: str) -> list[store.RunKey]:
+    """Before a contact's runs are deleted (with the contact): where its finished runs count in the rollup.
+    Holds the watermark lock until the deletion commits, so no hour closes meanwhile from rows that are
+    about to go."""
+    if not store.contact_run_keys(contact_id, datetime.max.replace(tzinfo=UTC)):
+        return []  # nothing finished: nothing rolled up
+    watermark = RollupWatermark.objects.select_for_update().filter(pk=1).first()
+    if watermark is None or watermark.rolled_up_until is None:
+        return []
+    return store.contact_run_keys(contact_id, watermark.rolled_up_until)
+
+
+def recount_runs(keys: list[store.RunKey]) -> None:
+    """After the runs are gone: their hours (and closed days) counted again from what is left."""
+    watermark = rolled_up_until()
+    for key in keys:
+        store.recount_run_key(key, HOUR, DAY, floor_day(watermark))
 
 
 def ensure_rollup_schedule(interval_seconds: int = BEAT_INTERVAL_SECONDS):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from automations.insights import queries, rollup
 from automations.insights.queries import Scope, ScopeKind, Window
-from automations.models import AutomationRun, NodeRollup, RollupWatermark, StepRun
+from automations.models import AutomationRun, NodeRollup, RollupWatermark, RunRollup, StepRun
 from automations.partitions import add_months, ensure_partitions, month_start, partition_name
 from tests import factories
 from tests.automations import test_insights_api as live_tests
@@ -311,3 +311,140 @@ def test_two_beats_at_once_build_every_hour_once(org):
     assert _snapshot() == together
     rows = NodeRollup.objects.filter(bucket="hour")
     assert sum(r.success for r in rows) == StepRun.objects.filter(automation_id=automation.pk).count()
+
+
+# ------------------------------------------------------------------------------------- runs' figures
+
+def expected_runs(runs, start, end, bucket):
+    """totals, exit_reasons and the non-empty series buckets from the run rows in Python."""
+    totals, reasons, series = Counter(), Counter(), {}
+    for run in runs:
+        if start <= run.started_at < end:
+            totals[run.status] += 1
+            if run.status in ("completed", "exited", "failed") and run.exit_reason:
+                reasons[run.exit_reason] += 1
+            row = series.setdefault(queries.iso(queries.truncate(run.started_at, bucket)), Counter())
+            row["started"] += 1
+            if run.status in queries.SERIES_STATUSES:
+                row[run.status] += 1
+    return dict(totals), dict(reasons), series
+
+
+def check_runs(body, runs, start, end, bucket):
+    totals, reasons, series = expected_runs(runs, start, end, bucket)
+    assert {status: count for status, count in body["totals"].items() if count} == totals, (start, end)
+    assert body["exit_reasons"] == reasons, (start, end)
+    got = {row["bucket_start"]: {k: v for k, v in row.items() if k != "bucket_start" and v}
+           for row in body["series"] if row["started"]}
+    assert got == {key: dict(counts) for key, counts in series.items()}, (start, end)
+
+
+@pytest.fixture
+def run_spread(org, account):
+    """Sixty runs over the last ten days in two automations (some through an entrypoint or a binding): live
+    ones, and finished ones — completed, exited (stopped) or failed, with several reasons — finishing from
+    seconds to days after they started, some in the last minutes (after any closed hour)."""
+    automations = [factories.automation(org, factories.flow([("ask", "message", {})]), status="active")
+                   for _ in range(2)]
+    entrypoint = factories.entrypoint(automations[0])
+    binding = factories.binding(automations[0], account)
+    rng = random.Random(19)
+    now = timezone.now()
+    for index in range(60):
+        started = now - timedelta(minutes=rng.randint(1, 10 * 24 * 60), seconds=rng.randint(0, 59))
+        status = rng.choice(["completed", "completed", "exited", "failed", "waiting", "active", "created"])
+        finished = started + timedelta(seconds=rng.choice([1, 50, 1800, 4000, 30000, 100000, 300000]))
+        if status in ("completed", "exited", "failed") and finished >= now:
+            finished = now - timedelta(seconds=rng.randint(1, 120))
+            finished = max(finished, started)
+        live = status in ("waiting", "active", "created")
+        AutomationRun.objects.create(
+            organization=org, automation=automations[index % 2], contact=factories.contact(org), status=status,
+            entrypoint=entrypoint if index % 3 == 0 and index % 2 == 0 else None,
+            binding=binding if index % 3 == 1 and index % 2 == 0 else None, started_at=started,
+            exit_reason=None if live else rng.choice(["completed", "admin_stopped", "declined", "error"]),
+            completed_at=None if live else finished, updated_at=max(started, finished) if not live else started)
+    return {"automations": automations, "entrypoint": entrypoint, "binding": binding}
+
+
+def _run_scopes(run_spread):
+    first = run_spread["automations"][0]
+    return [
+        (Scope(ScopeKind.AUTOMATION, first.pk, first.pk), lambda r: r.automation_id == first.pk),
+        (Scope(ScopeKind.ENTRYPOINT, run_spread["entrypoint"].pk, first.pk),
+         lambda r: r.entrypoint_id == run_spread["entrypoint"].pk),
+        (Scope(ScopeKind.BINDING, run_spread["binding"].pk, first.pk),
+         lambda r: r.binding_id == run_spread["binding"].pk),
+        (Scope(ScopeKind.ORGANIZATION, first.organization_id), lambda r: True),
+    ]
+
+
+def check_run_windows(run_spread, seed=7, count=None):
+    runs = list(AutomationRun.objects.all())
+    now = timezone.now()
+    mixed = 0
+    cases = [Window("custom", start, end) for start, end in windows(now, random.Random(seed))]
+    cases += [Window("24h", now - timedelta(hours=24), now), Window("7d", now - timedelta(days=7), now)]
+    for window in cases[:count]:
+        mixed += queries.rolled_up_span(window, rollup.rolled_up_until()) is not None
+        for scope, keep in _run_scopes(run_spread):
+            body = queries.insights(scope, window)
+            check_runs(body, [r for r in runs if keep(r)], window.start, window.end, window.bucket)
+    return mixed
+
+
+def test_run_counts_from_the_rollup_equal_the_runs_for_any_window(run_spread):
+    assert check_run_windows(run_spread) == 0  # nothing rolled up: all live
+    close_all(timezone.now())
+    assert RunRollup.objects.filter(bucket="day").exists() and RunRollup.objects.filter(bucket="hour").exists()
+    assert check_run_windows(run_spread) >= 20  # most windows did read the rollup
+
+
+def test_runs_that_finish_after_their_hour_closed_are_counted_where_they_started(run_spread):
+    """Live runs that finish after the rollup closed the hours they started in (stopped, completed, failed
+    now) are read from their rows until their own hour of finishing closes, then from the rollup."""
+    close_all(timezone.now())
+    live = list(AutomationRun.objects.filter(status__in=["waiting", "active", "created"]))
+    assert len(live) >= 10
+    now = timezone.now()
+    for index, run in enumerate(live):
+        status = ["completed", "exited", "failed"][index % 3]
+        AutomationRun.objects.filter(pk=run.pk).update(status=status, exit_reason=f"late_{status}",
+                                                       completed_at=now, updated_at=now)
+    check_run_windows(run_spread, seed=8, count=12)
+    close_all(now + timedelta(days=1, hours=2))  # their hour and day closed
+    assert RunRollup.objects.filter(exit_reason__startswith="late_", bucket="day").exists()
+    check_run_windows(run_spread, seed=8, count=12)
+
+
+def _run_snapshot():
+    return sorted((r.bucket, r.finished_start, r.started_start, r.automation_id, r.entrypoint_id or "",
+                   r.binding_id or "", r.status, r.exit_reason or "", r.runs) for r in RunRollup.objects.all())
+
+
+def test_deleting_a_contact_or_an_automation_keeps_the_run_counts_exact(run_spread, api):
+    close_all(timezone.now() - timedelta(hours=1))
+    finished = list(AutomationRun.objects.filter(status__in=["completed", "exited", "failed"])
+                    .exclude(completed_at__gte=rollup.rolled_up_until()).order_by("completed_at"))
+    for run in finished[:3] + finished[-2:]:
+        assert api.delete(f"/v1/contacts/{run.contact_id}").status_code == 204
+    check_run_windows(run_spread, seed=9, count=10)
+    kept = _run_snapshot()
+    rollup.backfill_rollup(timezone.now() - timedelta(hours=1))
+    assert _run_snapshot() == kept  # the same rows a rebuild from the remaining runs writes
+    run_spread["automations"][1].delete()
+    check_run_windows(run_spread, seed=9, count=10)
+
+
+def test_rebuilding_run_hours_and_days_writes_the_same_rows(run_spread):
+    close_all(timezone.now())
+    before = _run_snapshot()
+    for hour in sorted(set(RunRollup.objects.filter(bucket="hour").values_list("finished_start", flat=True))):
+        rollup.recompute_hour(hour)
+    for day in sorted(set(RunRollup.objects.filter(bucket="day").values_list("finished_start", flat=True))):
+        rollup.recompute_day(day)
+    assert _run_snapshot() == before
+    RunRollup.objects.all().delete()
+    RollupWatermark.objects.all().delete()
+    rollup.backfill_rollup(timezone.now())
+    assert _run_snapshot() == before
