@@ -40,11 +40,11 @@ on is a no-op marked done), so a retried or late job never repeats a step.
 Outcomes: success → `done` (due_at restored to the original due time); exception → `pending` again at
 `now + RETRY_BASE * 2**(attempts-1)` with `last_error`; after MAX_ATTEMPTS → `failed`.
 
-Job kinds: `resume_delay` → port `next`; `input_timeout` → port `timeout` (the runner follows its edge,
-or with none exits the run `input_timeout` — engine.TERMINAL_PORTS); `no_response_timeout` →
-`no_response`; `wait_event_timeout` → `timeout`; all four through `runtime.resume.resume_waiting`;
-`pause_expiry` → `runtime.controls.expire_pause`; `schedule_trigger` → insert the next occurrence's
-job first, then enroll the audience in batches (the job remembers its cursor).
+Job kinds: the timeout of a node kind's wait (its `Wait`: `resume_delay` → `next`, `input_timeout` →
+`timeout`, `no_response_timeout` → `no_response`, `wait_event_timeout` → `timeout`) resumes the run
+through that port with `runtime.resume.resume_waiting` if it still waits there; `pause_expiry` →
+`runtime.controls.expire_pause`; `schedule_trigger` → insert the next occurrence's job first, then enroll
+the audience in batches (the job remembers its cursor).
 
 Schedule cron (entrypoint config `{cron, timezone}`), the supported subset: daily `M H * * *`,
 hourly `M * * * *`, every N minutes `*/N * * * *` (N in 1..59; minutes 0, N, 2N… of each hour),
@@ -80,8 +80,8 @@ from automations.models import (
     RunStatus,
     ScheduledJob,
     SchedulerTick,
-    WaitingFor,
 )
+from automations.nodes import registry
 from automations.partitions import ensure_partitions
 from automations.runtime.effects import stale_outbox_ids
 from automations.runtime.jobs import Claim
@@ -98,19 +98,10 @@ ENROLL_BATCH = 500
 LAST_ERROR_MAX = 4000
 _SCHEDULE_LOCK_KEY = 734_190_612  # serialises schedule_trigger planning across ticks (next to partitions' key)
 
-# What a run must still be waiting for when its job fires; anything else means it moved on.
-WAITING_FOR_BY_KIND = {
-    JobKind.RESUME_DELAY: WaitingFor.DELAY,
-    JobKind.INPUT_TIMEOUT: WaitingFor.INPUT,
-    JobKind.NO_RESPONSE_TIMEOUT: WaitingFor.REPLY,
-    JobKind.WAIT_EVENT_TIMEOUT: WaitingFor.INBOUND_EVENT,
-}
-PORT_BY_KIND = {
-    JobKind.RESUME_DELAY: "next",
-    JobKind.INPUT_TIMEOUT: "timeout",
-    JobKind.NO_RESPONSE_TIMEOUT: "no_response",
-    JobKind.WAIT_EVENT_TIMEOUT: "timeout",
-}
+# Jobs that end a wait (a timeout, a delay), as the node kinds declare them: job kind → its wait (what the
+# run must still be waiting for when the job fires — anything else means it moved on — and the port it
+# resumes through).
+TIMEOUT_WAITS = registry.timeout_waits()
 
 
 @dataclass
@@ -335,7 +326,7 @@ def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
     A job that resumes a run is taken from the claim itself: its hold (still pending, still our lease)
     is checked by the same statement that reads the run, and the run's own write marks it done. Other
     kinds are read again first."""
-    if claim.kind in PORT_BY_KIND:
+    if claim.kind in TIMEOUT_WAITS:
         job = ScheduledJob(id=claim.id, kind=claim.kind, run_id=claim.run_id, payload=claim.payload or {})
     else:
         job = (ScheduledJob.objects.select_related("entrypoint")
@@ -395,7 +386,7 @@ def _waiting_run(job: ScheduledJob, claim: Claim) -> AutomationRun | None:
         return None
     if not run.__dict__.pop("job_held"):
         raise NotHeld(claim.id)
-    if run.status != RunStatus.WAITING or run.waiting_for != WAITING_FOR_BY_KIND[job.kind]:
+    if run.status != RunStatus.WAITING or run.waiting_for != TIMEOUT_WAITS[job.kind].waiting_for:
         return None
     node_key = (job.payload or {}).get("node_key")
     if node_key and node_key != run.current_node_key:
@@ -409,8 +400,8 @@ def _resume_through_port(job: ScheduledJob, claim: Claim, now: datetime, report:
         return False
     from automations.runtime.resume import resume_waiting
 
-    resumed = resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk, "job_kind": job.kind},
-                             now=now, finishing_job=claim)
+    resumed = resume_waiting(run, TIMEOUT_WAITS[job.kind].timeout_port,
+                             payload={"scheduled_job_id": job.pk, "job_kind": job.kind}, now=now, finishing_job=claim)
     return CLOSED if resumed else False
 
 
@@ -671,10 +662,7 @@ def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str | 
 
 
 HANDLERS = {
-    JobKind.RESUME_DELAY: _resume_through_port,
-    JobKind.INPUT_TIMEOUT: _resume_through_port,
-    JobKind.NO_RESPONSE_TIMEOUT: _resume_through_port,
-    JobKind.WAIT_EVENT_TIMEOUT: _resume_through_port,
+    **dict.fromkeys(TIMEOUT_WAITS, _resume_through_port),
     JobKind.PAUSE_EXPIRY: _pause_expiry,
     JobKind.SCHEDULE_TRIGGER: _schedule_trigger,
 }

@@ -4,7 +4,8 @@ wait_event, timeout jobs cancelled — and a whole conversation driven through /
 import pytest
 
 from automations.models import AutomationRun, JobStatus, ScheduledJob, StepRun
-from automations.runtime.replies import InboundReply, evaluate_input, normalise_phone
+from automations.nodes.base import InboundReply
+from automations.nodes.input import evaluate_input, normalise_phone
 from contacts.models import Contact, Message
 from tests.inbound.helpers import active_flow, event, make_entrypoint, send
 
