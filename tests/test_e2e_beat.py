@@ -21,10 +21,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from automations.management.commands.setup_schedules import ensure_beat_schedule
 from automations.models import Automation, AutomationRun, JobKind, JobStatus, RunStatus, ScheduledJob
 from automations.runtime.controls import pause_contact
 from automations.runtime.enrollment import enroll
-from automations.runtime.scheduler import ensure_beat_schedule
 from contacts.models import ContactAutomationControl
 from tests import factories
 

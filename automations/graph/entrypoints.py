@@ -17,6 +17,7 @@ import string
 from automations.graph import filters as filter_rules
 from automations.graph.config_checks import is_context_key, is_nonempty_str
 from automations.graph.regex_guard import check_pattern
+from automations.runtime import cron
 from relay.core.serializers import save_changes
 
 SPECIFICITY_EXACT = 30
@@ -116,9 +117,7 @@ def validate_config(kind: str, config, *, filters=None, active: bool = True) -> 
             if isinstance(config.get(key), dict | list):
                 problems.setdefault(f"config.{key}", []).append("must be a single value.")
     if kind == "schedule":
-        from automations.runtime.scheduler import validate_schedule_config
-
-        for message in validate_schedule_config(config):
+        for message in cron.validate_schedule_config(config):
             field = "config.timezone" if "timezone" in message else "config.cron"
             problems.setdefault(field, []).append(message)
         if active and not has_tag_filter(filters):

@@ -346,11 +346,3 @@ def backfill_rollup(now: datetime | None = None) -> dict:
         watermark.updated_at = timezone.now()
         watermark.save(update_fields=["rolled_up_until", "updated_at"])
     return {"rolled_up_until": closed_until, "hour_rows": hours, "day_rows": days}
-
-
-def ensure_rollup_schedule(interval_seconds: int = BEAT_INTERVAL_SECONDS):
-    """Create or update the beat entry that advances the rollup; idempotent. Returns (task, changed)."""
-    from automations.runtime.scheduler import ensure_periodic_task
-
-    return ensure_periodic_task(BEAT_TASK_NAME, BEAT_TASK, interval_seconds,
-                                "Closes hours of step runs into automation_node_rollups (insights).")
