@@ -17,6 +17,7 @@ from automations.admin_insights import AutomationInsightsAdminMixin
 from automations.graph import entrypoints as entrypoint_rules
 from automations.graph import service
 from automations.models import Automation, Binding, Entrypoint
+from automations.nodes import registry
 from relay.core.errors import ApiError
 
 MAX_CONFIG_PREVIEW = 160
@@ -73,7 +74,7 @@ def render_graph_table(automation: Automation) -> str:
         elif node.get("kind") == "goto":
             leads = format_html("jumps to <strong>{}</strong>", (node.get("config") or {}).get("target_node_key"))
         else:
-            leads = format_html("<em>{}</em>", "ends the run" if node.get("kind") == "end" else "no ports")
+            leads = format_html("<em>{}</em>", "ends the run" if registry.is_terminal(node.get("kind")) else "no ports")
         rows.append(format_html(
             '<tr{}><td><strong>{}</strong>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>',
             mark_safe(' style="background:#ffebee"') if key in problem_keys else "",

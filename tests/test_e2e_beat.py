@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from automations.management.commands.setup_schedules import ensure_beat_schedule
 from automations.models import Automation, AutomationRun, JobKind, JobStatus, RunStatus, ScheduledJob
 from automations.runtime.controls import pause_contact
 from automations.runtime.enrollment import enroll
-from automations.runtime.scheduler import ensure_beat_schedule
 from contacts.models import ContactAutomationControl
 from relay.database import database_url
 from tests import factories

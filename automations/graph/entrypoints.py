@@ -18,6 +18,7 @@ from automations.graph import filters as filter_rules
 from automations.graph.config_checks import is_context_key, is_nonempty_str
 from automations.graph.regex_guard import check_pattern
 from automations.models import EntrypointKind
+from automations.runtime import cron
 from relay.core.serializers import save_changes
 
 SPECIFICITY_EXACT = 30
@@ -118,9 +119,7 @@ def validate_config(kind: str, config, *, filters=None, active: bool = True) -> 
             if isinstance(config.get(key), dict | list):
                 problems.setdefault(f"config.{key}", []).append("must be a single value.")
     if kind == EntrypointKind.SCHEDULE:
-        from automations.runtime.scheduler import validate_schedule_config
-
-        for message in validate_schedule_config(config):
+        for message in cron.validate_schedule_config(config):
             field = "config.timezone" if "timezone" in message else "config.cron"
             problems.setdefault(field, []).append(message)
         if active and not has_tag_filter(filters):

@@ -123,6 +123,14 @@ def _strongly_connected(keys: list[str], successors: dict[str, list[str]]) -> li
     return components
 
 
+# The kinds that park a run, as the cycle error names them: "input, delay, wait_event or a waiting message".
+_ALWAYS_WAIT = [kind for kind in registry.KINDS
+                if registry.waits_of(kind) and not hasattr(registry.get(kind), "waits")]
+_SOMETIMES_WAIT = [f"a waiting {kind}" for kind in registry.KINDS
+                   if registry.waits_of(kind) and hasattr(registry.get(kind), "waits")]
+_PAUSE_POINTS = ", ".join(_ALWAYS_WAIT) + " or " + " or ".join(_SOMETIMES_WAIT)
+
+
 def _cycle_errors(nodes: list[dict], nodes_by_key: dict, successors: dict) -> list[dict]:
     """A loop the runner could spin in forever: a cycle through nodes none of which waits."""
     busy = [n["key"] for n in nodes if not registry.node_waits(n)]
@@ -134,8 +142,8 @@ def _cycle_errors(nodes: list[dict], nodes_by_key: dict, successors: dict) -> li
         if len(component) == 1 and component[0] not in busy_successors[component[0]]:
             continue
         members = sorted(component, key=order.__getitem__)
-        found.append(issue("cycle_without_pause", "These nodes form a loop with no pause point (input, delay, "
-                           f"wait_event or a waiting message): {', '.join(members)}.", node_key=members[0]))
+        found.append(issue("cycle_without_pause", f"These nodes form a loop with no pause point ({_PAUSE_POINTS}): "
+                           f"{', '.join(members)}.", node_key=members[0]))
     return found
 
 
@@ -237,7 +245,7 @@ def validate_graph(graph, *, automation=None):
         root = None
     elif not isinstance(root, str) or root not in nodes_by_key:
         errors.append(issue("root_unknown", f"root_node_key {root!r} is not a node in this graph."))
-    elif nodes_by_key[root]["kind"] in registry.NOT_ROOT_KINDS:
+    elif not registry.may_be_root(nodes_by_key[root]["kind"]):
         errors.append(issue("root_invalid_kind", f"A run cannot start at a {nodes_by_key[root]['kind']} node.",
                             node_key=root))
         root_ok = True  # still meaningful for reachability

@@ -211,10 +211,3 @@ def recount_runs(keys: list[store.RunKey]) -> None:
     for key in keys:
         store.recount_run_key(key, HOUR, DAY, floor_day(watermark))
 
-
-def ensure_rollup_schedule(interval_seconds: int = BEAT_INTERVAL_SECONDS):
-    """Create or update the beat entry that advances the rollup; idempotent. Returns (task, changed)."""
-    from automations.runtime.scheduler import ensure_periodic_task
-
-    return ensure_periodic_task(BEAT_TASK_NAME, BEAT_TASK, interval_seconds,
-                                "Closes hours of step runs into automation_node_rollups (insights).")

@@ -13,6 +13,7 @@ from automations.graph.config_checks import (
     warn_unknown_keys,
     warning,
 )
+from automations.nodes.base import NodeResult
 
 ON_ERROR = ("abort", "continue")
 DEFAULT_ON_ERROR = "abort"
@@ -219,7 +220,6 @@ def handle(ctx):
     through `error`; with `continue` the failure is recorded and the next action runs. Contact
     changes are visible to the following actions and nodes at once."""
     from automations.models import StepOutcome
-    from automations.runtime.context import NodeResult
 
     results = []
     for action in list_of_dicts(as_dict(ctx.config).get("actions")):

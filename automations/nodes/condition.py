@@ -2,6 +2,7 @@
 
 from automations.graph import filters
 from automations.graph.config_checks import error, require_object, warn_unknown_keys, warning
+from automations.nodes.base import NodeResult
 
 
 def derive_ports(config) -> list[str]:
@@ -24,7 +25,5 @@ def validate(config, *, automation=None) -> list[dict]:
 
 def handle(ctx):
     """`true` when the contact/context satisfies the predicates, else `false`."""
-    from automations.runtime.context import NodeResult
-
     result = ctx.evaluate(ctx.config.get("predicates"))
     return NodeResult(port="true" if result else "false", payload={"result": result}, rendered={"result": result})

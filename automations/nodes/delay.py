@@ -1,9 +1,20 @@
-"""`delay` node: waits `seconds + minutes + hours + days` (sum > 0), then leaves through `next`."""
+"""`delay` node: waits `seconds + minutes + hours + days` (sum > 0), then leaves through `next`.
+
+The run waits with `waiting_for` delay; a `resume_delay` job ends the wait through `next`. Inbound events
+do not end it (no `answer`)."""
+
+from datetime import timedelta
 
 from automations.graph.config_checks import as_dict, error, is_number, require_object
+from automations.models import JobKind, StepOutcome, WaitingFor
+from automations.nodes.base import NodeResult, Wait
 
 UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 MAX_TOTAL_SECONDS = 365 * 86400
+
+WAIT = Wait(WaitingFor.DELAY, timeout_job=JobKind.RESUME_DELAY, timeout_port="next")
+WAITS = (WAIT,)
+MAY_BE_ROOT = False
 
 
 def derive_ports(config) -> list[str]:
@@ -36,15 +47,10 @@ def validate(config, *, automation=None) -> list[dict]:
 
 def handle(ctx):
     """Park the run for the configured duration; a `resume_delay` job resumes it through `next`."""
-    from datetime import timedelta
-
-    from automations.models import JobKind, StepOutcome, WaitingFor
-    from automations.runtime.context import NodeResult, Wait
-
     seconds = total_seconds(ctx.config)
     if seconds <= 0:  # an invalid (zero) delay does not hold the contact forever
         return NodeResult(port="next", outcome=StepOutcome.SKIPPED, payload={"seconds": 0})
     until = ctx.now + timedelta(seconds=seconds)
     return NodeResult(payload={"seconds": seconds, "until": until.isoformat()},
                       rendered={"seconds": seconds},
-                      wait=Wait(WaitingFor.DELAY, until, JobKind.RESUME_DELAY, "next"))
+                      wait=WAIT.ending_at(until))

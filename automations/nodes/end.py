@@ -1,6 +1,9 @@
 """`end` node: finishes the run; `config.reason` (default `completed`) becomes the run's exit_reason."""
 
 from automations.graph.config_checks import as_dict, error, require_object, warn_unknown_keys
+from automations.nodes.base import NodeResult
+
+TERMINAL = True
 
 DEFAULT_REASON = "completed"
 MAX_REASON_LENGTH = 100
@@ -30,7 +33,5 @@ def validate(config, *, automation=None) -> list[dict]:
 
 def handle(ctx):
     """Finish the run; the reason becomes exit_reason."""
-    from automations.runtime.context import NodeResult
-
     why = reason(ctx.config)
     return NodeResult(end_reason=why, payload={"reason": why}, rendered={"reason": why})

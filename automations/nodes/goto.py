@@ -2,6 +2,10 @@
 target exists and counts the jump as an edge for the cycle rule."""
 
 from automations.graph.config_checks import error, is_nonempty_str, require_object, warn_unknown_keys
+from automations.nodes.base import NodeResult
+
+MAY_BE_ROOT = False
+TERMINAL = True
 
 
 def derive_ports(config) -> list[str]:
@@ -25,8 +29,6 @@ def validate(config, *, automation=None) -> list[dict]:
 
 def handle(ctx):
     """Jump to the target node (a missing target ends the path like an edge to a deleted node)."""
-    from automations.runtime.context import NodeResult
-
     key = target(ctx.config)
     if key is None:
         raise ValueError("goto has no target_node_key")

@@ -9,6 +9,7 @@ from automations.graph.config_checks import (
     require_object,
     warn_unknown_keys,
 )
+from automations.nodes.base import NodeResult
 
 CONFIG_KEYS = ("method", "url", "headers", "body", "timeout_ms", "response_key")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -78,7 +79,6 @@ def handle(ctx):
     """Send the request (merge tags resolved) through `effects.http`; 2xx → `success`, anything else
     or a refused/failed request → `error`. `context[response_key]` = {status, headers, body}."""
     from automations.models import StepOutcome
-    from automations.runtime.context import NodeResult
     from automations.runtime.outbound_http import HttpError
 
     config = ctx.config

@@ -1,6 +1,12 @@
 """`message` node: ordered blocks (text, media, cards, galleries, typing delays), buttons and quick
 replies. Branch buttons and quick replies each get a port and make the node wait; `wait_for_reply`
-waits on a plain message and resumes through `next`; `no_response` exists iff a timeout is set."""
+waits on a plain message and resumes through `next`; `no_response` exists iff a timeout is set.
+
+It waits for a reply (`waiting_for` reply, ended by a `no_response_timeout` job through `no_response`), or
+— on a network provider — first for the platform to accept its parts (`delivery`; `runtime.delivery`).
+A tap on one of its buttons or quick replies, or a typed reply, answers it (`answer`)."""
+
+from datetime import timedelta
 
 from automations.graph.config_checks import (
     as_dict,
@@ -17,6 +23,8 @@ from automations.graph.config_checks import (
     warn_unknown_keys,
     warning,
 )
+from automations.models import JobKind, StepOutcome, WaitingFor
+from automations.nodes.base import REPLY_KINDS, Answer, NodeResult, Wait
 
 CONFIG_KEYS = ("blocks", "quick_replies", "wait_for_reply", "no_response_timeout_min", "typing_indicator_seconds")
 BLOCK_TYPES = ("text", "image", "video", "audio", "file", "card", "gallery", "delay")
@@ -32,6 +40,11 @@ MAX_TIMEOUT_MIN = 60 * 24 * 30
 # Channel limits (reference/configs.md): unsupported parts are skipped at send time -> warnings.
 NO_CARDS = ("whatsapp", "telegram")
 NO_AUDIO_FILE = ("instagram",)
+
+REPLY_WAIT = Wait(WaitingFor.REPLY, timeout_job=JobKind.NO_RESPONSE_TIMEOUT, timeout_port="no_response")
+# A message still being delivered takes a tap on a button it already sent, as it would once delivered.
+DELIVERY_WAIT = Wait(WaitingFor.DELIVERY)
+WAITS = (REPLY_WAIT, DELIVERY_WAIT)
 
 
 def _button_containers(config: dict):
@@ -284,10 +297,6 @@ def handle(ctx):
     otherwise leaves through `next`. Blocks of which none can be sent, or a delivery failure → `error`;
     no blocks at all → nothing is sent. On a network provider the node first waits for the platform's
     answer (runtime.delivery)."""
-    from datetime import timedelta
-
-    from automations.models import JobKind, StepOutcome, WaitingFor
-    from automations.runtime.context import NodeResult, Wait
     from automations.runtime.effects import DeliveryError
 
     config = ctx.config
@@ -310,11 +319,55 @@ def handle(ctx):
         if getattr(ctx.effects, "awaits_delivery", False):
             # Sent after commit by a network provider: the node moves on once the platform answered
             # (runtime.delivery.settle), through `error` if a part failed.
-            return NodeResult(payload=payload, rendered=rendered, wait=Wait(WaitingFor.DELIVERY))
+            return NodeResult(payload=payload, rendered=rendered, wait=DELIVERY_WAIT)
     if not waits(config):
         return NodeResult(port="next", payload=payload, rendered=rendered)
-    timeout = config.get("no_response_timeout_min")
-    until = ctx.now + timedelta(minutes=timeout) if is_number(timeout) and timeout > 0 else None
-    return NodeResult(payload=payload, rendered=rendered,
-                      wait=Wait(WaitingFor.REPLY, until, JobKind.NO_RESPONSE_TIMEOUT if until else None,
-                                "no_response"))
+    return NodeResult(payload=payload, rendered=rendered, wait=reply_wait(config, ctx.now))
+
+
+def reply_wait(config, now):
+    """The wait for a reply, with its `no_response` timeout when one is configured (also used once the
+    platform accepted the parts: runtime.delivery)."""
+    timeout = as_dict(config).get("no_response_timeout_min")
+    return REPLY_WAIT.ending_at(now + timedelta(minutes=timeout) if is_number(timeout) and timeout > 0 else None)
+
+
+def answer(ctx, reply):
+    """A tap on one of this message's buttons/quick replies leaves through its port; once the message is
+    delivered, a typed reply equal to a button's or quick reply's label counts as the tap, and any other
+    typed reply leaves through `next` when the message waits for a reply. None: not for this run."""
+    port = _answered_port(ctx, reply)
+    if port is None:
+        return None
+    if reply.is_tap or port.startswith(("button.", "quick_reply.")):
+        updates = {"last_button": {"node_key": ctx.key, "port": port, "id": port.split(".", 1)[1]}}
+    else:
+        updates = {"last_reply": reply.text}
+    return Answer(port, payload={"reply": reply.summary()}, context_updates=updates)
+
+
+def _answered_port(ctx, reply) -> str | None:
+    if reply.is_tap:
+        return reply.tap_port if reply.tap_port in ctx.ports else None
+    if ctx.run.waiting_for == WaitingFor.DELIVERY:  # typed text answers the message once it is all out
+        return None
+    if reply.kind not in REPLY_KINDS:
+        return None
+    port = label_port(ctx.config, reply.text)
+    if port in ctx.ports:
+        return port
+    return "next" if ctx.config.get("wait_for_reply") else None
+
+
+def label_port(config: dict, text: str) -> str | None:
+    """A typed reply equal to a branch button's or quick reply's label acts as the tap."""
+    folded = (text or "").strip().casefold()
+    if not folded:
+        return None
+    for button in branch_buttons(config):
+        if str(button.get("label", "")).strip().casefold() == folded:
+            return f"button.{button.get('id')}"
+    for quick in config.get("quick_replies") or []:
+        if isinstance(quick, dict) and str(quick.get("label", "")).strip().casefold() == folded:
+            return f"quick_reply.{quick.get('id')}"
+    return None

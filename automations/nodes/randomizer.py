@@ -11,6 +11,9 @@ from automations.graph.config_checks import (
     warn_unknown_keys,
     warning,
 )
+from automations.nodes.base import NodeResult
+
+MAY_BE_ROOT = False
 
 MAX_VARIANTS = 20
 
@@ -62,8 +65,6 @@ STICKY_CONTEXT_KEY = "_randomizer"  # run.context[_randomizer][node_key] = the v
 def handle(ctx):
     """Pick a variant by weight, or reuse the one this run already got at this node."""
     import random
-
-    from automations.runtime.context import NodeResult
 
     choices = [v for v in variants(ctx.config) if is_number(v.get("weight")) and v["weight"] > 0]
     if not choices:

@@ -6,6 +6,7 @@ the node while the target is paused, archived or a draft fails there, as the ref
 `error` when that port is wired, else the run ends `failed` / `handler_failure`."""
 
 from automations.graph.config_checks import check_optional_bool, error, require_object, warn_unknown_keys, warning
+from automations.nodes.base import NodeResult
 
 
 def derive_ports(config) -> list[str]:
@@ -55,7 +56,6 @@ def handle(ctx):
     the reason in the payload). A target that is not active fails the node (`error`, naming the
     target and its status)."""
     from automations.models import Automation, AutomationStatus, StepOutcome
-    from automations.runtime.context import NodeResult
 
     config = ctx.config
     target_id = config.get("target_automation_id")

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from automations.models import AutomationRun, ExitReason, JobKind, RunStatus, StepOutcome, StepRun, WaitingFor
+from automations.models import AutomationRun, ExitReason, RunStatus, StepOutcome, StepRun, WaitingFor
+from automations.nodes import message as message_node
 from automations.runtime import jobs
 from automations.runtime.engine import GraphView
 from automations.runtime.resume import exit_graph_changed, resume_waiting, waiting_entry_port
@@ -59,10 +60,8 @@ def settle(run_or_id, node_key: str | None = None, *, now: datetime | None = Non
         if graph.target(node_key, "error") is not None:
             return resume_waiting(run, "error", payload=report, step_outcome=StepOutcome.FAILED, error=error, now=now)
         return _handler_failure(run, node, report, error, now)
-    from automations.nodes.message import waits
-
     config = node.get("config") if isinstance(node.get("config"), dict) else {}
-    if waits(config):
+    if message_node.waits(config):
         return _wait_for_reply(run, node, config, report, now)
     return resume_waiting(run, "next", payload=report, now=now)
 
@@ -88,15 +87,15 @@ def _step_row(run, node: dict, outcome: str, payload: dict, error: dict | None, 
 
 def _wait_for_reply(run, node: dict, config: dict, report: dict, now: datetime) -> bool:
     """Delivered: now wait for the reply the buttons/quick replies ask for (`no_response` job if set)."""
-    timeout = config.get("no_response_timeout_min")
-    until = now + timedelta(minutes=timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+    wait = message_node.reply_wait(config, now)
+    job = wait.scheduled_job(node["key"])
     step = _step_row(run, node, StepOutcome.WAITING, report, None, now)
     with transaction.atomic():
         if not write_run(run, dependents=[insert_rows(StepRun, STEP_COLUMNS, [step])],
-                         waiting_for=WaitingFor.REPLY, waiting_until=until):
+                         waiting_for=wait.waiting_for, waiting_until=wait.until):
             return False
-        if until is not None:
-            jobs.schedule(run, JobKind.NO_RESPONSE_TIMEOUT, until, {"node_key": node["key"], "port_key": "no_response"})
+        if job is not None:
+            jobs.schedule(run, *job)
     return True
 
 

@@ -23,10 +23,8 @@ from typing import Any
 from django.utils import timezone
 
 from automations.models import ExitReason, RunStatus, StepOutcome
-from automations.runtime.context import NodeContext, NodeResult, Wait, error_json
-
-# A port whose missing edge ends the run with a specific reason instead of `completed`.
-TERMINAL_PORTS = {("input", "timeout"): (RunStatus.EXITED, ExitReason.INPUT_TIMEOUT)}
+from automations.nodes import registry
+from automations.nodes.base import NodeContext, NodeResult, Wait, error_json
 
 
 class GraphView:
@@ -52,29 +50,13 @@ class GraphView:
 
     def ports(self, node: dict) -> list[str]:
         """Derived from the node's current config (the same rule the validator stores in `ports`)."""
-        module = node_module(node.get("kind"))
+        module = registry.find(node.get("kind"))
         if module is not None:
             try:
                 return list(module.derive_ports(node.get("config") or {}))
             except Exception:  # noqa: BLE001 - a malformed config has no ports rather than crashing
                 return []
         return list(node.get("ports") or [])
-
-
-def node_module(kind):
-    from automations.nodes import registry
-
-    try:
-        return registry.get(kind)
-    except KeyError:
-        return None
-
-
-def calls_out(node: dict) -> bool:
-    """Does visiting this node call the outside world synchronously (so state must commit first)?"""
-    module = node_module(node.get("kind"))
-    check = getattr(module, "calls_out", None)
-    return bool(check and check(node.get("config") or {}))
 
 
 @dataclass
@@ -159,10 +141,11 @@ class Walker:
                     return finish(RunStatus.EXITED, ExitReason.GRAPH_CHANGED, position.node_key, position.port_key)
                 first = False
                 target = self.graph.target(node["key"], position.port_key)
-                if target is None:
-                    status, reason = TERMINAL_PORTS.get((node.get("kind"), position.port_key),
-                                                        (RunStatus.COMPLETED, ExitReason.COMPLETED))
-                    return finish(status, reason, node["key"], position.port_key)
+                if target is None:  # the path ends here, unless the kind says how this port ends a run
+                    reason = registry.unwired_exit(node.get("kind"), position.port_key)
+                    if reason is not None:
+                        return finish(RunStatus.EXITED, reason, node["key"], position.port_key)
+                    return finish(RunStatus.COMPLETED, ExitReason.COMPLETED, node["key"], position.port_key)
                 if self.graph.node(target) is None:  # an edge to a node that is gone: the path ended
                     return finish(RunStatus.COMPLETED, ExitReason.COMPLETED, node["key"], position.port_key)
                 position = Position(target, entered_via=position.port_key)
@@ -178,7 +161,7 @@ class Walker:
                 self.driver.record(Step(node["key"], node.get("kind", ""), position.entered_via, None,
                                         StepOutcome.WAITING, payload=_parked_payload(pause)))
                 return Stop("park", node["key"], pause=pause)
-            if calls_out(node) and not self.driver.before_callout(node["key"], self.context):
+            if registry.calls_out(node) and not self.driver.before_callout(node["key"], self.context):
                 return None
             self.visits += 1
             next_position_or_stop = self._visit(node, position)
@@ -193,7 +176,7 @@ class Walker:
         started = time.monotonic()
         result, error = None, None
         try:
-            module = node_module(kind)
+            module = registry.find(kind)
             if module is None or not hasattr(module, "handle"):
                 raise LookupError(f"no handler for node kind {kind!r}")
             ctx = NodeContext(node=node, run=self.run, context=self.context, contact=self.contact,

@@ -11,12 +11,13 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from automations.models import AutomationRun, JobKind, JobStatus, ScheduledJob
+from automations.models import AutomationRun, JobStatus, ScheduledJob
+from automations.nodes import registry
 from relay.core.sql import WRITTEN, Dependent
 
-# Jobs that belong to one wait of a run; cancelled when the run leaves the node.
-WAIT_JOB_KINDS = (JobKind.RESUME_DELAY, JobKind.INPUT_TIMEOUT, JobKind.NO_RESPONSE_TIMEOUT,
-                  JobKind.WAIT_EVENT_TIMEOUT)
+# Jobs that belong to one wait of a run (the timeouts the node kinds declare); cancelled when the run
+# leaves the node.
+WAIT_JOB_KINDS = tuple(registry.timeout_waits())
 
 
 def schedule(run: AutomationRun, kind: str, due_at: datetime, payload: dict | None = None) -> ScheduledJob:

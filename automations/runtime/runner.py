@@ -236,12 +236,10 @@ class LiveDriver:
         context = copy.deepcopy(context)
         if stop.kind == "wait":
             wait = stop.wait
-            job = None
-            if wait.job_kind and wait.until is not None:
-                job = (wait.job_kind, wait.until, {"node_key": stop.node_key, "port_key": wait.timeout_port})
             return self.persist({"status": RunStatus.WAITING, "waiting_for": wait.waiting_for,
                                  "waiting_until": wait.until, "current_node_key": stop.node_key,
-                                 "current_port_key": None, "context": context}, job=job)
+                                 "current_port_key": None, "context": context},
+                                job=wait.scheduled_job(stop.node_key))
         if stop.kind == "park":
             return self.persist({"status": RunStatus.WAITING, "waiting_for": WaitingFor.EXTERNAL_EVENT,
                                  "waiting_until": stop.pause.paused_until, "current_node_key": stop.node_key,

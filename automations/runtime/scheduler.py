@@ -40,28 +40,24 @@ on is a no-op marked done), so a retried or late job never repeats a step.
 Outcomes: success → `done` (due_at restored to the original due time); exception → `pending` again at
 `now + RETRY_BASE * 2**(attempts-1)` with `last_error`; after MAX_ATTEMPTS → `failed`.
 
-Job kinds: `resume_delay` → port `next`; `input_timeout` → port `timeout` (the runner follows its edge,
-or with none exits the run `input_timeout` — engine.TERMINAL_PORTS); `no_response_timeout` →
-`no_response`; `wait_event_timeout` → `timeout`; all four through `runtime.resume.resume_waiting`;
-`pause_expiry` → `runtime.controls.expire_pause`; `schedule_trigger` → insert the next occurrence's
-job first, then enroll the audience in batches (the job remembers its cursor).
+Job kinds: the timeout of a node kind's wait (its `Wait`: `resume_delay` → `next`, `input_timeout` →
+`timeout`, `no_response_timeout` → `no_response`, `wait_event_timeout` → `timeout`) resumes the run
+through that port with `runtime.resume.resume_waiting` if it still waits there; `pause_expiry` →
+`runtime.controls.expire_pause`; `schedule_trigger` → insert the next occurrence's job first, then enroll
+the audience in batches (the job remembers its cursor).
 
-Schedule cron (entrypoint config `{cron, timezone}`), the supported subset: daily `M H * * *`,
-hourly `M * * * *`, every N minutes `*/N * * * *` (N in 1..59; minutes 0, N, 2N… of each hour),
-evaluated in `timezone` (IANA name, default UTC). A daily time that falls into a DST gap is skipped
-that day; one in a DST overlap fires once (the first).
+Schedule entrypoints: their cron is `runtime.cron`, the contacts a trigger enrolls `runtime.audience`;
+the beat entry that fires the tick is created by `manage.py setup_schedules`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -80,9 +76,10 @@ from automations.models import (
     RunStatus,
     ScheduledJob,
     SchedulerTick,
-    WaitingFor,
 )
+from automations.nodes import registry
 from automations.partitions import ensure_partitions
+from automations.runtime import audience, cron
 from automations.runtime.effects import stale_outbox_ids
 from automations.runtime.jobs import Claim
 from relay.core import sql
@@ -94,23 +91,13 @@ CLAIM_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=30)
 STALE_ACTIVE_AFTER = timedelta(minutes=5)
-ENROLL_BATCH = 500
 LAST_ERROR_MAX = 4000
 _SCHEDULE_LOCK_KEY = 734_190_612  # serialises schedule_trigger planning across ticks (next to partitions' key)
 
-# What a run must still be waiting for when its job fires; anything else means it moved on.
-WAITING_FOR_BY_KIND = {
-    JobKind.RESUME_DELAY: WaitingFor.DELAY,
-    JobKind.INPUT_TIMEOUT: WaitingFor.INPUT,
-    JobKind.NO_RESPONSE_TIMEOUT: WaitingFor.REPLY,
-    JobKind.WAIT_EVENT_TIMEOUT: WaitingFor.INBOUND_EVENT,
-}
-PORT_BY_KIND = {
-    JobKind.RESUME_DELAY: "next",
-    JobKind.INPUT_TIMEOUT: "timeout",
-    JobKind.NO_RESPONSE_TIMEOUT: "no_response",
-    JobKind.WAIT_EVENT_TIMEOUT: "timeout",
-}
+# Jobs that end a wait (a timeout, a delay), as the node kinds declare them: job kind → its wait (what the
+# run must still be waiting for when the job fires — anything else means it moved on — and the port it
+# resumes through).
+TIMEOUT_WAITS = registry.timeout_waits()
 
 
 @dataclass
@@ -335,7 +322,7 @@ def process_claim(claim: Claim, now: datetime, report: TickReport) -> str:
     A job that resumes a run is taken from the claim itself: its hold (still pending, still our lease)
     is checked by the same statement that reads the run, and the run's own write marks it done. Other
     kinds are read again first."""
-    if claim.kind in PORT_BY_KIND:
+    if claim.kind in TIMEOUT_WAITS:
         job = ScheduledJob(id=claim.id, kind=claim.kind, run_id=claim.run_id, payload=claim.payload or {})
     else:
         job = (ScheduledJob.objects.select_related("entrypoint")
@@ -395,7 +382,7 @@ def _waiting_run(job: ScheduledJob, claim: Claim) -> AutomationRun | None:
         return None
     if not run.__dict__.pop("job_held"):
         raise NotHeld(claim.id)
-    if run.status != RunStatus.WAITING or run.waiting_for != WAITING_FOR_BY_KIND[job.kind]:
+    if run.status != RunStatus.WAITING or run.waiting_for != TIMEOUT_WAITS[job.kind].waiting_for:
         return None
     node_key = (job.payload or {}).get("node_key")
     if node_key and node_key != run.current_node_key:
@@ -409,8 +396,8 @@ def _resume_through_port(job: ScheduledJob, claim: Claim, now: datetime, report:
         return False
     from automations.runtime.resume import resume_waiting
 
-    resumed = resume_waiting(run, PORT_BY_KIND[job.kind], payload={"scheduled_job_id": job.pk, "job_kind": job.kind},
-                             now=now, finishing_job=claim)
+    resumed = resume_waiting(run, TIMEOUT_WAITS[job.kind].timeout_port,
+                             payload={"scheduled_job_id": job.pk, "job_kind": job.kind}, now=now, finishing_job=claim)
     return CLOSED if resumed else False
 
 
@@ -422,89 +409,6 @@ def _pause_expiry(job: ScheduledJob, claim: Claim, now: datetime, report: TickRe
 
 
 # ------------------------------------------------------------------------------------- schedules
-
-_CRON_FIELD = re.compile(r"^\d{1,2}$")
-_EVERY = re.compile(r"^\*/(\d{1,2})$")
-
-
-@dataclass(frozen=True)
-class CronSpec:
-    """The supported cron subset: minutes (a set) and an optional hour; other fields must be `*`."""
-
-    minutes: frozenset[int]
-    hour: int | None
-
-    def matches(self, local: datetime) -> bool:
-        return local.minute in self.minutes and (self.hour is None or local.hour == self.hour)
-
-
-def parse_cron(expression: str) -> CronSpec:
-    """Parse `M H * * *`, `M * * * *` or `*/N * * * *`; raise ValueError for anything else."""
-    parts = str(expression or "").split()
-    if len(parts) != 5 or parts[2:] != ["*", "*", "*"]:
-        raise ValueError(f"unsupported cron {expression!r}: use 'M H * * *', 'M * * * *' or '*/N * * * *'")
-    minute, hour = parts[0], parts[1]
-    every = _EVERY.match(minute)
-    if every and hour == "*":
-        step = int(every.group(1))
-        if not 1 <= step <= 59:
-            raise ValueError(f"unsupported cron {expression!r}: */N needs N between 1 and 59")
-        return CronSpec(minutes=frozenset(range(0, 60, step)), hour=None)
-    if not _CRON_FIELD.match(minute) or int(minute) > 59:
-        raise ValueError(f"unsupported cron {expression!r}: minute must be 0-59")
-    if hour == "*":
-        return CronSpec(minutes=frozenset({int(minute)}), hour=None)
-    if not _CRON_FIELD.match(hour) or int(hour) > 23:
-        raise ValueError(f"unsupported cron {expression!r}: hour must be 0-23 or *")
-    return CronSpec(minutes=frozenset({int(minute)}), hour=int(hour))
-
-
-def parse_timezone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {name!r}")
-
-
-def validate_schedule_config(config: dict) -> list[str]:
-    """Human messages for an invalid schedule entrypoint config ([] if valid) — for the entrypoint API."""
-    errors = []
-    try:
-        parse_cron((config or {}).get("cron"))
-    except ValueError as exc:
-        errors.append(str(exc))
-    try:
-        parse_timezone((config or {}).get("timezone"))
-    except ValueError as exc:
-        errors.append(str(exc))
-    return errors
-
-
-def next_occurrence(cron: str, tz_name: str | None, after: datetime) -> datetime:
-    """The first occurrence strictly after `after` (aware), as an aware UTC datetime."""
-    spec = parse_cron(cron)
-    tz = parse_timezone(tz_name)
-    after = after.astimezone(UTC)
-    if spec.hour is not None:
-        local_day = after.astimezone(tz).date()
-        minute = next(iter(spec.minutes))
-        for offset in range(0, 3):
-            day = local_day + timedelta(days=offset)
-            wall = datetime(day.year, day.month, day.day, spec.hour, minute, tzinfo=tz)
-            moment = wall.astimezone(UTC)
-            if moment.astimezone(tz).replace(tzinfo=None) != wall.replace(tzinfo=None):
-                continue  # the wall time does not exist today (DST gap)
-            if moment > after:
-                return moment
-        raise AssertionError("a daily cron always fires within three days")
-    # Minute-resolution walk in UTC: correct across DST and half-hour offsets, at most ~2 hours of steps.
-    moment = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    for _ in range(60 * 26):
-        if spec.matches(moment.astimezone(tz)):
-            return moment
-        moment += timedelta(minutes=1)
-    raise AssertionError("an hourly cron always fires within a day")
-
 
 def _schedule_key(config: dict) -> dict:
     return {"cron": (config or {}).get("cron"), "timezone": (config or {}).get("timezone") or "UTC"}
@@ -540,7 +444,7 @@ def plan_schedule_triggers(now: datetime) -> int:
             if current:
                 continue
             try:
-                due = next_occurrence(key["cron"], key["timezone"], now)
+                due = cron.next_occurrence(key["cron"], key["timezone"], now)
             except ValueError as exc:
                 logger.warning("scheduler: schedule entrypoint %s not planned: %s", entrypoint.pk, exc)
                 continue
@@ -561,35 +465,6 @@ def _create_trigger_job(entrypoint: Entrypoint, due: datetime, key: dict) -> Sch
     )
 
 
-def audience_tags(filters: dict) -> list[str | list[str]]:
-    """The tag requirements in the filters' `all` groups (nested `all`s included), which the database can
-    pre-select on: `tags`/`contact.tags` `contains`|`eq` X → "X"; `in` [X, Y] → ["X", "Y"] (any of them).
-    The full filters still run per contact afterwards; [] means the audience is not enumerable."""
-    required: list[str | list[str]] = []
-
-    def walk(group):
-        if not isinstance(group, dict):
-            return
-        for item in group.get("all") or []:
-            if not isinstance(item, dict):
-                continue
-            if any(k in item for k in ("all", "any", "none")):
-                walk(item)
-                continue
-            if item.get("field") not in ("tags", "contact.tags"):
-                continue
-            value = item.get("value")
-            if item.get("op") in ("contains", "eq") and isinstance(value, str) and value.strip():
-                required.append(value.strip())
-            elif item.get("op") == "in" and isinstance(value, list):
-                candidates = [v.strip() for v in value if isinstance(v, str) and v.strip()]
-                if candidates:
-                    required.append(candidates)
-
-    walk(filters)
-    return required
-
-
 def _schedule_trigger(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport) -> bool:
     entrypoint = job.entrypoint
     if entrypoint is not None:
@@ -602,7 +477,7 @@ def _schedule_trigger(job: ScheduledJob, claim: Claim, now: datetime, report: Ti
 
     key = _schedule_key(entrypoint.config)
     # First the next occurrence, so a crash while enrolling never ends the series.
-    due = next_occurrence(key["cron"], key["timezone"], now)
+    due = cron.next_occurrence(key["cron"], key["timezone"], now)
     with transaction.atomic():
         _lock_schedule_planning()
         others = ScheduledJob.objects.filter(kind=JobKind.SCHEDULE_TRIGGER, status=JobStatus.PENDING,
@@ -610,71 +485,17 @@ def _schedule_trigger(job: ScheduledJob, claim: Claim, now: datetime, report: Ti
         if not others.exists():
             _create_trigger_job(entrypoint, due, key)
 
-    tags = audience_tags(entrypoint.filters)
+    tags = audience.audience_tags(entrypoint.filters)
     if not tags:
         # Not enumerable (the entrypoint validator should have refused it): enroll nobody, say why.
         report.errors.append(f"schedule entrypoint {entrypoint.pk} has no tag filter; nobody enrolled")
         return False
-    report.enrolled += enroll_audience(job, entrypoint, tags, now)
+    report.enrolled += audience.enroll_audience(job, entrypoint, tags, now)
     return True
 
 
-def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str | list[str]], now: datetime) -> int:
-    """Enroll the contacts carrying `tags` that pass the entrypoint's filters and are reachable on its
-    channel (an identity or a conversation on one of the channel's accounts — the entrypoint's account
-    when it names one), in id order and batches. The job's payload keeps the cursor, so a retry
-    continues where the failed attempt stopped; re-entry rules make a repeated contact harmless."""
-    from django.db.models import BooleanField, Exists, OuterRef, Q
-    from django.db.models.expressions import RawSQL
-
-    from automations.graph.filters import evaluate
-    from automations.runtime.enrollment import TRIGGER, enroll
-    from contacts.models import Contact, ContactIdentity, Conversation
-
-    on_channel = Q(social_account__channel=entrypoint.channel)
-    if entrypoint.social_account_id:
-        on_channel &= Q(social_account_id=entrypoint.social_account_id)
-    reachable = (Exists(ContactIdentity.objects.filter(on_channel, contact=OuterRef("pk")))
-                 | Exists(Conversation.objects.filter(on_channel, contact=OuterRef("pk"))))
-    contacts = Contact.objects.filter(organization_id=entrypoint.organization_id).filter(reachable)
-    for index, requirement in enumerate(tags):
-        # Filters compare tags trimmed and case-insensitively: pre-select the same way (evaluate() decides).
-        candidates = [t.strip().lower() for t in (requirement if isinstance(requirement, list) else [requirement])]
-        has_tag = RawSQL('EXISTS (SELECT 1 FROM unnest("contacts"."tags") AS tag WHERE lower(btrim(tag)) = ANY(%s))',
-                         [candidates], output_field=BooleanField())
-        contacts = contacts.alias(**{f"has_tag_{index}": has_tag}).filter(**{f"has_tag_{index}": True})
-    contacts = contacts.order_by("id")
-    cursor = (job.payload or {}).get("cursor")
-    occurrence = (job.payload or {}).get("occurrence")
-    enrolled = 0
-    while True:
-        batch = list((contacts.filter(id__gt=cursor) if cursor else contacts)[:ENROLL_BATCH])
-        if not batch:
-            break
-        by_contact = {}
-        conversations = (Conversation.objects.filter(on_channel, contact__in=batch).select_related("social_account")
-                         .order_by(F("last_inbound_at").desc(nulls_last=True), "created_at"))
-        for conversation in conversations:
-            by_contact.setdefault(conversation.contact_id, conversation)
-        for contact in batch:
-            if not evaluate(entrypoint.filters, contact=contact):
-                continue
-            result = enroll(entrypoint.automation, contact, entrypoint=entrypoint,
-                            conversation=by_contact.get(contact.pk), source=TRIGGER,
-                            context={"schedule": {"occurrence": occurrence}}, now=now)
-            if result.run is not None and result.blocked is None:
-                enrolled += 1
-        cursor = batch[-1].pk
-        job.payload = {**(job.payload or {}), "cursor": cursor}
-        ScheduledJob.objects.filter(pk=job.pk).update(payload=job.payload, updated_at=timezone.now())
-    return enrolled
-
-
 HANDLERS = {
-    JobKind.RESUME_DELAY: _resume_through_port,
-    JobKind.INPUT_TIMEOUT: _resume_through_port,
-    JobKind.NO_RESPONSE_TIMEOUT: _resume_through_port,
-    JobKind.WAIT_EVENT_TIMEOUT: _resume_through_port,
+    **dict.fromkeys(TIMEOUT_WAITS, _resume_through_port),
     JobKind.PAUSE_EXPIRY: _pause_expiry,
     JobKind.SCHEDULE_TRIGGER: _schedule_trigger,
 }
@@ -741,40 +562,3 @@ def observe_tick(report: TickReport, seconds: float) -> None:
 def last_tick() -> SchedulerTick | None:
     """The last tick's row (None: the scheduler never ticked on this database)."""
     return SchedulerTick.objects.filter(pk=1).first()
-
-
-# ------------------------------------------------------------------------------------- celery-beat
-
-BEAT_TASK_NAME = "relay: scheduler tick"
-BEAT_TASK = "automations.tasks.scheduler_tick"
-
-
-def ensure_beat_schedule(interval_seconds: int | None = None):
-    """Create or update the django-celery-beat PeriodicTask that fires the tick; idempotent.
-
-    Returns (periodic_task, changed). Stale ticks expire instead of piling up while workers are down."""
-    every = int(interval_seconds or settings.RELAY_SCHEDULER_INTERVAL_SECONDS)
-    return ensure_periodic_task(BEAT_TASK_NAME, BEAT_TASK, every,
-                                "Claims due automation_scheduled_jobs (automations.runtime.scheduler.tick).")
-
-
-def ensure_periodic_task(name: str, task_name: str, every: int, description: str):
-    """Create or update one interval PeriodicTask by name (expiring after two intervals); (task, changed)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    if every < 1:
-        raise ValueError("the scheduler interval must be at least one second")
-    with transaction.atomic():
-        schedule = (IntervalSchedule.objects.filter(every=every, period=IntervalSchedule.SECONDS).order_by("id").first()
-                    or IntervalSchedule.objects.create(every=every, period=IntervalSchedule.SECONDS))
-        wanted = {"task": task_name, "interval": schedule, "enabled": True, "expire_seconds": max(2 * every, 30),
-                  "description": description}
-        task = PeriodicTask.objects.select_for_update().filter(name=name).first()
-        if task is None:
-            return PeriodicTask.objects.create(name=name, **wanted), True
-        changed = any(getattr(task, field) != value for field, value in wanted.items())
-        if changed:
-            for field, value in wanted.items():
-                setattr(task, field, value)
-            task.save()
-        return task, changed

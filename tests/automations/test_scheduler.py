@@ -21,7 +21,7 @@ from automations.models import (
     WaitingFor,
 )
 from automations.partitions import existing_partitions, partition_name
-from automations.runtime import scheduler
+from automations.runtime import audience, scheduler
 from automations.runtime.scheduler import MAX_ATTEMPTS, tick
 from contacts.models import ContactAutomationControl
 from tests import factories
@@ -272,13 +272,13 @@ def test_a_trigger_for_a_paused_entrypoint_is_a_noop_without_a_next_occurrence(o
 
 
 def test_audience_tags_are_the_tags_the_filters_require():
-    assert scheduler.audience_tags({"all": [{"field": "contact.tags", "op": "contains", "value": "vip"},
+    assert audience.audience_tags({"all": [{"field": "contact.tags", "op": "contains", "value": "vip"},
                                             {"all": [{"field": "tags", "op": "eq", "value": "fr"}]},
                                             {"field": "contact.email", "op": "exists"}]}) == ["vip", "fr"]
-    assert scheduler.audience_tags({"all": [{"field": "tags", "op": "in", "value": ["vip", "gold"]}]}) == [
+    assert audience.audience_tags({"all": [{"field": "tags", "op": "in", "value": ["vip", "gold"]}]}) == [
         ["vip", "gold"]]
-    assert scheduler.audience_tags({"any": [{"field": "tags", "op": "contains", "value": "vip"}]}) == []
-    assert scheduler.audience_tags({}) == []
+    assert audience.audience_tags({"any": [{"field": "tags", "op": "contains", "value": "vip"}]}) == []
+    assert audience.audience_tags({}) == []
 
 
 # ------------------------------------------------------------------------------------ commands

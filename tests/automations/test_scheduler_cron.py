@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from automations.runtime.scheduler import next_occurrence, parse_cron, validate_schedule_config
+from automations.runtime.cron import next_occurrence, parse_cron, validate_schedule_config
 
 
 def utc(*args):

@@ -294,7 +294,7 @@ def schedule_entrypoint(automation, *, cron="0 9 * * *", tz="UTC", filters=None,
 
 def test_schedule_trigger_plans_the_next_occurrence_then_enrolls_the_filtered_audience(org, account, now,
                                                                                      monkeypatch):
-    monkeypatch.setattr(scheduler, "ENROLL_BATCH", 2)  # several batches with a handful of contacts
+    monkeypatch.setattr("automations.runtime.audience.ENROLL_BATCH", 2)  # several batches with a handful of contacts
     automation = flow(org, [node("start", "end", reason="scheduled")], [], name="Morning")
     entrypoint = schedule_entrypoint(automation, cron="*/15 * * * *", filters={"all": [
         {"field": "contact.tags", "op": "contains", "value": "vip"},

@@ -4,50 +4,10 @@ wait_event, timeout jobs cancelled — and a whole conversation driven through /
 import pytest
 
 from automations.models import AutomationRun, JobStatus, ScheduledJob, StepRun
-from automations.runtime.replies import InboundReply, evaluate_input, normalise_phone
 from contacts.models import Contact, Message
 from tests.inbound.helpers import active_flow, event, make_entrypoint, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
-
-CHOICES = [{"value": "s", "label": "Small", "match": ["tiny", "sm"]}, {"value": "l", "label": "Large"}]
-
-
-@pytest.mark.parametrize("config,text,attachments,expected", [
-    ({"input_type": "text"}, " hello ", [], (True, "hello")),
-    ({"input_type": "text"}, "   ", [], (False, None)),
-    ({"input_type": "text", "validation": {"pattern": r"^\d{4}$"}}, "12a4", [], (False, None)),
-    ({"input_type": "email"}, "Alice@Example.com", [], (True, "alice@example.com")),
-    ({"input_type": "email"}, "alice@", [], (False, None)),
-    ({"input_type": "phone"}, "+44 (20) 7946-0958", [], (True, "+442079460958")),
-    ({"input_type": "phone"}, "0044 20 7946 0958", [], (True, "+442079460958")),
-    ({"input_type": "phone"}, "12", [], (False, None)),
-    ({"input_type": "number", "validation": {"min": 1, "max": 10}}, "7", [], (True, 7)),
-    ({"input_type": "number", "validation": {"min": 1, "max": 10}}, "2,5", [], (True, 2.5)),
-    ({"input_type": "number", "validation": {"min": 1, "max": 10}}, "11", [], (False, None)),
-    ({"input_type": "number"}, "seven", [], (False, None)),
-    ({"input_type": "choice", "choices": CHOICES}, "LARGE", [], (True, "l")),
-    ({"input_type": "choice", "choices": CHOICES}, "tiny", [], (True, "s")),
-    ({"input_type": "choice", "choices": CHOICES}, "S", [], (True, "s")),
-    ({"input_type": "choice", "choices": CHOICES}, "medium", [], (False, None)),
-    ({"input_type": "file", "accepted_mime_types": ["image/*"], "max_size_mb": 1}, "",
-     [{"mime_type": "image/png", "size_bytes": 1000, "url": "u"}], (True, {"mime_type": "image/png",
-                                                                       "size_bytes": 1000, "url": "u"})),
-    ({"input_type": "file", "accepted_mime_types": ["image/*"]}, "", [{"mime_type": "application/pdf"}],
-     (False, None)),
-    ({"input_type": "file", "max_size_mb": 1}, "", [{"mime_type": "image/png", "size_bytes": 2_000_000}],
-     (False, None)),
-    ({"input_type": "file"}, "no file here", [], (False, None)),
-])
-def test_input_validation_by_type(config, text, attachments, expected):
-    valid, value, reason = evaluate_input(config, InboundReply(kind="dm_received", text=text,
-                                                               attachments=attachments))
-    assert (valid, value) == expected
-    assert (reason is None) == valid
-
-
-def test_phone_normalisation_rejects_numbers_without_country_code():
-    assert normalise_phone("020 7946 0958") is None
 
 
 def ask_flow(org, input_config, after=None):
