@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from automations.store.base import WRITTEN, Dependent
 from contacts.models import Contact, ContactIdentity, SocialAccount
 from contacts.signals import contact_changed
 from relay.core.errors import ApiError
 from relay.core.serializers import save_changes
-from relay.core.sql import WRITTEN, Dependent
 
 # -- who sent it ----------------------------------------------------------------------------------
 

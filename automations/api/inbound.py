@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 
 from automations.models import CONTACT_CHANGE_KINDS, InboundKind, InboundOutcome
 from automations.runtime import inbound, webhooks
+from automations.store import base as sql
 from contacts import actions
 from contacts.models import Contact, SocialAccount
-from relay.core import parsers, sql
+from relay.core import parsers
 from relay.core.openapi import error_responses
 from relay.core.serializers import OrgRelatedField, StrictSerializer
 

@@ -22,8 +22,8 @@ from automations.runtime.engine import GraphView
 from automations.runtime.resume import exit_graph_changed, resume_waiting, waiting_entry_port
 from automations.runtime.runner import STEP_COLUMNS, graph_of, load_run
 from automations.runtime.runs import counted_finish, finished, write_run
+from automations.store.base import insert_rows
 from contacts.models import DeliveryStatus, Message
-from relay.core.sql import insert_rows
 
 STALE_AFTER = timedelta(seconds=60)
 

@@ -33,10 +33,10 @@ from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from automations.channels.registry import PROVIDERS, get_provider
 from automations.models import InboundKind
 from automations.runtime import outbound_http
+from automations.store.base import Dependent, insert_rows, run_standalone
 from contacts.actions import ContactEdits
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
-from relay.core.sql import Dependent, insert_rows, run_standalone
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from automations.models import (
     WaitingFor,
 )
 from automations.runtime.runs import COUNTER_FIELDS
+from automations.store import base as sql
 from contacts.models import ContactAutomationControl, ContactIdentity, Conversation
-from relay.core import sql
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ from automations.models import (
     RunStatus,
 )
 from automations.runtime import enrollment, internal_events, matcher, replies
+from automations.store import base as sql
 from contacts.actions import Sender, change_tags_and_fields, upsert_sender
 from contacts.models import (
     Contact,
@@ -54,7 +55,6 @@ from contacts.models import (
     MessageDirection,
     SocialAccount,
 )
-from relay.core import sql
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from automations.models import AutomationRun, JobStatus, ScheduledJob
 from automations.nodes import registry
-from relay.core.sql import WRITTEN, Dependent
+from automations.store.base import WRITTEN, Dependent
 
 # Jobs that belong to one wait of a run (the timeouts the node kinds declare); cancelled when the run
 # leaves the node.

@@ -43,9 +43,9 @@ from automations.runtime.effects import RESUMED, Effects
 from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
 from automations.runtime.pauses import applying_pauses
 from automations.runtime.runs import counted_finish, finished, write_run
+from automations.store import base as sql
+from automations.store.base import insert_rows, run_standalone
 from contacts.models import Contact, ContactAutomationControl, Conversation, SocialAccount
-from relay.core import sql
-from relay.core.sql import insert_rows, run_standalone
 from relay.observability import logs, metrics
 
 logger = logging.getLogger(__name__)

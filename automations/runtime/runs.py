@@ -20,7 +20,7 @@ from automations.models import (
     ExitReason,
     RunStatus,
 )
-from relay.core.sql import WRITTEN, Dependent, db_value, execute
+from automations.store.base import WRITTEN, Dependent, db_value, execute
 from relay.observability import metrics
 
 COUNTER_FIELDS = {

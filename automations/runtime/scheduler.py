@@ -82,7 +82,7 @@ from automations.partitions import ensure_partitions
 from automations.runtime import audience, cron
 from automations.runtime.effects import stale_outbox_ids
 from automations.runtime.jobs import Claim
-from relay.core import sql
+from automations.store import base as sql
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from automations.models import (
     StepOutcome,
     StepRun,
 )
+from automations.store.base import named_rows
 from automations.store.rollup import DURATION_BIN_SQL, FINISHED_AT
-from automations.store.rows import named_rows
 
 RUNS = AutomationRun._meta.db_table
 STEPS = StepRun._meta.db_table

@@ -28,7 +28,7 @@ from automations.models import (
     StepOutcome,
     StepRun,
 )
-from automations.store.rows import named_rows
+from automations.store.base import named_rows
 
 STEPS = StepRun._meta.db_table
 RUNS = AutomationRun._meta.db_table

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 
 from automations.models import StepRun
+from automations.store.base import insert_rows, instance, run_standalone
 from relay.core.ids import _ALPHABET, ID_RANDOM_LENGTH, new_id
-from relay.core.sql import insert_rows, instance, run_standalone
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -24,8 +24,8 @@ from django.utils import timezone
 from automations.channels.inbound import meta, statuses, telegram, whatsapp
 from automations.channels.inbound.normalized import Event, Skipped, Status
 from automations.models import InboundOutcome, PlatformDelivery, PlatformDeliveryStatus, WebhookSource
+from automations.store import base as sql
 from contacts.models import SocialAccount
-from relay.core import sql
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,13 @@
-"""Hand-written SQL for the runtime's hot path, built from the models' own field definitions.
+"""The store's shared tools: identifiers filled from the models, values adapted by the models' fields,
+rows decoded by column name.
 
-Why not the ORM there: on a small machine Django spends about a millisecond compiling and adapting each
-statement, several times what PostgreSQL spends running it, and an advance used to issue nine of them.
-These helpers build each statement's text once (cached per shape) so the server-side binding can
-prepare it, and adapt values with the fields' own `get_db_prep_save`, so what is stored is exactly what
-the ORM would store.
+Why hand-written SQL at all: on a small machine Django spends about a millisecond compiling and adapting
+each statement, several times what PostgreSQL spends running it, and an advance used to issue nine of
+them (now two: see `store.runs`). Every statement in the store is a module-level constant, written as SQL
+with `{model.field}` placeholders that `statement()` fills once at import from the models' own
+`db_table` / `column`, and `%(name)s` parameters (one style everywhere). Values are adapted with the
+fields' own `get_db_prep_save`, so what is stored is exactly what the ORM would store; rows come back as
+dicts keyed by column name (`fetch`), and joined models are read from prefixed columns (`instance_from`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,60 @@ class Dependent:
 
     sql: str
     params: tuple | list
+
+
+class Names:
+    """A model's quoted identifiers for `statement()`: `{run}` is its table, `{run.status}` a column."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __format__(self, spec: str) -> str:
+        return f'"{self._model._meta.db_table}"'
+
+    def __getattr__(self, field: str) -> str:
+        if field.startswith("_"):
+            raise AttributeError(field)
+        return column(self._model, field)
+
+
+def statement(template: str, **names) -> str:
+    """`template` with its `{name}` / `{name.field}` placeholders filled from `names` (name → model class)
+    and any other keyword used as is (a value list, a constant). Called once per statement, at import.
+    Whitespace is collapsed, so a statement reads as SQL in the source and as one line in logs."""
+    filled = {key: Names(value) if isinstance(value, type) and issubclass(value, models.Model) else value
+              for key, value in names.items()}
+    return " ".join(template.format(**filled).split())
+
+
+def fetch(sql: str, params=None) -> list[dict]:
+    """Run one statement; its rows as {column name: value} (empty for a statement that returns none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return named_rows(cursor) if cursor.description else []
+
+
+def fetch_one(sql: str, params=None) -> dict | None:
+    rows = fetch(sql, params)
+    return rows[0] if rows else None
+
+
+def named_rows(cursor) -> list[dict]:
+    """The fetched rows as {column name: value}."""
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def prefixed_list(model, alias: str, prefix: str) -> str:
+    """Every concrete column of `model` under `alias`, named `<prefix>__<column>` so that `instance_from`
+    can find them by name in a row that joins several models."""
+    return ", ".join(f'{alias}."{field.column}" AS "{prefix}__{field.column}"' for field in model._meta.concrete_fields)
+
+
+def instance_from(model, row: dict, prefix: str):
+    """The `model` instance read from `row`'s `<prefix>__<column>` columns (see `prefixed_list`); None when
+    its primary key is NULL (a LEFT JOIN that found nothing)."""
+    return instance(model, [row[f"{prefix}__{field.column}"] for field in model._meta.concrete_fields])
 
 
 def column(model, name: str) -> str:
