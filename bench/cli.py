@@ -38,6 +38,7 @@ SIZES = {
     "backlog_budget_s": (60.0, 20.0),
     **scale.SIZES,
 }
+PARTS = ("core", "f", "g", "h")
 TARGET_RATIO = 1.0
 TARGET_TICK_MS = 1000.0
 TARGET_BACKLOG_S = 60.0
@@ -49,6 +50,9 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about a minute")
     parser.add_argument("--profile", action="store_true", help="write pyinstrument profiles of the runner and a tick")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (default 2)")
+    parser.add_argument("--only", action="append", choices=PARTS, default=None,
+                        help="run only these parts (repeatable): core = (a)-(e), the runtime's own figures, e.g. to "
+                             "compare two commits in one sitting; f, g, h = the measurements at scale")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--scale-runs", type=int, default=None,
                         help="(g): runs in the large database (10 step rows each); default 1,000,000 (--quick 20,000)")
@@ -57,6 +61,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    args.only = tuple(args.only or PARTS)
     from bench import env
 
     broker = env.prepare()
@@ -104,7 +109,7 @@ def main(argv=None) -> int:
 
 
 def run_all(args, size: dict, broker, doing: list[str]) -> dict:
-    from bench import env, scenarios
+    from bench import env
     from bench.data import World
 
     def step(label):
@@ -114,27 +119,9 @@ def run_all(args, size: dict, broker, doing: list[str]) -> dict:
     world = World()
     results = {"when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "quick": args.quick,
                "machine": env.machine(), "sizes": size}
-    step("(a) ceiling: one row per transaction")
-    results["ceiling"] = scenarios.ceiling(size["ceiling_seconds"])
-    step(f"(b) runner, direct: up to {size['runner_runs']} runs or {size['runner_budget_s']:.0f} s")
-    results["runner_direct"] = scenarios.runner_direct(world, size["runner_runs"], size["runner_budget_s"])
-    celery_runs = max(100, min(size["celery_runs"], int(results["runner_direct"]["runs_per_s"] * 1.5
-                                                        * size["celery_target_s"])))
-    step(f"(b) runner, Celery worker x{args.concurrency} ({broker.kind}): {celery_runs} runs or "
-         f"{size['celery_budget_s']:.0f} s")
-    results["runner_celery"] = scenarios.runner_celery(world, broker, celery_runs, args.concurrency,
-                                                       size["celery_budget_s"])
-    step(f"(c) inbound through the API: up to {size['inbound_events']} events or {size['inbound_budget_s']:.0f} s")
-    results["inbound"] = scenarios.inbound(world, size["inbound_events"], size["inbound_budget_s"])
-    step(f"(d) scheduler: one 200-job tick, then a {size['backlog_jobs']}-job backlog "
-         f"(ticking for at most {size['backlog_budget_s']:.0f} s)")
-    results["scheduler"] = scenarios.scheduler(world, size["backlog_jobs"], size["backlog_budget_s"])
-    ceiling = results["ceiling"]["rows_per_s"]
-    results["ratio"] = {
-        "direct": round(results["runner_direct"]["step_runs_per_s"] / ceiling, 3),
-        "celery": round(results["runner_celery"]["step_runs_per_s"] / ceiling, 3),
-    }
-    results.update(scale.run(world, broker, size, step))
+    if "core" in args.only:
+        results.update(run_core(args, size, broker, world, step))
+    results.update(scale.run(world, broker, size, step, args.only))
     results["targets"] = targets(results)
     if args.profile:
         from bench import profiling
@@ -144,24 +131,56 @@ def run_all(args, size: dict, broker, doing: list[str]) -> dict:
     return results
 
 
+def run_core(args, size: dict, broker, world, step) -> dict:
+    """(a)-(e): the ceiling, the runner direct and through Celery, inbound through the test client, the tick."""
+    from bench import scenarios
+
+    core = {}
+    step("(a) ceiling: one row per transaction")
+    core["ceiling"] = scenarios.ceiling(size["ceiling_seconds"])
+    step(f"(b) runner, direct: up to {size['runner_runs']} runs or {size['runner_budget_s']:.0f} s")
+    core["runner_direct"] = scenarios.runner_direct(world, size["runner_runs"], size["runner_budget_s"])
+    celery_runs = max(100, min(size["celery_runs"], int(core["runner_direct"]["runs_per_s"] * 1.5
+                                                        * size["celery_target_s"])))
+    step(f"(b) runner, Celery worker x{args.concurrency} ({broker.kind}): {celery_runs} runs or "
+         f"{size['celery_budget_s']:.0f} s")
+    core["runner_celery"] = scenarios.runner_celery(world, broker, celery_runs, args.concurrency,
+                                                       size["celery_budget_s"])
+    step(f"(c) inbound through the API: up to {size['inbound_events']} events or {size['inbound_budget_s']:.0f} s")
+    core["inbound"] = scenarios.inbound(world, size["inbound_events"], size["inbound_budget_s"])
+    step(f"(d) scheduler: one 200-job tick, then a {size['backlog_jobs']}-job backlog "
+         f"(ticking for at most {size['backlog_budget_s']:.0f} s)")
+    core["scheduler"] = scenarios.scheduler(world, size["backlog_jobs"], size["backlog_budget_s"])
+    ceiling = core["ceiling"]["rows_per_s"]
+    core["ratio"] = {
+        "direct": round(core["runner_direct"]["step_runs_per_s"] / ceiling, 3),
+        "celery": round(core["runner_celery"]["step_runs_per_s"] / ceiling, 3),
+    }
+    return core
+
+
 def targets(results: dict) -> list[dict]:
+    rows = core_targets(results) if "scheduler" in results else []
+    rows += scale.targets(results)
+    return [{"target": name, "value": value, "wanted": wanted, "result": "PASS" if ok else "MISS"}
+            for name, value, wanted, ok in rows]
+
+
+def core_targets(results: dict) -> list[tuple]:
     sched = results["scheduler"]
     backlog_s = sched["backlog_projected_seconds"] * BACKLOG_TARGET_JOBS / sched["backlog_jobs"]
     projected = not sched["backlog_complete"] or sched["backlog_jobs"] != BACKLOG_TARGET_JOBS
-    rows = [
+    return [
         ("(e) runner step-runs/s ÷ ceiling rows/s (direct)", results["ratio"]["direct"], f"≥ {TARGET_RATIO}",
          results["ratio"]["direct"] >= TARGET_RATIO),
         ("(d) one 200-job tick (ms)", sched["tick_ms"], f"≤ {TARGET_TICK_MS:.0f}", sched["tick_ms"] <= TARGET_TICK_MS),
         ("(d) 10,000-job backlog drained (s)" + (" — projected" if projected else ""), round(backlog_s, 1),
          f"≤ {TARGET_BACKLOG_S:.0f}", backlog_s <= TARGET_BACKLOG_S),
-    ] + scale.targets(results)
-    return [{"target": name, "value": value, "wanted": wanted, "result": "PASS" if ok else "MISS"}
-            for name, value, wanted, ok in rows]
+    ]
 
 
 def render(results: dict) -> str:
-    m, c, d, w, i, s = (results[k] for k in ("machine", "ceiling", "runner_direct", "runner_celery", "inbound",
-                                             "scheduler"))
+    m = results["machine"]
     lines = [
         f"Relay benchmark — {results['when']}{' (quick)' if results['quick'] else ''}",
         f"machine: {m['nproc']} CPUs, {m['cpu_model']}; PostgreSQL {m['postgresql']} "
@@ -169,6 +188,20 @@ def render(results: dict) -> str:
         "",
         f"{'measurement':<58} {'figure':>12}  unit",
         "-" * 84,
+        *(core_rows(results) if "scheduler" in results else []),
+        *scale.render(results),
+        "",
+        "targets:",
+    ]
+    for t in results["targets"]:
+        lines.append(f"  {t['result']:<5} {t['target']:<58} {t['value']} (want {t['wanted']})")
+    lines.append(f"\ntotal {results.get('duration_s', '?')} s")
+    return "\n".join(lines)
+
+
+def core_rows(results: dict) -> list[str]:
+    c, d, w, i, s = (results[k] for k in ("ceiling", "runner_direct", "runner_celery", "inbound", "scheduler"))
+    return [
         f"{'(a) ceiling: 1 step-like row per transaction':<58} {c['rows_per_s']:>12,.0f}  rows/s",
         f"{'(b) runner direct, 10-node graph: runs':<58} {d['runs_per_s']:>12,.1f}  runs/s",
         f"{'(b) runner direct: step rows':<58} {d['step_runs_per_s']:>12,.0f}  step-runs/s",
@@ -189,11 +222,4 @@ def render(results: dict) -> str:
             f" projected: {s['backlog_drained']:,} drained in {s['backlog_seconds']:.0f} s, then stopped"),
         f"{'(e) ratio step-runs/s ÷ ceiling rows/s: direct':<58} {results['ratio']['direct']:>12.2f}",
         f"{'(e) ratio: Celery worker':<58} {results['ratio']['celery']:>12.2f}",
-        *scale.render(results),
-        "",
-        "targets:",
     ]
-    for t in results["targets"]:
-        lines.append(f"  {t['result']:<5} {t['target']:<58} {t['value']} (want {t['wanted']})")
-    lines.append(f"\ntotal {results.get('duration_s', '?')} s")
-    return "\n".join(lines)
