@@ -14,8 +14,10 @@ import json
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from automations.store.base import WRITTEN, Dependent
+from automations.store.inbound import upsert_sender_row
 from contacts.models import Contact, ContactIdentity, SocialAccount
 from contacts.signals import contact_changed
 from relay.core.errors import ApiError
@@ -38,12 +40,10 @@ def upsert_sender(account: SocialAccount, sender: Sender) -> Contact:
     fill in an unnamed contact's name when the event brings one. One statement: the inbound path's."""
     if sender.contact_id:
         return Contact.objects.get(organization_id=account.organization_id, pk=sender.contact_id)
-    from automations.runtime.inbound import upsert_sender_row  # kept with the inbound statements; imports us
-
     contact = Contact(organization_id=account.organization_id, name=sender.name or "")
     identity = ContactIdentity(contact_id=contact.pk, social_account_id=account.pk,
                                platform_user_id=sender.platform_user_id)
-    found = upsert_sender_row(contact, identity, name=sender.name or "")
+    found = upsert_sender_row(contact, identity, name=sender.name or "", now=timezone.now())
     if found is not None:
         return found
     # Another event for the same new person created them a moment ago (after this statement's snapshot).

@@ -24,31 +24,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache, wraps
+from functools import wraps
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from automations.models import (
     CONTACT_CHANGE_KINDS,
-    ActiveStatus,
-    Automation,
-    AutomationRun,
-    AutomationStatus,
     EnrollBlocked,
     Entrypoint,
     InboundEvent,
     InboundKind,
     InboundOutcome,
-    RunStatus,
 )
 from automations.runtime import enrollment, internal_events, matcher, replies
-from automations.store import base as sql
+from automations.store import inbound as store
 from contacts.actions import Sender, change_tags_and_fields, upsert_sender
 from contacts.models import (
     Contact,
-    ContactIdentity,
     Conversation,
     DeliveryStatus,
     Message,
@@ -75,74 +69,6 @@ class InboundResult:
         }
 
 
-def _claim_event_slot(organization_id: str, event_id: str, now: datetime) -> str | None:
-    """Insert the event row unless that event_id was seen, and take the new row's lock; return the new
-    row id or None (duplicate). The lock is session-level: it outlives the claim's commit, so while it is
-    held a delivery of the same event_id knows processing is under way, while the processing itself runs
-    with no transaction open (runs call out only with their state committed). Nobody else can know the
-    new id yet, so taking it never waits."""
-    row_id = InboundEvent._meta.pk.get_default()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""WITH claim AS (INSERT INTO {InboundEvent._meta.db_table}
-                (id, organization_id, event_id, kind, payload, trace, received_at)
-                VALUES (%s, %s, %s, '', '{{}}'::jsonb, '[]'::jsonb, %s)
-                ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id)
-                SELECT id, pg_advisory_lock(hashtextextended('{_LOCK_PREFIX}' || id, 0))::text FROM claim""",
-            [row_id, organization_id, event_id, now],
-        )
-        inserted = cursor.fetchone()
-    return inserted[0] if inserted else None
-
-
-def upsert_sender_row(contact: Contact, identity: ContactIdentity, name: str) -> Contact | None:
-    """`contacts.actions.upsert_sender`'s statement, for a would-be new `contact` and its `identity`: the
-    contact found or created; None when another event created it after this statement's snapshot."""
-    rows = sql.execute(_upsert_sender_text(), {
-        "account": identity.social_account_id, "user": identity.platform_user_id, "name": name,
-        "now": timezone.now(), **_prepared(contact, "c_"), **_prepared(identity, "i_")})
-    return sql.instance(Contact, rows[0]) if rows else None
-
-
-def _prepared(obj, prefix: str) -> dict:
-    """`obj`'s insert values (`sql.insert_values`), keyed prefix+column for named parameters."""
-    return {prefix + field.column: value
-            for field, value in zip(sql.insert_fields(type(obj)), sql.insert_values(obj), strict=True)}
-
-
-def _insert_values(model, prefix: str, **expressions) -> tuple[str, str]:
-    """(column list, value list) for an INSERT of `model` from `_prepared` parameters; `expressions`
-    replace the parameter of some columns by SQL."""
-    fields = sql.insert_fields(model)
-    columns = ", ".join(f'"{field.column}"' for field in fields)
-    values = ", ".join(expressions.get(field.column, f"%({prefix}{field.column})s") for field in fields)
-    return columns, values
-
-
-@lru_cache(maxsize=1)
-def _upsert_sender_text() -> str:
-    """The contact behind (account, platform user id), its empty name filled in if the event brings one;
-    else a new contact and identity. The identity goes first, ON CONFLICT DO NOTHING, so two events for
-    the same new person never make two contacts: the loser returns no row (its snapshot predates the
-    winner's commit) and reads the winner's contact afterwards."""
-    contacts, identities = Contact._meta.db_table, ContactIdentity._meta.db_table
-    contact_columns, contact_values = _insert_values(Contact, "c_")
-    identity_columns, identity_values = _insert_values(ContactIdentity, "i_")
-    return (
-        f'WITH found AS (SELECT {sql.select_list(Contact, "c")} FROM "{identities}" i JOIN "{contacts}" c '
-        f'ON c."id" = i."contact_id" WHERE i."social_account_id" = %(account)s AND i."platform_user_id" = %(user)s), '
-        f'named AS (UPDATE "{contacts}" c SET "name" = %(name)s, "updated_at" = %(now)s FROM found f '
-        f"WHERE c.\"id\" = f.\"id\" AND c.\"name\" = '' AND %(name)s <> '' RETURNING {sql.select_list(Contact, 'c')}), "
-        f'identity AS (INSERT INTO "{identities}" ({identity_columns}) SELECT {identity_values} '
-        f"WHERE NOT EXISTS (SELECT 1 FROM found) "
-        f'ON CONFLICT ("social_account_id", "platform_user_id") DO NOTHING RETURNING "contact_id"), '
-        f'created AS (INSERT INTO "{contacts}" ({contact_columns}) SELECT {contact_values} FROM identity '
-        f"RETURNING {contact_columns}) "
-        f"SELECT * FROM named UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM named) "
-        f"UNION ALL SELECT * FROM created"
-    )
-
-
 def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime) -> Conversation:
     conversation = Conversation.objects.filter(contact=contact, social_account=account).first()
     if conversation is None:
@@ -155,72 +81,6 @@ def upsert_conversation(contact: Contact, account: SocialAccount, now: datetime)
     return conversation
 
 
-def _situation(account: SocialAccount, contact: Contact, message: Message, kind: str
-               ) -> tuple[bool, bool, bool, list]:
-    """What processing an event needs to know, read in one statement once the event is recorded:
-    is this the first inbound message of its conversation, the contact's first on the channel, does the
-    contact have a run waiting for an inbound event (only then are the waiting runs read and offered the
-    event), and the candidate entrypoints in match order (`matcher.candidate_entrypoints`).
-    "First" ignores `message` itself (it may be a retry's) and counts messages up to its created_at."""
-    rows = sql.execute(_situation_text(), {
-        "conversation": message.conversation_id, "created": message.created_at, "message": message.pk,
-        "contact": contact.pk, "channel": account.channel, "account": account.pk,
-        "organization": account.organization_id, "kind": kind})
-    first_message, first_on_channel, any_waiting = rows[0][:3]
-    width = len(Entrypoint._meta.concrete_fields)
-    candidates = []
-    for row in rows:
-        entrypoint = sql.instance(Entrypoint, row[3:3 + width])
-        if entrypoint is None:  # the LEFT JOIN found none
-            break
-        Entrypoint._meta.get_field("automation").set_cached_value(
-            entrypoint, sql.instance(Automation, row[3 + width:]))
-        candidates.append(entrypoint)
-    return first_message, first_on_channel, any_waiting, candidates
-
-
-@lru_cache(maxsize=1)
-def _situation_text() -> str:
-    messages, conversations = Message._meta.db_table, Conversation._meta.db_table
-    earlier = (f'SELECT 1 FROM "{messages}" m WHERE m."direction" = \'{MessageDirection.INBOUND}\' '
-               f'AND m."created_at" <= %(created)s AND m."id" <> %(message)s')
-    waiting_for = ", ".join(f"'{w}'" for w in replies.WAITING_KINDS)
-    return (
-        f"SELECT f.*, {sql.select_list(Entrypoint, 'e')}, {sql.select_list(Automation, 'a')} FROM (SELECT "
-        f'NOT EXISTS ({earlier} AND m."conversation_id" = %(conversation)s), '
-        f'NOT EXISTS ({earlier} AND m."conversation_id" IN (SELECT cv."id" FROM "{conversations}" cv '
-        f'JOIN "{SocialAccount._meta.db_table}" sa ON sa."id" = cv."social_account_id" '
-        f'WHERE cv."contact_id" = %(contact)s AND sa."channel" = %(channel)s)), '
-        f'EXISTS (SELECT 1 FROM "{AutomationRun._meta.db_table}" r WHERE r."contact_id" = %(contact)s '
-        f"AND r.\"status\" = '{RunStatus.WAITING}' AND r.\"waiting_for\" IN ({waiting_for}) "
-        f'AND (r."social_account_id" = %(account)s OR r."social_account_id" IS NULL))) f '
-        f'LEFT JOIN ("{Entrypoint._meta.db_table}" e JOIN "{Automation._meta.db_table}" a '
-        f"ON a.\"id\" = e.\"automation_id\" AND a.\"status\" = '{AutomationStatus.ACTIVE}') "
-        f'ON e."organization_id" = %(organization)s AND e."channel" = %(channel)s AND e."kind" = %(kind)s '
-        f"AND e.\"status\" = '{ActiveStatus.ACTIVE}' "
-        f'ORDER BY e."specificity" DESC, e."priority" ASC, e."created_at" ASC, e."id" ASC'
-    )
-
-
-_LOCK_PREFIX = "inbound-event:"
-
-
-def _lock_key(row_id: str) -> str:
-    return f"{_LOCK_PREFIX}{row_id}"
-
-
-def _try_lock_event(row_id: str) -> bool:
-    """Take the event's lock only if nobody holds it (never waits: a held lock means a live attempt)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [_lock_key(row_id)])
-        return bool(cursor.fetchone()[0])
-
-
-def _unlock_event(row_id: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [_lock_key(row_id)])
-
-
 def _unfinished(event: InboundEvent) -> InboundEvent | None:
     """Take over an already-claimed event whose processing never finished (a crash after the claim
     committed): return it fresh, with its lock held; else None (a true duplicate). An attempt still
@@ -228,11 +88,11 @@ def _unfinished(event: InboundEvent) -> InboundEvent | None:
     if event.outcome is not None:
         return None
     row_id = event.pk
-    if not _try_lock_event(row_id):
+    if not store.try_lock_event(row_id):
         return None
     event = InboundEvent.objects.select_related("contact", "conversation").filter(pk=row_id).first()
     if event is None or event.outcome is not None or event.contact_id is None:
-        _unlock_event(row_id)
+        store.unlock_event(row_id)
         return None
     return event
 
@@ -252,15 +112,19 @@ def _event_slot(account: SocialAccount, event_id: str, now: datetime,
     recorded, row_id = None, None
     try:
         with transaction.atomic():
-            row_id = _claim_event_slot(account.organization_id, event_id, now)
-            if row_id is not None:  # the claim took the event's lock
+            # The lock is session-level: it outlives the claim's commit, so while it is held a delivery of
+            # the same event_id knows processing is under way, while the processing itself runs with no
+            # transaction open (runs call out only with their state committed).
+            claimed_id = InboundEvent._meta.pk.get_default()
+            if store.claim_event(claimed_id, account.organization_id, event_id, now):  # with the event's lock
+                row_id = claimed_id
                 event, recorded = record(row_id)
     except BaseException:
         # After the rollback (a session lock outlives it), so a failed statement's aborted transaction
         # cannot hide the original error; a lost connection took the lock with it.
         if row_id is not None:
             try:
-                _unlock_event(row_id)
+                store.unlock_event(row_id)
             except Exception:  # noqa: BLE001 - the original error is the one to report
                 logger.warning("inbound: could not release the lock of event row %s", row_id, exc_info=True)
         raise
@@ -273,7 +137,7 @@ def _event_slot(account: SocialAccount, event_id: str, now: datetime,
     try:
         yield _Slot(event, duplicate=False, recorded=recorded)
     finally:
-        _unlock_event(event.pk)
+        store.unlock_event(event.pk)
 
 
 def _counted(receive):
@@ -344,10 +208,7 @@ def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_
     event = InboundEvent(id=row_id, organization_id=account.organization_id, event_id=event_id,
                          social_account=account, kind=kind, contact=contact, payload=raw or {}, trace=[],
                          received_at=now)
-    values = {**_prepared(conversation, "cv_"), **_prepared(message, "m_"),
-              "event": row_id, "account": account.pk, "kind": kind, "contact": contact.pk,
-              "payload": InboundEvent._meta.get_field("payload").get_db_prep_save(event.payload, connection)}
-    conversation = sql.instance(Conversation, sql.execute(_record_text(), values)[0])
+    conversation = store.record_event(event, conversation, message)
     conversation.social_account = account
     message.conversation = conversation
     message._state.adding, event._state.adding = False, False
@@ -355,30 +216,11 @@ def _record(account, row_id, *, event_id, kind, sender, text, interactive, post_
     return event, message
 
 
-@lru_cache(maxsize=1)
-def _record_text() -> str:
-    conversations, messages = Conversation._meta.db_table, Message._meta.db_table
-    conversation_columns, conversation_values = _insert_values(Conversation, "cv_")
-    message_columns, message_values = _insert_values(Message, "m_",
-                                                     conversation_id="(SELECT \"id\" FROM conversation)")
-    return (
-        f'WITH conversation AS (INSERT INTO "{conversations}" ({conversation_columns}) '
-        f"VALUES ({conversation_values}) "
-        f'ON CONFLICT ("contact_id", "social_account_id") DO UPDATE SET "last_inbound_at" = EXCLUDED."last_inbound_at" '
-        f"RETURNING {conversation_columns}), "
-        f'message AS (INSERT INTO "{messages}" ({message_columns}) VALUES ({message_values})), '
-        f'event AS (UPDATE "{InboundEvent._meta.db_table}" SET "social_account_id" = %(account)s, "kind" = %(kind)s, '
-        f'"contact_id" = %(contact)s, "conversation_id" = (SELECT "id" FROM conversation), "payload" = %(payload)s '
-        f'WHERE "id" = %(event)s) '
-        f"SELECT * FROM conversation"
-    )
-
-
 def _process(account, event, contact, conversation, message, *, event_id, kind, text, interactive, post_id,
              story_id, parent_comment_id, attachments, now) -> InboundResult:
     """Steps 2-4: offer to waiting runs, else match and enroll; record the outcome on the event row."""
-    first_message, first_on_channel, any_waiting, candidates = _situation(account, contact, message, kind)
-    if any_waiting:
+    situation = store.situation(account, contact, message, kind, replies.WAITING_KINDS)
+    if situation.any_waiting:
         reply = replies.InboundReply(
             kind=kind, text=text or "", interactive_type=interactive.get("type"),
             interactive_id=interactive.get("id"), attachments=attachments or [], message_id=message.id,
@@ -391,7 +233,7 @@ def _process(account, event, contact, conversation, message, *, event_id, kind, 
     facts = matcher.EventFacts(
         kind=kind, channel=account.channel, social_account_id=account.id, text=text or "", post_id=post_id,
         story_id=story_id, parent_comment_id=parent_comment_id, payload_id=interactive.get("id"),
-        first_message=first_message, first_on_channel=first_on_channel,
+        first_message=situation.first_message, first_on_channel=situation.first_on_channel,
     )
     trigger = {"kind": kind, "event_id": event_id, "text": text or "", "message_id": message.id}
     for key, value in (("post_id", post_id), ("story_id", story_id), ("payload_id", interactive.get("id"))):
@@ -402,7 +244,7 @@ def _process(account, event, contact, conversation, message, *, event_id, kind, 
     passed_over: dict[str, str] = {}
     paused_skip = None  # the first skip recorded for a scoped pause: the outcome if nothing else enrolls
     while True:
-        decision = matcher.decide(account.organization_id, facts, contact, candidates=candidates,
+        decision = matcher.decide(account.organization_id, facts, contact, candidates=situation.candidates,
                                   passed_over=passed_over)
         source = decision.entrypoint or decision.binding
         if source is None:
@@ -428,15 +270,8 @@ def _finish(event: InboundEvent, outcome: str, run_id: str | None, trace: list) 
     event.outcome = outcome
     event.run_id = run_id
     event.trace = trace
-    sql.execute(_finish_text(), [outcome, run_id, InboundEvent._meta.get_field("trace").get_db_prep_save(
-        trace, connection), event.pk])
+    store.finish_event(event.pk, outcome, run_id, trace)
     return InboundResult(event, outcome, run_id)
-
-
-@lru_cache(maxsize=1)
-def _finish_text() -> str:
-    return (f'UPDATE "{InboundEvent._meta.db_table}" SET "outcome" = %s, "run_id" = %s, "trace" = %s '
-            f'WHERE "id" = %s')
 
 
 def record_webhook_delivery(entrypoint: Entrypoint, contact: Contact, body: dict, outcome: str,
@@ -518,8 +353,7 @@ def unfinished_event_ids(now: datetime | None = None, limit: int = UNFINISHED_BA
     by `complete_unfinished`, which tries their lock)."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.RELAY_INBOUND_UNFINISHED_GRACE_SECONDS)
-    return list(InboundEvent.objects.filter(outcome__isnull=True, received_at__lt=cutoff)
-                .order_by("received_at", "id").values_list("pk", flat=True)[:limit])
+    return store.unfinished_event_ids(cutoff, limit)
 
 
 def complete_unfinished(row_ids: list[str]) -> int:
@@ -528,7 +362,7 @@ def complete_unfinished(row_ids: list[str]) -> int:
     return how many were completed. One event failing does not stop the others (it is tried again later)."""
     completed = 0
     for row_id in row_ids:
-        if not _try_lock_event(row_id):
+        if not store.try_lock_event(row_id):
             continue
         try:
             result = _complete(row_id)
@@ -537,7 +371,7 @@ def complete_unfinished(row_ids: list[str]) -> int:
             metrics.inbound_event("error").inc()
             continue
         finally:
-            _unlock_event(row_id)
+            store.unlock_event(row_id)
         if result is not None:
             metrics.inbound_event(result.outcome).inc()
             completed += 1

@@ -1,7 +1,8 @@
 """Which automation an inbound event starts, when no waiting run consumed it.
 
-Entrypoints of the event's channel and kind are tried in the order `specificity DESC, priority ASC,
-created_at ASC`; the first whose account scope, kind config (keywords, post/story ids, payloads,
+The active entrypoints (of active automations) of the event's channel and kind are tried in the order
+`specificity DESC, priority ASC, created_at ASC` — read with the event's situation, in one statement
+(`store.inbound.SITUATION`); the first whose account scope, kind config (keywords, post/story ids, payloads,
 first-message rule) and contact filters all pass is the match. Every entrypoint considered lands in
 the trace with the reason it was skipped, so "why was this contact never enrolled?" has an answer.
 Bindings are the fallback: `welcome_message` on the contact's first-ever inbound on the channel,
@@ -97,25 +98,9 @@ def _config_skip_reason(entrypoint: Entrypoint, facts: EventFacts) -> str | None
     return None
 
 
-def candidate_entrypoints(organization_id: str, facts: EventFacts):
-    return (
-        Entrypoint.objects.filter(
-            organization_id=organization_id,
-            channel=facts.channel,
-            kind=facts.kind,
-            status=ActiveStatus.ACTIVE,
-            automation__status=AutomationStatus.ACTIVE,
-        )
-        .select_related("automation")
-        .order_by("-specificity", "priority", "created_at", "id")
-    )
-
-
-def match_entrypoint(organization_id: str, facts: EventFacts, contact, decision: MatchDecision,
-                     candidates: list[Entrypoint] | None = None, passed_over: dict | None = None
-                     ) -> Entrypoint | None:
-    if candidates is None:
-        candidates = candidate_entrypoints(organization_id, facts)
+def match_entrypoint(facts: EventFacts, contact, decision: MatchDecision, candidates: list[Entrypoint],
+                     passed_over: dict | None = None) -> Entrypoint | None:
+    """The first of `candidates` (in match order) that takes the event; each one tried lands in the trace."""
     passed_over = passed_over or {}
     for entrypoint in candidates:
         entry = {"entrypoint_id": entrypoint.id, "automation_id": entrypoint.automation_id,
@@ -162,14 +147,14 @@ def match_binding(organization_id: str, facts: EventFacts, decision: MatchDecisi
     return None
 
 
-def decide(organization_id: str, facts: EventFacts, contact, *,
-           candidates: list[Entrypoint] | None = None, passed_over: dict | None = None) -> MatchDecision:
+def decide(organization_id: str, facts: EventFacts, contact, *, candidates: list[Entrypoint],
+           passed_over: dict | None = None) -> MatchDecision:
     """Pick the entrypoint, else the binding, for an event no waiting run consumed (`candidates`: the
-    `candidate_entrypoints` rows, if the caller already read them). `passed_over` {automation_id:
+    event's active entrypoints in match order, as `store.inbound.SITUATION` reads them). `passed_over` {automation_id:
     reason}: automations enrollment already refused for this event (a pause scoped to them); their
     entrypoints and bindings are skipped with that reason, so the next match can take the event."""
     decision = MatchDecision()
-    matched = match_entrypoint(organization_id, facts, contact, decision, candidates, passed_over)
+    matched = match_entrypoint(facts, contact, decision, candidates, passed_over)
     if matched is None and facts.kind == InboundKind.DM_RECEIVED:
         # Bindings answer direct messages only: a comment with no automation gets no default reply.
         match_binding(organization_id, facts, decision, passed_over)

@@ -14,9 +14,9 @@ from django.utils import timezone
 from automations.models import Automation, AutomationRun, ExitReason, RunStatus, StepOutcome, StepRun, WaitingFor
 from automations.runtime import jobs
 from automations.runtime.engine import GraphView, Position, Step
-from automations.runtime.pauses import active_pause
 from automations.runtime.runner import execute, graph_of, load_run
 from automations.runtime.runs import exit_run
+from automations.store.enrollment import active_pause
 
 
 def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None = None, *,

@@ -41,10 +41,10 @@ from automations.models import (
 from automations.runtime import jobs
 from automations.runtime.effects import RESUMED, Effects
 from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
-from automations.runtime.pauses import applying_pauses
 from automations.runtime.runs import counted_finish, finished, write_run
 from automations.store import base as sql
 from automations.store.base import insert_rows, run_standalone
+from automations.store.enrollment import applying_pauses
 from contacts.models import Contact, ContactAutomationControl, Conversation, SocialAccount
 from relay.observability import logs, metrics
 
@@ -178,7 +178,7 @@ class LiveDriver:
                 continue
             row = self._pauses.get(scope)
             if row is not None and (row.paused_until is None or row.paused_until > now):
-                return PauseInfo(row.pause_reason, row.paused_until, row.pk, scope)
+                return PauseInfo(row.pause_reason, row.paused_until, row.id, scope)
         return None
 
     def before_callout(self, node_key: str, context: dict) -> bool:

@@ -111,6 +111,28 @@ def insert_values(obj) -> list:
     return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in insert_fields(type(obj))]
 
 
+def insert_columns(model) -> str:
+    """The quoted column list of an INSERT of `model` (`insert_fields`, in order)."""
+    return ", ".join(f'"{field.column}"' for field in insert_fields(model))
+
+
+def insert_placeholders(model, prefix: str, **expressions) -> str:
+    """`%(<prefix><column>)s` for each of `insert_columns`, filled by `insert_params(obj, prefix)`;
+    `expressions` ({column: SQL}) put SQL in place of some of them."""
+    return ", ".join(expressions.get(field.column, f"%({prefix}{field.column})s") for field in insert_fields(model))
+
+
+def insert_params(obj, prefix: str) -> dict:
+    """`obj`'s `insert_values`, keyed `<prefix><column>` for the named parameters of `insert_placeholders`."""
+    return {prefix + field.column: value
+            for field, value in zip(insert_fields(type(obj)), insert_values(obj), strict=True)}
+
+
+def literal_list(values) -> str:
+    """Constant values (statuses, reasons) as an SQL list of string literals, for `statement()`."""
+    return ", ".join("'" + str(value).replace("'", "''") + "'" for value in values)
+
+
 @lru_cache(maxsize=64)
 def _insert_text(model, names: tuple[str, ...]) -> str:
     table = model._meta.db_table

@@ -13,6 +13,7 @@ from django.db import OperationalError, close_old_connections, connection
 
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import inbound
+from automations.store import inbound as inbound_store
 from contacts.models import Contact, Message
 from relay.database import database_url
 from tests.inbound.helpers import event, make_entrypoint, reply_flow
@@ -189,7 +190,7 @@ def test_an_outage_in_the_middle_of_recording_leaves_nothing(setup, proxy, monke
 
 def test_an_outage_after_recording_is_completed_by_the_retry(setup, proxy, monkeypatch):
     api, account = setup
-    real_situation = inbound._situation
+    real_situation = inbound_store.situation
     calls = []
 
     def lose_the_server_once(*args, **kwargs):
@@ -199,7 +200,7 @@ def test_an_outage_after_recording_is_completed_by_the_retry(setup, proxy, monke
             proxy.terminate(connection.connection.info.backend_pid)  # the server side goes away for sure
         return real_situation(*args, **kwargs)
 
-    monkeypatch.setattr(inbound, "_situation", lose_the_server_once)
+    monkeypatch.setattr(inbound_store, "situation", lose_the_server_once)
     body = event(account, "hi", event_id="after-record")
     assert_unavailable(post(api, body))
     proxy.up()

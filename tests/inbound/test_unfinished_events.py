@@ -10,6 +10,7 @@ from django.db import connections
 
 from automations.models import AutomationRun, InboundEvent
 from automations.runtime import inbound, internal_events, matcher, scheduler
+from automations.store import inbound as inbound_store
 from contacts.actions import Sender
 from contacts.models import Contact, Message
 from tests import factories
@@ -157,13 +158,13 @@ def test_two_ticks_at_once_complete_an_event_once(eager_celery, monkeypatch):
     row = InboundEvent.objects.get(event_id="race-1")
     assert row.outcome is None
 
-    real_situation = inbound._situation
+    real_situation = inbound_store.situation
 
     def slow_situation(*args, **kwargs):  # keeps the first sweep inside the event while the second arrives
         time.sleep(0.5)
         return real_situation(*args, **kwargs)
 
-    monkeypatch.setattr(inbound, "_situation", slow_situation)
+    monkeypatch.setattr(inbound_store, "situation", slow_situation)
     reports = race(2, lambda _: scheduler.tick(now=row.received_at + timedelta(seconds=120)))
     assert len(reports) == 2
     assert not any(report.errors for report in reports)

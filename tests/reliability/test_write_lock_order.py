@@ -13,6 +13,7 @@ from automations.models import AutomationRun
 from automations.runtime import enrollment
 from automations.runtime.enrollment import enroll
 from automations.runtime.runner import advance
+from automations.store import enrollment as enrollment_store
 from tests import factories
 from tests.reliability.support import raw_connection
 
@@ -37,7 +38,7 @@ def test_two_runs_of_one_contact_writing_the_contact_and_a_counter_do_not_deadlo
     run_x = enroll(x, contact, source="manual").run
 
     errors, y_backend, y_started = {}, [], threading.Event()
-    real_serialize = enrollment._serialize_enrollments
+    real_serialize = enrollment_store.lock_enrollment
 
     def finish_y():
         try:
@@ -70,7 +71,7 @@ def test_two_runs_of_one_contact_writing_the_contact_and_a_counter_do_not_deadlo
                     break
                 time.sleep(0.05)
 
-    monkeypatch.setattr(enrollment, "_serialize_enrollments", serialize_then_let_y_run)
+    monkeypatch.setattr(enrollment_store, "lock_enrollment", serialize_then_let_y_run)
 
     def finish_x():
         try:
