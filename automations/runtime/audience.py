@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import BooleanField, Exists, F, OuterRef, Q
-from django.db.models.expressions import RawSQL
+from django.db.models import F, Q
 from django.utils import timezone
 
 from automations.graph.filters import evaluate
 from automations.models import Entrypoint, ScheduledJob
 from automations.runtime.enrollment import TRIGGER, enroll
-from contacts.models import Contact, ContactIdentity, Conversation
+from automations.store.enrollment import audience_batch
+from contacts.models import Conversation
 
 ENROLL_BATCH = 500
 
@@ -57,21 +57,15 @@ def enroll_audience(job: ScheduledJob, entrypoint: Entrypoint, tags: list[str | 
     on_channel = Q(social_account__channel=entrypoint.channel)
     if entrypoint.social_account_id:
         on_channel &= Q(social_account_id=entrypoint.social_account_id)
-    reachable = (Exists(ContactIdentity.objects.filter(on_channel, contact=OuterRef("pk")))
-                 | Exists(Conversation.objects.filter(on_channel, contact=OuterRef("pk"))))
-    contacts = Contact.objects.filter(organization_id=entrypoint.organization_id).filter(reachable)
-    for index, requirement in enumerate(tags):
-        # Filters compare tags trimmed and case-insensitively: pre-select the same way (evaluate() decides).
-        candidates = [t.strip().lower() for t in (requirement if isinstance(requirement, list) else [requirement])]
-        has_tag = RawSQL('EXISTS (SELECT 1 FROM unnest("contacts"."tags") AS tag WHERE lower(btrim(tag)) = ANY(%s))',
-                         [candidates], output_field=BooleanField())
-        contacts = contacts.alias(**{f"has_tag_{index}": has_tag}).filter(**{f"has_tag_{index}": True})
-    contacts = contacts.order_by("id")
+    # Filters compare tags trimmed and case-insensitively: pre-select the same way (evaluate() decides).
+    requirements = [[t.strip().lower() for t in (requirement if isinstance(requirement, list) else [requirement])]
+                    for requirement in tags]
     cursor = (job.payload or {}).get("cursor")
     occurrence = (job.payload or {}).get("occurrence")
     enrolled = 0
     while True:
-        batch = list((contacts.filter(id__gt=cursor) if cursor else contacts)[:ENROLL_BATCH])
+        batch = audience_batch(entrypoint.organization_id, entrypoint.channel, entrypoint.social_account_id,
+                               requirements, cursor, ENROLL_BATCH)
         if not batch:
             break
         by_contact = {}

@@ -12,6 +12,7 @@ The pause rule lives here once, as `PAUSE_APPLIES`: enrollment's `STANDING` and 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,10 +27,12 @@ from automations.store.base import (
     insert_columns,
     insert_params,
     insert_placeholders,
+    instance_from,
     literal_list,
+    prefixed_list,
     statement,
 )
-from contacts.models import ContactAutomationControl
+from contacts.models import Contact, ContactAutomationControl, ContactIdentity, Conversation, SocialAccount
 
 # Rows that record a skipped enrollment: never a "prior run" for re-entry purposes.
 SKIP_REASONS = tuple(blocked.skip_reason for blocked in EnrollBlocked if blocked.skip_reason)
@@ -162,8 +165,9 @@ _INSERT_RUN_TEMPLATE = """WITH inserted AS (
 
 
 def _insert_run(counter: str) -> str:
-    return statement(_INSERT_RUN_TEMPLATE, run=AutomationRun, automation=Automation, counter=column(Automation, counter),
-                     columns=insert_columns(AutomationRun), values=insert_placeholders(AutomationRun, "r_"),
+    return statement(_INSERT_RUN_TEMPLATE, run=AutomationRun, automation=Automation,
+                     counter=column(Automation, counter), columns=insert_columns(AutomationRun),
+                     values=insert_placeholders(AutomationRun, "r_"),
                      live=literal_list(LIVE_RUN_STATUSES))
 
 
@@ -180,3 +184,42 @@ def insert_run(run: AutomationRun, counter: str) -> bool:
         run._state.adding = False
         run._state.db = connection.alias
     return row["inserted"]
+
+
+# -- a schedule trigger's audience --------------------------------------------------------------------
+
+def _on_channel(link) -> str:
+    """A contact (`c`) reachable on the channel through `link` (its identities or its conversations): on
+    one of the channel's accounts, or on `account` when it is given."""
+    return statement(
+        """SELECT 1 FROM {link} l JOIN {account} sa ON sa.{account.id} = l.{link.social_account}
+           WHERE l.{link.contact} = c.{contact.id} AND sa.{account.channel} = %(channel)s
+           AND (%(account)s::text IS NULL OR sa.{account.id} = %(account)s)""",
+        link=link, account=SocialAccount, contact=Contact,
+    )
+
+
+# The next batch of the organization's contacts after the cursor, in id order, reachable on the channel and
+# carrying, for every requirement (a JSON array of tag alternatives), one of its tags. Tags compare trimmed
+# and case-insensitively, as the filters do (the filters still decide per contact).
+AUDIENCE_BATCH = statement(
+    """SELECT {contact_list} FROM {contact} c
+       WHERE c.{contact.organization} = %(organization)s AND c.{contact.id} > %(after)s
+       AND (EXISTS ({on_identity}) OR EXISTS ({on_conversation}))
+       AND NOT EXISTS (
+           SELECT 1 FROM jsonb_array_elements(%(requirements)s::jsonb) required
+           WHERE NOT EXISTS (SELECT 1 FROM unnest(c.{contact.tags}) tag
+                             WHERE lower(btrim(tag)) IN (SELECT jsonb_array_elements_text(required))))
+       ORDER BY c.{contact.id} ASC LIMIT %(limit)s""",
+    contact=Contact, contact_list=prefixed_list(Contact, "c", "c"),
+    on_identity=_on_channel(ContactIdentity), on_conversation=_on_channel(Conversation),
+)
+
+
+def audience_batch(organization_id: str, channel: str, account_id: str | None, requirements: list[list[str]],
+                   after: str | None, limit: int) -> list[Contact]:
+    """Up to `limit` contacts of the organization after id `after`, in id order, reachable on `channel`
+    (through `account_id` when given) and carrying one tag of each of `requirements` (lower-cased, trimmed)."""
+    rows = fetch(AUDIENCE_BATCH, {"organization": organization_id, "channel": channel, "account": account_id,
+                                  "requirements": json.dumps(requirements), "after": after or "", "limit": limit})
+    return [instance_from(Contact, row, "c") for row in rows]
