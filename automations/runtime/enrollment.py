@@ -7,7 +7,7 @@ creates the run parked `waiting` / `external_event` without executing it; re-ent
 within `reentry_cooldown_min` blocks (trigger path: recorded as an `exited` / `reentry_cooldown` row;
 manual: just refused). The partial unique index (one live run per contact × automation) is the last line
 of defence against two enrollments racing past these checks. A new active run is executed after commit by
-the Celery task `advance_run`.
+the Celery task `advance_run`. Its three statements (lock, standing, insert) are `store.enrollment`'s.
 """
 
 from __future__ import annotations
