@@ -93,6 +93,11 @@ class ActiveStatus(models.TextChoices):
 
 
 class Entrypoint(models.Model):
+    # Which entrypoint wins when several match an event: the most specific, then the lowest priority
+    # number, then the oldest. The one statement of the rule: the ORM (internal events) orders by it and
+    # the store's SITUATION renders it into SQL (store.base.order_by).
+    MATCH_ORDER = ("-specificity", "priority", "created_at", "id")
+
     id = PrefixedIdField("aep")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="entrypoints")

@@ -4,7 +4,7 @@ entrypoints match.
 
 Unlike a channel message (one event → at most one run), a contact change is news to every automation
 that listens for it: each automation with a matching entrypoint gets the contact once, through its
-best entrypoint (specificity DESC, priority ASC, created_at ASC). Pause and re-entry rules apply as
+best entrypoint (`Entrypoint.MATCH_ORDER`). Pause and re-entry rules apply as
 for any trigger. A depth guard stops automations from triggering each other forever: a change made
 by a run at depth d enrolls at depth d+1, and nothing is enrolled past enrollment.MAX_TRIGGER_DEPTH.
 """
@@ -22,7 +22,6 @@ from contacts.models import Contact, Conversation
 from contacts.signals import contact_changed
 
 logger = logging.getLogger(__name__)
-
 
 
 def _tag_matches(config: dict, tag: str) -> bool:
@@ -110,7 +109,7 @@ def _listening(organization_id: str, events: list[tuple[str, dict]]):
 def _candidates(organization_id: str, events: list[tuple[str, dict]]) -> list[Entrypoint]:
     """Active entrypoints of active automations listening for these event kinds, in match order."""
     return list(_listening(organization_id, events).select_related("automation")
-                .order_by("-specificity", "priority", "created_at", "id"))
+                .order_by(*Entrypoint.MATCH_ORDER))
 
 
 @receiver(contact_changed)

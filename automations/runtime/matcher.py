@@ -1,10 +1,11 @@
 """Which automation an inbound event starts, when no waiting run consumed it.
 
-The active entrypoints (of active automations) of the event's channel and kind are tried in the order
-`specificity DESC, priority ASC, created_at ASC` — read with the event's situation, in one statement
-(`store.inbound.SITUATION`); the first whose account scope, kind config (keywords, post/story ids, payloads,
-first-message rule) and contact filters all pass is the match. Every entrypoint considered lands in
-the trace with the reason it was skipped, so "why was this contact never enrolled?" has an answer.
+The active entrypoints (of active automations) of the event's channel and kind are tried in
+`Entrypoint.MATCH_ORDER` (most specific, lowest priority number, oldest) — read with the event's situation,
+in one statement (`store.inbound.SITUATION`); the first whose account scope, kind config (keywords,
+post/story ids, payloads, first-message rule) and contact filters all pass is the match. Every entrypoint
+considered lands in the trace with the reason it was skipped, so "why was this contact never enrolled?"
+has an answer.
 Bindings are the fallback: `welcome_message` on the contact's first-ever inbound on the channel,
 else `default_reply`.
 """

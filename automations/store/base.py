@@ -85,6 +85,13 @@ def instance_from(model, row: dict, prefix: str):
     return instance(model, [row[f"{prefix}__{field.column}"] for field in model._meta.concrete_fields])
 
 
+def order_by(model, alias: str, ordering) -> str:
+    """A Django ordering (`("-specificity", "priority")`) as an SQL ORDER BY list under `alias`, so a rule
+    the ORM also orders by is written once."""
+    return ", ".join(f'{alias}.{column(model, name.lstrip("-"))} {"DESC" if name.startswith("-") else "ASC"}'
+                     for name in ordering)
+
+
 def column(model, name: str) -> str:
     return f'"{model._meta.get_field(name).column}"'
 

@@ -34,6 +34,7 @@ from automations.store.base import (
     insert_params,
     insert_placeholders,
     instance_from,
+    order_by,
     prefixed_list,
     statement,
 )
@@ -182,12 +183,12 @@ SITUATION = statement(
                   ON a.{automation.id} = e.{entrypoint.automation} AND a.{automation.status} = '{automation_active}')
            ON e.{entrypoint.organization} = %(organization)s AND e.{entrypoint.channel} = %(channel)s
               AND e.{entrypoint.kind} = %(kind)s AND e.{entrypoint.status} = '{entrypoint_active}'
-       ORDER BY e.{entrypoint.specificity} DESC, e.{entrypoint.priority} ASC, e.{entrypoint.created_at} ASC,
-                e.{entrypoint.id} ASC""",
+       ORDER BY {match_order}""",
     message=Message, conversation=Conversation, account=SocialAccount, run=AutomationRun, entrypoint=Entrypoint,
     automation=Automation, earlier=_EARLIER_INBOUND, waiting=RunStatus.WAITING,
     automation_active=AutomationStatus.ACTIVE, entrypoint_active=ActiveStatus.ACTIVE,
     entrypoint_list=prefixed_list(Entrypoint, "e", "e"), automation_list=prefixed_list(Automation, "a", "a"),
+    match_order=order_by(Entrypoint, "e", Entrypoint.MATCH_ORDER),
 )
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from automations.runtime import matcher
+from automations.runtime import internal_events, matcher
 from automations.runtime.effects import Effects
 from automations.runtime.enrollment import MANUAL, TRIGGER, enroll, reentry_blocked
 from automations.runtime.runner import LiveDriver
@@ -118,6 +118,31 @@ def test_the_candidate_entrypoints_are_the_situations_in_match_order(org, accoun
     assert all(e.automation.pk == live.pk for e in situation.candidates)  # read with their automation
     assert (situation.first_message, situation.first_on_channel, situation.any_waiting) == (True, True, False)
     assert not hasattr(matcher, "candidate_entrypoints")
+
+
+@pytest.mark.django_db
+def test_internal_events_and_the_situation_rank_entrypoints_by_the_one_match_order(org, account, contact):
+    """The same ranking inputs (specificity, priority, age, with ties) give the same order for a channel
+    event (the store's SITUATION) and for a contact change (internal events' ORM query)."""
+    live = factories.automation(org, factories.flow(ACTIVE_FLOW), status="active")
+    start = timezone.now() - timedelta(hours=1)
+    shapes = [(0, 5, 0), (2, 9, 1), (0, 1, 2), (0, 5, 3), (2, 9, 0), (1, 100, 4)]  # (specificity, priority, age)
+    ranked = {}
+    for kind in ("dm_received", "tag_applied"):
+        created = [factories.entrypoint(live, kind=kind, specificity=specificity, priority=priority,
+                                        created_at=start - timedelta(minutes=age))
+                   for specificity, priority, age in shapes]
+        ranked[kind] = created
+    conversation = factories.conversation(contact, account)
+    message = Message.objects.create(organization=org, conversation=conversation, direction="inbound", text="hi")
+    by_situation = [e.pk for e in inbound_store.situation(account, contact, message, "dm_received", []).candidates]
+    by_internal_events = [e.pk for e in internal_events._candidates(org.pk, [("tag_applied", {"tag": "x"})])]
+
+    def shape_order(kind, pks):
+        return [[e.pk for e in ranked[kind]].index(pk) for pk in pks]
+
+    assert shape_order("dm_received", by_situation) == shape_order("tag_applied", by_internal_events)
+    assert shape_order("dm_received", by_situation)[:3] == [1, 4, 5]  # specificity, then priority, then the oldest
 
 
 @pytest.mark.parametrize("cls", [enrollment_store.Pause, enrollment_store.Standing, enrollment_store.PriorRuns,
