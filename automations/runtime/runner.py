@@ -4,11 +4,13 @@ One execution iteration = one call, and in the common case two statements: `load
 with its automation, contact, account, conversation and the hints the walk needs; the persist writes
 the run (optimistically, through `write_run`) together with every step row of the iteration, the
 buffered effects (outbox messages, contact changes), the wait's job updates and the automation's
-counter — data-modifying CTEs guarded by the run write, so all or nothing, and one commit. Buffered
-operations (enrollments, pauses, contact fields) or a job to schedule add statements of their own in
-a transaction around it. If the run write finds zero rows, another worker moved the run: nothing of
-this iteration is written or sent. A node that calls out (http_request, webhook actions) makes the
-runner persist first, so the call happens with the run's state committed and no transaction open.
+counter — typed hooks in a declared phase order (`runtime.hooks`: run, jobs, messages, contact, steps,
+counter), written by one statement iff the run write wins, and one commit. Buffered operations
+(enrollments, pauses, contact fields) or a job to schedule put the same hooks in a transaction: the
+operations run after the run write, then the steps, the new job and the counter. If the run write finds
+zero rows, another worker moved the run: nothing of this iteration is written or sent. A node that
+calls out (http_request, webhook actions) makes the runner persist first, so the call happens with the
+run's state committed and no transaction open.
 """
 
 from __future__ import annotations
