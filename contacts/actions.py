@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from automations.store.base import WRITTEN, Dependent
+from automations.runtime.hooks import Rows, WritePhase
+from automations.store.contacts import UPDATE_TAGS_AND_FIELDS
 from automations.store.inbound import upsert_sender_row
 from contacts.models import Contact, ContactIdentity, SocialAccount
 from contacts.signals import contact_changed
@@ -151,27 +152,23 @@ class ContactEdits:
         self.contact.custom_fields = fields
         self._fields[slug] = (False, None)
 
-    def pending_write(self) -> Dependent | None:
-        """The changes since the last write as one UPDATE guarded by the run write (None: none): tags
+    def pending_write(self) -> Rows | None:
+        """The changes since the last write as one UPDATE riding on the run write (None: none): tags
         appended in order without duplicates, removed ones dropped; cleared slugs deleted, set slugs
         merged. Taken: they are not written twice."""
         tag_changes, field_changes = self._tags, self._fields
         self.discard()
         if self.contact is None or not (tag_changes or field_changes):
             return None
-        assignments, params = [], []
-        if tag_changes:
-            assignments.append(
-                "tags = ARRAY(SELECT t FROM unnest(array_cat(tags, %s::text[])) WITH ORDINALITY AS u(t, o) "
-                "WHERE NOT (t = ANY(%s::text[])) GROUP BY t ORDER BY min(o))")
-            params += [[t for t, added in tag_changes.items() if added],
-                       [t for t, added in tag_changes.items() if not added]]
-        if field_changes:
-            assignments.append("custom_fields = (coalesce(custom_fields, '{}'::jsonb) - %s::text[]) || %s::jsonb")
-            params += [[slug for slug, (is_set, _) in field_changes.items() if not is_set],
-                       json.dumps({slug: value for slug, (is_set, value) in field_changes.items() if is_set})]
-        return Dependent(f"UPDATE contacts SET {', '.join(assignments)}, updated_at = now() "
-                         f"WHERE id = %s AND {WRITTEN}", [*params, self.contact.pk])
+        return Rows(WritePhase.CONTACT, UPDATE_TAGS_AND_FIELDS, {
+            "contact": self.contact.pk,
+            "tags_changed": bool(tag_changes),
+            "add_tags": [t for t, added in tag_changes.items() if added],
+            "remove_tags": [t for t, added in tag_changes.items() if not added],
+            "fields_changed": bool(field_changes),
+            "clear_fields": [slug for slug, (is_set, _) in field_changes.items() if not is_set],
+            "set_fields": json.dumps({slug: value for slug, (is_set, value) in field_changes.items() if is_set}),
+        })
 
     def discard(self) -> None:
         """Forget the changes not written yet (the write they were to ride on lost)."""

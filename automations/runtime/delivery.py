@@ -20,9 +20,8 @@ from automations.nodes import message as message_node
 from automations.runtime import jobs
 from automations.runtime.engine import GraphView
 from automations.runtime.resume import exit_graph_changed, resume_waiting, waiting_entry_port
-from automations.runtime.runner import STEP_COLUMNS, graph_of, load_run
-from automations.runtime.runs import counted_finish, finished, write_run
-from automations.store.base import insert_rows
+from automations.runtime.runner import graph_of, load_run
+from automations.runtime.runs import counted_finish, finished, steps_written, write_run
 from contacts.models import DeliveryStatus, Message
 
 STALE_AFTER = timedelta(seconds=60)
@@ -91,8 +90,7 @@ def _wait_for_reply(run, node: dict, config: dict, report: dict, now: datetime) 
     job = wait.scheduled_job(node["key"])
     step = _step_row(run, node, StepOutcome.WAITING, report, None, now)
     with transaction.atomic():
-        if not write_run(run, dependents=[insert_rows(StepRun, STEP_COLUMNS, [step])],
-                         waiting_for=wait.waiting_for, waiting_until=wait.until):
+        if not write_run(run, hooks=[steps_written([step])], waiting_for=wait.waiting_for, waiting_until=wait.until):
             return False
         if job is not None:
             jobs.schedule(run, *job)
@@ -101,6 +99,5 @@ def _wait_for_reply(run, node: dict, config: dict, report: dict, now: datetime) 
 
 def _handler_failure(run, node: dict, report: dict, error: dict, now: datetime) -> bool:
     step = _step_row(run, node, StepOutcome.FAILED, report, error, now)
-    return write_run(run, dependents=[insert_rows(StepRun, STEP_COLUMNS, [step]),
-                                      counted_finish(run.automation_id, RunStatus.FAILED)],
+    return write_run(run, hooks=[steps_written([step]), counted_finish(run.automation_id, RunStatus.FAILED)],
                      **finished(RunStatus.FAILED, ExitReason.HANDLER_FAILURE, now, current_node_key=node["key"]))

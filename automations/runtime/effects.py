@@ -2,14 +2,16 @@
 other automations.
 
 `Effects` (live) applies in-memory changes at once (so later nodes of the same run see them) and
-buffers every database write until the runner persists: `dependents()` hands the message rows and the
-contact changes to the optimistic run write (the same statement: written iff it wins), and
-`after_write()` then runs the buffered operations (in the persist's transaction) and schedules what
-happens after commit. Outbound messages use a transactional outbox: the Message row (status `pending`)
-is written with the run, and delivery to the account's provider happens after commit, keyed by the row,
-so a stale or crashed worker never sends twice (an in-transaction provider such as the sandbox writes
-the row `sent` instead: the row is the delivery). HTTP is the exception — it cannot be buffered — so
-the runner commits the run's state before a node that calls out (see `calls_out` on the node modules).
+buffers every database write until the runner persists: `hooks()` hands them to the optimistic run
+write as typed hooks (`runtime.hooks`) — the message rows and the contact changes as rows of its
+MESSAGES and CONTACT phases (the same statement: written iff it wins), the buffered operations (pauses,
+enrollments) to run after it in the persist's transaction, and what happens after commit (outbox
+delivery, the contact-change announcement, resuming unparked runs, admin notices). Outbound messages
+use a transactional outbox: the Message row (status `pending`) is written with the run, and delivery to
+the account's provider happens after commit, keyed by the row, so a stale or crashed worker never sends
+twice (an in-transaction provider such as the sandbox writes the row `sent` instead: the row is the
+delivery). HTTP is the exception — it cannot be buffered — so the runner commits the run's state before
+a node that calls out (see `calls_out` on the node modules).
 
 `RecordingEffects` is the simulator's implementation: the same in-memory changes, a log of what would
 have happened, no writes, no network.
@@ -33,7 +35,9 @@ from automations.channels.errors import ChannelError, DeliveryError, ErrorClass
 from automations.channels.registry import PROVIDERS, get_provider
 from automations.models import InboundKind
 from automations.runtime import outbound_http
-from automations.store.base import Dependent, insert_rows, run_standalone
+from automations.runtime.hooks import AfterCommit, AfterWrite, Hook, Rows, WritePhase, apply_alone
+from automations.store.base import json_records
+from automations.store.messages import INSERT_MESSAGES, MESSAGE_COLUMNS
 from contacts.actions import ContactEdits
 from contacts.models import DeliveryStatus, Message, MessageDirection
 from relay.core.ids import new_id
@@ -42,9 +46,6 @@ from relay.observability import metrics
 logger = logging.getLogger(__name__)
 admin_logger = logging.getLogger("relay.notify_admin")
 
-MESSAGE_COLUMNS = ("id", "organization_id", "conversation_id", "direction", "text", "payload", "status", "run_id",
-                   "node_key", "idempotency_key", "provider_message_id", "error_code", "error", "created_at",
-                   "sent_at")
 RESUMED = "resumed"  # pause_changes value: the scope's pause was lifted by this run
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -57,9 +58,8 @@ class Effects:
         self.contact = contact
         self.automation = automation
         self.pause_changes: dict[str | None, object] = {}  # scope -> paused_until (or None) / RESUMED
-        self._ops: list = []
+        self._ops: list[Hook] = []  # the buffered operations: AfterWrite / AfterCommit hooks
         self._messages: list[Message] = []
-        self._outbox: list[Message] = []  # written, to deliver after commit
         self._sent_in_transaction = 0  # messages of the pending write its provider recorded as sent
         # False when the run was read with no tag/field entrypoint listening in its organization
         # (runner.load_run): passed on with the contact_changed signal, so the receiver need not ask.
@@ -148,22 +148,22 @@ class Effects:
     def tag_add(self, tag: str) -> bool:
         if not self.contact_edits.add_tag(tag):
             return False
-        self._queue("tag_add", {"tag": tag}, None)
+        self._queue("tag_add", {"tag": tag})
         return True
 
     def tag_remove(self, tag: str) -> bool:
         if not self.contact_edits.remove_tag(tag):
             return False
-        self._queue("tag_remove", {"tag": tag}, None)
+        self._queue("tag_remove", {"tag": tag})
         return True
 
     def field_set(self, slug: str, value) -> None:
         self.contact_edits.set_field(slug, value)
-        self._queue("field_set", {"field": slug, "value": value}, None)
+        self._queue("field_set", {"field": slug, "value": value})
 
     def field_clear(self, slug: str) -> None:
         self.contact_edits.clear_field(slug)
-        self._queue("field_clear", {"field": slug}, None)
+        self._queue("field_clear", {"field": slug})
 
     def contact_field_set(self, name: str, value: str) -> None:
         if name not in ("name", "email", "phone"):
@@ -171,8 +171,8 @@ class Effects:
         setattr(self.contact, name, value)
         from contacts.models import Contact
 
-        self._queue("contact_field_set", {"field": name, "value": value}, lambda: Contact.objects.filter(
-            pk=self.contact.pk).update(**{name: value, "updated_at": timezone.now()}))
+        self._queue("contact_field_set", {"field": name, "value": value}, AfterWrite(lambda: Contact.objects.filter(
+            pk=self.contact.pk).update(**{name: value, "updated_at": timezone.now()})))
 
     # -- pauses -----------------------------------------------------------------------------------
     def pause_automations(self, *, automation_id: str | None, minutes=None, reason: str = "") -> dict:
@@ -185,32 +185,32 @@ class Effects:
             controls.pause_contact(self._contact_row(), automation=self._automation_row(automation_id),
                                    pause_reason=reason, paused_until=paused_until)
 
-        self._queue("pause_automations", {"automation_id": automation_id, "paused_until": paused_until}, op)
+        self._queue("pause_automations", {"automation_id": automation_id, "paused_until": paused_until},
+                    AfterWrite(op))
         return {"automation_id": automation_id,
                 "paused_until": paused_until.isoformat() if paused_until else None}
 
     def resume_automations(self, *, automation_id: str | None) -> dict:
         self.pause_changes[automation_id] = RESUMED
+        rows = {}
 
-        def op():
+        def read():
+            rows.update(contact=self._contact_row(), automation=self._automation_row(automation_id))
+
+        def resume():
             from automations.runtime import controls
 
-            contact, automation = self._contact_row(), self._automation_row(automation_id)
-            # resume_contact advances the runs it unparks, which commit on their own: after our commit.
-            transaction.on_commit(lambda: controls.resume_contact(contact, automation=automation))
+            controls.resume_contact(rows["contact"], automation=rows["automation"])
 
-        self._queue("resume_automations", {"automation_id": automation_id}, op)
+        # resume_contact advances the runs it unparks, which commit on their own: after our commit.
+        self._queue("resume_automations", {"automation_id": automation_id}, AfterWrite(read), AfterCommit(resume))
         return {"automation_id": automation_id}
 
     # -- other --------------------------------------------------------------------------------------
     def notify_admin(self, message: str) -> None:
         run_id, automation_id = self.run.pk, self.run.automation_id
-
-        def op():
-            transaction.on_commit(lambda: admin_logger.warning(
-                "automation %s run %s: %s", automation_id, run_id, message))
-
-        self._queue("notify_admin", {"message": message}, op)
+        self._queue("notify_admin", {"message": message}, AfterCommit(lambda: admin_logger.warning(
+            "automation %s run %s: %s", automation_id, run_id, message)))
 
     def start_automation(self, target, *, entrypoint=None, context=None) -> dict:
         """Enroll the contact into `target` when this step persists (fire-and-forget). The returned dict
@@ -229,7 +229,7 @@ class Effects:
             report["run_id"] = result.run.pk if result.run is not None and result.ok else None
             report["blocked"] = result.blocked
 
-        self._queue("start_automation", report, op)
+        self._queue("start_automation", report, AfterWrite(op))
         return report
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -241,46 +241,42 @@ class Effects:
 
     def apply(self) -> None:
         """Write everything buffered. Call inside the transaction that persisted the run."""
-        run_standalone(self.dependents())
-        self.after_write()
+        apply_alone(self.hooks())
 
-    def dependents(self) -> list[Dependent]:
-        """The buffered message rows and contact changes as writes guarded by the run write
-        (`runs.write_run(..., dependents=…)`); call `after_write` once that write won."""
+    def hooks(self) -> list[Hook]:
+        """Everything buffered, as hooks of the run write (`runs.write_run(..., hooks=…)`): the message
+        rows and contact changes ride on it; then the operations in the order the nodes asked for them,
+        and, after commit, outbox delivery; then the contact-change announcement. Taken: a lost write
+        discards them (`discard`)."""
         messages, self._messages = self._messages, []
-        self._outbox = self._record_sent_in_transaction(messages) if messages else []
-        written = []
+        outbox = self._record_sent_in_transaction(messages) if messages else []
+        sent, self._sent_in_transaction = self._sent_in_transaction, 0
+        hooks: list[Hook] = []
         if messages:
-            written.append(insert_rows(Message, MESSAGE_COLUMNS,
-                                       [tuple(getattr(m, name) for name in MESSAGE_COLUMNS) for m in messages]))
+            rows = [tuple(getattr(m, name) for name in MESSAGE_COLUMNS) for m in messages]
+            hooks.append(Rows(WritePhase.MESSAGES, INSERT_MESSAGES,
+                              {"rows": json_records(Message, MESSAGE_COLUMNS, rows)}))
         contact_update = self.contact_edits.pending_write()
         if contact_update is not None:
-            written.append(contact_update)
-        return written
-
-    def after_write(self) -> None:
-        """What follows a won run write, in its transaction if there is one: the buffered operations, then
-        (after commit) outbox delivery and the contact-change announcement."""
+            hooks.append(contact_update)
+        if sent:
+            provider = self.run.social_account.provider
+            hooks.append(AfterWrite(lambda: metrics.outbound_message(provider, "sent").inc(sent)))
         ops, self._ops = self._ops, []
-        outbox, self._outbox = self._outbox, []
-        if self._sent_in_transaction:
-            metrics.outbound_message(self.run.social_account.provider, "sent").inc(self._sent_in_transaction)
-            self._sent_in_transaction = 0
-        for op in ops:
-            op()
+        hooks += ops
         if outbox:
             ids = [m.pk for m in outbox]
-            transaction.on_commit(lambda: deliver_messages(ids))
-        self._announce_contact_changes()
+            hooks.append(AfterCommit(lambda: deliver_messages(ids)))
+        hooks.append(AfterWrite(self._announce_contact_changes))
+        return hooks
 
     def discard(self) -> None:
-        self._messages, self._ops, self._outbox, self._sent_in_transaction = [], [], [], 0
+        self._messages, self._ops, self._sent_in_transaction = [], [], 0
         self.contact_edits.discard()
 
     # -- helpers --------------------------------------------------------------------------------------
-    def _queue(self, kind: str, details: dict, op) -> None:
-        if op is not None:
-            self._ops.append(op)
+    def _queue(self, kind: str, details: dict, *hooks: Hook) -> None:
+        self._ops += hooks
 
     def _record_sent_in_transaction(self, messages: list[Message]) -> list[Message]:
         """Mark `sent` the messages if the run's provider records them in the run's transaction and
@@ -299,7 +295,6 @@ class Effects:
         if self.contact is None:
             return
         self.contact_edits.announce(trigger_depth=(self.run.trigger_depth or 0) + 1, listening=self.change_listeners)
-        self._callout: list | None = None  # [node key, steps so far, calls made] of the visit calling out
 
     def _contact_row(self):
         from contacts.models import Contact
@@ -343,7 +338,7 @@ class RecordingEffects(Effects):
         self.log.append({"effect": "start_automation", **report})
         return report
 
-    def _queue(self, kind: str, details: dict, op) -> None:
+    def _queue(self, kind: str, details: dict, *hooks: Hook) -> None:
         self.log.append({"effect": kind, **details})
 
     def apply(self) -> None:

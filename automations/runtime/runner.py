@@ -4,11 +4,13 @@ One execution iteration = one call, and in the common case two statements: `load
 with its automation, contact, account, conversation and the hints the walk needs; the persist writes
 the run (optimistically, through `write_run`) together with every step row of the iteration, the
 buffered effects (outbox messages, contact changes), the wait's job updates and the automation's
-counter — data-modifying CTEs guarded by the run write, so all or nothing, and one commit. Buffered
-operations (enrollments, pauses, contact fields) or a job to schedule add statements of their own in
-a transaction around it. If the run write finds zero rows, another worker moved the run: nothing of
-this iteration is written or sent. A node that calls out (http_request, webhook actions) makes the
-runner persist first, so the call happens with the run's state committed and no transaction open.
+counter — typed hooks in a declared phase order (`runtime.hooks`: run, jobs, messages, contact, steps,
+counter), written by one statement iff the run write wins, and one commit. Buffered operations
+(enrollments, pauses, contact fields) or a job to schedule put the same hooks in a transaction: the
+operations run after the run write, then the steps, the new job and the counter. If the run write finds
+zero rows, another worker moved the run: nothing of this iteration is written or sent. A node that
+calls out (http_request, webhook actions) makes the runner persist first, so the call happens with the
+run's state committed and no transaction open.
 """
 
 from __future__ import annotations
@@ -41,17 +43,16 @@ from automations.models import (
 from automations.runtime import jobs
 from automations.runtime.effects import RESUMED, Effects
 from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
-from automations.runtime.runs import counted_finish, finished, write_run
+from automations.runtime.hooks import AfterWrite, WritePhase
+from automations.runtime.runs import counted_finish, finished, steps_written, write_run
 from automations.store import base as sql
-from automations.store.base import insert_rows, run_standalone
 from automations.store.enrollment import applying_pauses
+from automations.store.steps import STEP_COLUMNS
 from contacts.models import Contact, ContactAutomationControl, Conversation, SocialAccount
 from relay.observability import logs, metrics
 
 logger = logging.getLogger(__name__)
 
-STEP_COLUMNS = ("run_id", "automation_id", "node_key", "node_kind", "entered_via_port_key", "exited_via_port_key",
-                "outcome", "duration_ms", "payload", "error", "executed_at")
 STEP_KIND_INDEX, STEP_OUTCOME_INDEX = STEP_COLUMNS.index("node_kind"), STEP_COLUMNS.index("outcome")
 
 
@@ -193,33 +194,25 @@ class LiveDriver:
 
     # -- persistence ----------------------------------------------------------------------------
     def persist(self, changes: dict, *, job: tuple | None = None, finished_status: str | None = None) -> bool:
-        """Write the run and everything this iteration buffered. The common case — steps, messages,
-        contact changes, counters, the wait's jobs — is ONE statement (`write_run` with dependents), so
-        it commits once with no BEGIN/COMMIT round trips; buffered operations or a job to schedule add
-        statements of their own, in a transaction with it."""
-        dependents = []
-        if self.cancel_wait_jobs:
-            dependents.append(jobs.cancelled_with_write(self.run, jobs.WAIT_JOB_KINDS, finishing=self.finishing_job))
-        dependents += self.effects.dependents()
-        counter = [counted_finish(self.run.automation_id, finished_status)] if finished_status else []
-        separate = job is not None or self.effects.has_operations
-        # Rows are locked in the order the transaction this replaced used: run, jobs, messages, contact,
-        # (operations,) steps, new job, and the automation's counter — shared by all its runs — last.
-        # Operations complete step payloads (start_automation's run id), so with them the steps follow.
-        if not separate:
-            dependents += [insert_rows(StepRun, STEP_COLUMNS, self.steps)] if self.steps else []
-            dependents += counter
-        with transaction.atomic() if separate else nullcontext():
-            if not write_run(self.run, dependents=dependents, **changes):
+        """Write the run and everything this iteration buffered, as hooks of `write_run` in their phase
+        order (run, jobs, messages, contact, steps, counter: `runtime.hooks`). The common case — steps,
+        messages, contact changes, counters, the wait's jobs — is ONE statement, so it commits once with
+        no BEGIN/COMMIT round trips. Buffered operations or a job to schedule need a transaction: the
+        run write carries the phases before STEPS, the operations follow, then the steps (start_automation
+        completes its step payload with the run it enrolled), the new job, and the counter last."""
+        transactional = job is not None or self.effects.has_operations
+        hooks = [jobs.cancel_run_jobs(self.run, jobs.WAIT_JOB_KINDS, finishing=self.finishing_job)
+                 if self.cancel_wait_jobs else None,
+                 *self.effects.hooks(),
+                 steps_written(self.steps),
+                 AfterWrite(lambda: jobs.schedule(self.run, *job), WritePhase.STEPS) if job is not None else None,
+                 counted_finish(self.run.automation_id, finished_status) if finished_status else None]
+        with transaction.atomic() if transactional else nullcontext():
+            if not write_run(self.run, hooks=hooks, apart_from=WritePhase.STEPS if transactional else None,
+                             **changes):
                 self.steps = []
                 self.effects.discard()
                 return False
-            self.effects.after_write()
-            if separate:
-                run_standalone([insert_rows(StepRun, STEP_COLUMNS, self.steps)] if self.steps else [])
-                if job is not None:
-                    jobs.schedule(self.run, *job)
-                run_standalone(counter)
         if self.steps:
             metrics.count_steps(self.steps, STEP_KIND_INDEX, STEP_OUTCOME_INDEX)
         if finished_status:

@@ -3,13 +3,15 @@
 Every write is optimistic: `UPDATE … WHERE id = ? AND updated_at = ?`. Zero rows means another worker
 moved the run since we read it; the caller stops quietly and causes no side effect. `updated_at` is the
 concurrency token, so each write sets it to a value strictly greater than the one it replaces.
+
+What is written with the run — jobs, messages, contact changes, steps, the counter — comes as hooks
+(`runtime.hooks`): written by the same statement iff the run write wins, in the declared phase order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -19,8 +21,13 @@ from automations.models import (
     AutomationRun,
     ExitReason,
     RunStatus,
+    StepRun,
 )
-from automations.store.base import WRITTEN, Dependent, db_value, execute
+from automations.runtime import hooks as write_hooks
+from automations.runtime.hooks import Hook, Rows, WritePhase
+from automations.store.base import db_value, json_records
+from automations.store.runs import COUNT_FINISHED, update_run
+from automations.store.steps import INSERT_STEPS, STEP_COLUMNS
 from relay.observability import metrics
 
 COUNTER_FIELDS = {
@@ -41,34 +48,31 @@ def _next_stamp(previous: datetime | None) -> datetime:
     return now
 
 
-def write_run(run: AutomationRun, *, dependents: Sequence[Dependent] = (), **changes) -> bool:
+def write_run(run: AutomationRun, *, hooks: Iterable[Hook | None] = (), apart_from: WritePhase | None = None,
+              **changes) -> bool:
     """Apply `changes` to the run row iff nobody wrote it since `run` was read.
 
     On success the in-memory run gets the changes and its new updated_at, and True is returned. On zero
-    rows nothing changes (in the database or in memory) and False is returned.
+    rows nothing changes (in the database or in memory), no hook runs, and False is returned.
 
-    `dependents` (step rows, messages, counters, job updates) are written by the same statement, as
-    data-modifying CTEs guarded by the run write: all of them or none, in the order given (which is the
-    order their rows are locked in: keep shared hot rows such as the automation's counter last), in one
-    round trip and — outside a transaction — one commit."""
+    `hooks` (jobs, messages, contact changes, steps, the counter, Python to run after) are carried out
+    by `hooks.carry_out`: their rows written by the same statement, in phase order, all or none, in one
+    round trip and — outside a transaction — one commit; `apart_from` (inside a transaction) writes the
+    phases from there on by statements of their own after the AfterWrite hooks before them."""
     stamp = _next_stamp(run.updated_at)
     values = {**changes, "updated_at": stamp}
-    fields = [AutomationRun._meta.get_field(name) for name in values]
-    params = [db_value(field, value) for field, value in zip(fields, values.values(), strict=True)]
-    params += [run.pk, db_value(AutomationRun._meta.get_field("updated_at"), run.updated_at)]
-    for dependent in dependents:
-        params += list(dependent.params)
-    text = _write_text(tuple(field.column for field in fields), tuple(dependent.sql for dependent in dependents))
+    params = {f"set_{name}": db_value(AutomationRun._meta.get_field(name), value) for name, value in values.items()}
+    params.update(id=run.pk, seen=db_value(AutomationRun._meta.get_field("updated_at"), run.updated_at))
+
+    def won():  # the hooks that follow see the run as written
+        for name, value in values.items():
+            setattr(run, name, value)
+
     try:
-        rows = execute(text, params)
+        return write_hooks.carry_out(update_run(tuple(values)), params, hooks, apart_from=apart_from, on_won=won)
     except DatabaseError:
         _close_if_lost()
         raise
-    if rows[0][0] == 0:
-        return False
-    for name, value in values.items():
-        setattr(run, name, value)
-    return True
 
 
 def _close_if_lost() -> None:
@@ -78,27 +82,19 @@ def _close_if_lost() -> None:
         connection.close()
 
 
-@lru_cache(maxsize=256)
-def _write_text(columns: tuple[str, ...], dependents: tuple[str, ...]) -> str:
-    assignments = ", ".join(f'"{name}" = %s' for name in columns)
-    parts = [f'WITH written_run AS (UPDATE "automation_runs" SET {assignments} '
-             f'WHERE "id" = %s AND "updated_at" = %s RETURNING 1)']
-    for i, sql in enumerate(dependents):
-        # PostgreSQL runs unreferenced data-modifying CTEs in an order of its own (last first, in
-        # practice). Each dependent waits for the one before it, so rows are locked in the order given
-        # — the same order as the transaction this statement replaced, whatever else locks them.
-        after = "EXISTS (SELECT 1 FROM written_run)" + (f" AND (SELECT count(*) FROM d{i - 1}) >= 0" if i else "")
-        parts.append(f"d{i} AS ({sql.replace(WRITTEN, after)} RETURNING 1)")
-    return ", ".join(parts) + " SELECT count(*) FROM written_run"
-
-
-def counted_finish(automation_id: str, status: str) -> Dependent | None:
-    """The automation's counter bump for a run that ends `status`, as a dependent of the run write."""
-    field = COUNTER_FIELDS.get(status)
-    if not field:
+def steps_written(rows: list[tuple]) -> Rows | None:
+    """Step rows (tuples in `STEP_COLUMNS` order) as a hook of the run write (None: no rows). The rows are
+    read when the statement runs: after the operations, on the runner's transaction path."""
+    if not rows:
         return None
-    return Dependent(f'UPDATE "automations" SET "{field}" = "{field}" + 1 WHERE "id" = %s AND {WRITTEN}',
-                     [automation_id])
+    return Rows(WritePhase.STEPS, INSERT_STEPS, lambda: {"rows": json_records(StepRun, STEP_COLUMNS, rows)})
+
+
+def counted_finish(automation_id: str, status: str) -> Rows | None:
+    """The automation's counter bump for a run that ends `status`, as the last hook of the run write."""
+    if status not in COUNTER_FIELDS:
+        return None
+    return Rows(WritePhase.COUNTER, COUNT_FINISHED, {"automation": automation_id, "status": str(status)})
 
 
 def finished(status: str, exit_reason: str, now: datetime, **extra) -> dict:
@@ -113,8 +109,8 @@ def exit_run(run: AutomationRun, exit_reason: str, now: datetime, *, finishing_j
     the exited counter. False: another worker moved the run first."""
     from automations.runtime import jobs
 
-    written = write_run(run, dependents=[jobs.cancelled_with_write(run, finishing=finishing_job),
-                                         counted_finish(run.automation_id, RunStatus.EXITED)],
+    written = write_run(run, hooks=[jobs.cancel_run_jobs(run, finishing=finishing_job),
+                                    counted_finish(run.automation_id, RunStatus.EXITED)],
                         **finished(RunStatus.EXITED, exit_reason, now, **extra))
     if written:
         metrics.run_finished(RunStatus.EXITED, exit_reason).inc()

@@ -13,22 +13,14 @@ dicts keyed by column name (`fetch`), and joined models are read from prefixed c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from django.db import connection, models
 
-WRITTEN = "{written}"  # the placeholder a Dependent's condition uses for "the guarded write won"
-
-
-@dataclass(frozen=True)
-class Dependent:
-    """A write that must happen if and only if a guarded write wins. `sql` is one data-modifying statement
-    whose condition includes `{written}`; the guard fills it in (see `runs.write_run`)."""
-
-    sql: str
-    params: tuple | list
+# The slot a write statement's condition holds for "after the phases before it" (`runtime.hooks`): the
+# run write fills it with its gate when the statement rides on it, TRUE when it runs on its own.
+AFTER = "{after}"
 
 
 class Names:
@@ -140,26 +132,22 @@ def literal_list(values) -> str:
     return ", ".join("'" + str(value).replace("'", "''") + "'" for value in values)
 
 
-@lru_cache(maxsize=64)
-def _insert_text(model, names: tuple[str, ...]) -> str:
-    table = model._meta.db_table
-    columns = ", ".join(column(model, name) for name in names)
-    return (f'INSERT INTO "{table}" ({columns}) SELECT {columns} '
-            f'FROM jsonb_populate_recordset(NULL::"{table}", %s::jsonb) WHERE {WRITTEN}')
+def column_list(model, names) -> str:
+    """The quoted columns of `model`'s fields `names`, in order."""
+    return ", ".join(column(model, name) for name in names)
 
 
 def _json_ready(value):
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def insert_rows(model, names: tuple[str, ...], rows: list[tuple]) -> Dependent:
-    """One INSERT for all `rows` (tuples in `names` order, values as the model holds them: ids for
-    foreign keys, aware datetimes, JSON-able dicts): the rows travel as one JSON array that PostgreSQL
-    turns into records of the table's own row type. One parameter, one `json.dumps` in C, and the same
-    statement text whatever the row count (prepared once per connection)."""
+def json_records(model, names: tuple[str, ...], rows: list[tuple]) -> str:
+    """`rows` (tuples in `names` order, values as the model holds them: ids for foreign keys, aware
+    datetimes, JSON-able dicts) as one JSON array of {column: value}, for an INSERT … SELECT FROM
+    jsonb_populate_recordset(NULL::<table>, %(rows)s::jsonb): one parameter, one `json.dumps` in C, and
+    the same statement text whatever the row count (prepared once per connection)."""
     columns = [model._meta.get_field(name).column for name in names]
-    records = [{name: _json_ready(value) for name, value in zip(columns, row, strict=True)} for row in rows]
-    return Dependent(_insert_text(model, names), [json.dumps(records)])
+    return json.dumps([{name: _json_ready(value) for name, value in zip(columns, row, strict=True)} for row in rows])
 
 
 @lru_cache(maxsize=32)
@@ -188,8 +176,3 @@ def execute(sql: str, params) -> list[tuple]:
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
-
-def run_standalone(dependents: list[Dependent]) -> None:
-    """Execute dependents unconditionally (inside a transaction the caller already guards)."""
-    for dependent in dependents:
-        execute(dependent.sql.replace(WRITTEN, "TRUE"), dependent.params)

@@ -342,12 +342,12 @@ def test_jobs_schedule_and_cancel(org, contact, conv):
     job = jobs.schedule(run, "resume_delay", due, {"node_key": "x"})
     jobs.schedule(run, "input_timeout", due)
     assert (job.organization_id, job.status, job.due_at) == (org.pk, "pending", due)
-    assert write_run(run, dependents=[jobs.cancelled_with_write(run, kinds=["resume_delay"])])
+    assert write_run(run, hooks=[jobs.cancel_run_jobs(run, kinds=["resume_delay"])])
     assert dict(ScheduledJob.objects.filter(run=run).values_list("kind", "status")) == {
         "resume_delay": "cancelled", "input_timeout": "pending"}
     stale = AutomationRun.objects.get(pk=run.pk)
     assert write_run(run)
-    assert not write_run(stale, dependents=[jobs.cancelled_with_write(stale)])  # lost: cancels nothing
+    assert not write_run(stale, hooks=[jobs.cancel_run_jobs(stale)])  # lost: cancels nothing
     assert ScheduledJob.objects.get(run=run, kind="input_timeout").status == "pending"
-    assert write_run(run, dependents=[jobs.cancelled_with_write(run)])
+    assert write_run(run, hooks=[jobs.cancel_run_jobs(run)])
     assert set(ScheduledJob.objects.filter(run=run).values_list("status", flat=True)) == {"cancelled"}

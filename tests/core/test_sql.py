@@ -7,7 +7,9 @@ import pytest
 from django.db import connection
 
 from automations.models import StepRun
-from automations.store.base import insert_rows, instance, run_standalone
+from automations.runtime.hooks import Rows, WritePhase, apply_alone
+from automations.store.base import instance, json_records
+from automations.store.steps import INSERT_STEPS
 from relay.core.ids import _ALPHABET, ID_RANDOM_LENGTH, new_id
 from tests import factories
 
@@ -22,7 +24,7 @@ def test_insert_rows_round_trips_json_nulls_and_microseconds(org):
                "outcome", "duration_ms", "payload", "error", "executed_at")
     rows = [("arun_x", automation.pk, "a", "end", None, "next", "success", 7, payload, None, executed_at),
             ("arun_x", automation.pk, "b", "end", "in", None, "failed", 0, {}, {"code": "boom"}, executed_at)]
-    run_standalone([insert_rows(StepRun, columns, rows)])
+    apply_alone([Rows(WritePhase.STEPS, INSERT_STEPS, {"rows": json_records(StepRun, columns, rows)})])
     first, second = StepRun.objects.filter(run_id="arun_x").order_by("node_key")
     assert (first.payload, first.error, first.executed_at, first.duration_ms) == (payload, None, executed_at, 7)
     assert (first.entered_via_port_key, first.exited_via_port_key) == (None, "next")
@@ -56,8 +58,8 @@ def test_new_ids_are_prefixed_and_use_the_whole_alphabet_evenly():
 def test_the_hand_written_inserts_name_every_column_the_orm_would_insert():
     """A field added to StepRun or Message must be added to the runtime's column lists too (else its
     Python-side default would never reach the row)."""
-    from automations.runtime.effects import MESSAGE_COLUMNS
-    from automations.runtime.runner import STEP_COLUMNS
+    from automations.store.messages import MESSAGE_COLUMNS
+    from automations.store.steps import STEP_COLUMNS
     from contacts.models import Message
 
     for model, columns in ((StepRun, STEP_COLUMNS), (Message, MESSAGE_COLUMNS)):
