@@ -29,7 +29,8 @@ from contacts.models import DeliveryStatus, Message
 STALE_AFTER = timedelta(seconds=60)
 
 
-def settle(run_or_id, node_key: str | None = None, *, now: datetime | None = None) -> bool:
+def settle(run_or_id: str | AutomationRun | LoadedRun, node_key: str | None = None, *,
+           now: datetime | None = None) -> bool:
     """Move on a run waiting for the delivery of `node_key`'s parts once none is pending. Returns True
     iff this call moved the run."""
     loaded = load_run(run_or_id)

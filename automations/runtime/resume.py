@@ -27,8 +27,8 @@ def exit_graph_changed(run: AutomationRun, now: datetime, port_key: str | None =
     return exit_run(run, ExitReason.GRAPH_CHANGED, now, finishing_job=finishing_job, current_port_key=port_key)
 
 
-def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, payload: dict | None = None,
-                   step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None,
+def resume_waiting(run: str | AutomationRun | LoadedRun, port_key: str, *, context_updates: dict | None = None,
+                   payload: dict | None = None, step_outcome: str = StepOutcome.SUCCESS, now: datetime | None = None,
                    finishing_job: Claim | None = None, error: dict | None = None) -> bool:
     """Leave the node a `waiting` run waits at through `port_key` and keep advancing.
 
@@ -37,7 +37,8 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     step row's error, for a wait that ended in a handled failure). Runs parked
     by a contact pause are not touched (use resume_parked). `finishing_job` (the scheduler's claimed
     timeout job) is marked done in the same transaction, so True also means it was (if still held).
-    Returns True iff this call moved the run (False: not waiting, or another worker moved it first)."""
+    Returns True iff this call moved the run (False: not waiting, or another worker moved it first).
+    `run`: its id, or the run as read (a LoadedRun walks on what was read with it; see `runner.load_run`)."""
     loaded = load_run(run)
     if loaded is None:
         return False
@@ -57,7 +58,7 @@ def resume_waiting(run, port_key: str, *, context_updates: dict | None = None, p
     return driver.persists > 0
 
 
-def resume_parked(run, now: datetime | None = None) -> bool:
+def resume_parked(run: str | AutomationRun | LoadedRun, now: datetime | None = None) -> bool:
     """Continue a run parked by a contact pause (`waiting` / `external_event`) exactly where it parked:
     the node it was about to visit is visited now. Refuses (False) while a pause still applies."""
     loaded = load_run(run)

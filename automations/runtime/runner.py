@@ -49,7 +49,7 @@ STEP_COLUMNS = ("run_id", "automation_id", "node_key", "node_kind", "entered_via
 STEP_KIND_INDEX, STEP_OUTCOME_INDEX = STEP_COLUMNS.index("node_kind"), STEP_COLUMNS.index("outcome")
 
 
-def load_run(run) -> LoadedRun | None:
+def load_run(run: str | AutomationRun | LoadedRun) -> LoadedRun | None:
     """What an advance or a resume walks on: a run id is read with its relations and hints in one
     statement (`store.runs.read_run`); a run object read elsewhere is wrapped unread (its relations are
     read again by `execute`); a LoadedRun is passed on as is."""
@@ -218,7 +218,7 @@ def execute(loaded: LoadedRun, start: Position, *, gone_reason: str, now: dateti
     return driver
 
 
-def advance(run_or_id, *, now: datetime | None = None) -> AutomationRun | None:
+def advance(run_or_id: str | AutomationRun | LoadedRun, *, now: datetime | None = None) -> AutomationRun | None:
     """Execute an `active` run from where it stands. Returns the run if this call moved it, else None
     (not found, not active, or another worker moved it first)."""
     loaded = load_run(run_or_id)

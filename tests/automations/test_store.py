@@ -3,6 +3,7 @@ one execute, due jobs are claimed by name into Claims, and no statement is writt
 
 import ast
 import dataclasses
+import importlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,8 +15,14 @@ from automations.runtime import enrollment
 from automations.runtime.engine import Position
 from automations.runtime.enrollment import enroll
 from automations.runtime.runner import advance, execute, graph_of, load_run
+from automations.store import accounts as accounts_store
+from automations.store import deliveries as deliveries_store
+from automations.store import health as health_store
 from automations.store import jobs as job_store
+from automations.store import pacing as pacing_store
+from automations.store import partitions as partitions_store
 from automations.store import runs as run_store
+from automations.store import webhooks as webhooks_store
 from automations.store.jobs import Claim
 from automations.store.runs import LoadedRun, read_run
 from tests import factories
@@ -143,6 +150,27 @@ def test_due_jobs_are_claimed_by_name_oldest_first(waiting_run, org):
 @pytest.mark.parametrize("cls", [LoadedRun, Claim])
 def test_rows_are_decoded_into_frozen_dataclasses(cls):
     assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+
+
+STORE_DIR = Path(__file__).resolve().parents[2] / "automations" / "store"
+STORE_MODULES = sorted(path.stem for path in STORE_DIR.glob("*.py") if path.stem != "__init__")
+
+
+@pytest.mark.parametrize("name", STORE_MODULES)
+def test_every_store_module_says_why_it_is_hand_written(name):
+    doc = importlib.import_module(f"automations.store.{name}").__doc__ or ""
+    assert "hand-written" in doc.lower(), name
+
+
+@pytest.mark.parametrize("module", [run_store, job_store, pacing_store, deliveries_store, webhooks_store,
+                                    accounts_store, health_store, partitions_store])
+def test_every_moved_statement_is_a_named_constant_with_named_parameters(module):
+    statements = {name: text for name, text in vars(module).items()
+                  if name.lstrip("_").isupper() and isinstance(text, str) and not name.endswith("TEMPLATE")}
+    assert statements
+    for name, text in statements.items():
+        assert "%s" not in text, name
+        assert "{" not in text, name  # every identifier placeholder filled
 
 
 def test_the_run_and_claim_statements_are_named_constants_with_named_parameters():
