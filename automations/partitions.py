@@ -2,7 +2,7 @@
 
 `ensure_partitions` is idempotent and cheap: migrations call it, the scheduler tick calls it, and
 `manage.py ensure_partitions` calls it by hand. Retention never deletes rows: whole months are
-detached and dropped (`drop_partitions_older_than`).
+detached and dropped (`drop_partitions_older_than`). The statements are in `store.partitions`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-PARENT_TABLE = "automation_step_runs"
+from automations.store import partitions as partition_store
+from automations.store.partitions import PARENT_TABLE
+
 MONTHS_BACK = 1
 MONTHS_AHEAD = 3
-_LOCK_KEY = 734_190_611  # arbitrary constant: serialises partition DDL across processes
 _NAME = re.compile(rf"^{PARENT_TABLE}_y(\d{{4}})m(\d{{2}})$")
 
 
@@ -34,17 +35,7 @@ def partition_name(month: date) -> str:
 
 
 def existing_partitions(using=None) -> list[str]:
-    with (using or connection).cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT child.relname FROM pg_inherits
-            JOIN pg_class parent ON parent.oid = pg_inherits.inhparent
-            JOIN pg_class child ON child.oid = pg_inherits.inhrelid
-            WHERE parent.relname = %s ORDER BY child.relname
-            """,
-            [PARENT_TABLE],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    return partition_store.partitions(using)
 
 
 def ensure_partitions(now: datetime | None = None, months_back: int = MONTHS_BACK,
@@ -58,20 +49,16 @@ def ensure_partitions(now: datetime | None = None, months_back: int = MONTHS_BAC
     if not missing:
         return []
     created = []
-    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    with transaction.atomic(using=conn.alias):
+        partition_store.lock_partitions(conn)
         existing = set(existing_partitions(conn))  # re-read under the lock
         for month in missing:
             name = partition_name(month)
             if name in existing:
                 continue
-            # DDL takes no bind parameters (server-side binding): the bounds are literals we format.
-            lower = datetime(month.year, month.month, 1, tzinfo=UTC).isoformat()
-            upper = datetime(add_months(month, 1).year, add_months(month, 1).month, 1, tzinfo=UTC).isoformat()
-            cursor.execute(
-                f'CREATE TABLE "{name}" PARTITION OF "{PARENT_TABLE}" '
-                f"FOR VALUES FROM ('{lower}') TO ('{upper}')"
-            )
+            upper = add_months(month, 1)
+            partition_store.create_partition(name, datetime(month.year, month.month, 1, tzinfo=UTC),
+                                             datetime(upper.year, upper.month, 1, tzinfo=UTC), conn)
             created.append(name)
     return created
 
@@ -83,15 +70,14 @@ def drop_partitions_older_than(months: int, now: datetime | None = None, using=N
     conn = using or connection
     cutoff = add_months(month_start(now or timezone.now()), -months)
     dropped = []
-    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    with transaction.atomic(using=conn.alias):
+        partition_store.lock_partitions(conn)
         for name in existing_partitions(conn):
             match = _NAME.match(name)
             if not match:
                 continue
             month = date(int(match.group(1)), int(match.group(2)), 1)
             if month < cutoff:
-                cursor.execute(f'ALTER TABLE "{PARENT_TABLE}" DETACH PARTITION "{name}"')
-                cursor.execute(f'DROP TABLE "{name}"')
+                partition_store.drop_partition(name, conn)
                 dropped.append(name)
     return dropped

@@ -1,7 +1,5 @@
 """`POST /v1/inbound-events` (API key) and `POST /v1/webhooks/automations/{slug}` (HMAC, no key)."""
 
-from functools import lru_cache
-
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -12,7 +10,7 @@ from rest_framework.views import APIView
 
 from automations.models import CONTACT_CHANGE_KINDS, InboundKind, InboundOutcome
 from automations.runtime import inbound, webhooks
-from automations.store import base as sql
+from automations.store.accounts import organization_account
 from contacts import actions
 from contacts.models import Contact, SocialAccount
 from relay.core import parsers
@@ -24,23 +22,18 @@ INBOUND_KINDS = [kind for kind in InboundKind if kind != InboundKind.WEBHOOK_INB
 
 
 class _AccountField(OrgRelatedField):
-    """The event's social account: the same lookup, as one statement built once (every event makes it)."""
+    """The event's social account: the same lookup, as one statement built once (every event makes it:
+    `store.accounts.ORGANIZATION_ACCOUNT`)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("incorrect_type", data_type=type(data).__name__)
         request = self.context.get("request")
         organization = getattr(request, "organization", None) or self.context.get("organization")
-        rows = sql.execute(_account_text(), [data, getattr(organization, "pk", organization)])
-        if not rows:
+        account = organization_account(data, getattr(organization, "pk", organization))
+        if account is None:
             return super().to_internal_value(data)  # its not_found answer
-        return sql.instance(SocialAccount, rows[0])
-
-
-@lru_cache(maxsize=1)
-def _account_text() -> str:
-    columns = ", ".join(f'"{field.column}"' for field in SocialAccount._meta.concrete_fields)
-    return f'SELECT {columns} FROM "{SocialAccount._meta.db_table}" WHERE "id" = %s AND "organization_id" = %s'
+        return account
 
 
 class InboundContactSerializer(StrictSerializer):

@@ -7,23 +7,14 @@ number; Messenger/Instagram 1/40 s per page), so concurrent workers queue up ins
 10,000-contact campaign goes out at the account's rate. The account slot is taken first and the chat
 slot no earlier than it, so the chat spacing holds exactly. A platform's "slow down" (Telegram
 `retry_after`, Graph throughput codes) pushes the account's `next_at` out: every later send waits too.
-PostgreSQL (not Redis) so it works on the embedded default; clock_timestamp() so workers share a clock."""
+PostgreSQL (not Redis) so it works on the embedded default; clock_timestamp() so workers share a clock.
+The statements are in `store.pacing`."""
 
 from __future__ import annotations
 
 import random
 
-from automations.models import SendSlot
-
-TABLE = SendSlot._meta.db_table
-_TAKE = (f'INSERT INTO "{TABLE}" AS s ("key", "next_at") '
-         "VALUES (%s, greatest(clock_timestamp(), coalesce(%s, '-infinity'::timestamptz)) + %s * interval '1 second') "
-         'ON CONFLICT ("key") DO UPDATE SET "next_at" = greatest(s."next_at", clock_timestamp(), '
-         "coalesce(%s, '-infinity'::timestamptz)) + %s * interval '1 second' "
-         'RETURNING s."next_at" - %s * interval \'1 second\', clock_timestamp()')
-_PUSH = (f'INSERT INTO "{TABLE}" AS s ("key", "next_at") VALUES (%s, clock_timestamp() + %s * interval \'1 second\') '
-         'ON CONFLICT ("key") DO UPDATE SET "next_at" = greatest(s."next_at", excluded."next_at")')
-_PRUNE = f'DELETE FROM "{TABLE}" WHERE "next_at" < clock_timestamp() - interval \'1 hour\''
+from automations.store import pacing as slots
 
 
 def account_key(account_id: str) -> str:
@@ -36,24 +27,17 @@ def chat_key(conversation_id: str) -> str:
 
 def reserve(provider, account_id: str, conversation_id: str) -> float:
     """Take the next send slot for this account and chat; return how many seconds until it."""
-    from django.db import connection
-
     slot, now = None, None
-    with connection.cursor() as cursor:
-        for key, interval in ((account_key(account_id), provider.account_interval),
-                              (chat_key(conversation_id), provider.chat_interval)):
-            if interval <= 0:
-                continue
-            cursor.execute(_TAKE, [key, slot, interval, slot, interval, interval])
-            slot, now = cursor.fetchone()
-        if random.random() < 0.01:  # slots an hour old say nothing: keep the table small
-            cursor.execute(_PRUNE)
+    for key, interval in ((account_key(account_id), provider.account_interval),
+                          (chat_key(conversation_id), provider.chat_interval)):
+        if interval <= 0:
+            continue
+        slot, now = slots.take_slot(key, slot, interval)
+    if random.random() < 0.01:  # slots an hour old say nothing: keep the table small
+        slots.prune_slots()
     return max(0.0, (slot - now).total_seconds()) if slot is not None else 0.0
 
 
 def hold_off(account_id: str, seconds: float) -> None:
     """Nothing goes out through the account for `seconds` (the platform asked us to slow down)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(_PUSH, [account_key(account_id), seconds])
+    slots.push_slot(account_key(account_id), seconds)

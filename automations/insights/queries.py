@@ -128,10 +128,6 @@ def parse_window(params, now: datetime | None = None) -> Window:
 
 # ------------------------------------------------------------------------------------------------ SQL
 
-runs_sql, nodes_sql, ports_sql = store.runs_sql, store.nodes_sql, store.ports_sql
-live_edges_sql, rolled_sql = store.live_edges_sql, store.rolled_sql
-
-
 def step_params(scope: Scope, window: Window) -> dict:
     return {"automation": scope.automation_id, "target": scope.target_id, "start": window.start,
             "end": window.end, "bucket": window.bucket}
@@ -169,7 +165,7 @@ def insights(scope: Scope, window: Window, graph: dict | None = None) -> dict:
 
 def _live_runs(scope: Scope, window: Window) -> list[dict]:
     """Runs started in the window by (bucket, status, exit_reason), all from the runs."""
-    return store.fetch(store.runs_sql(scope.kind), step_params(scope, window))
+    return store.fetch(store.RUNS_SQL[scope.kind], step_params(scope, window))
 
 
 def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> list[dict]:
@@ -177,7 +173,7 @@ def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, w
     from the run rollup as far as the watermark, the rest from the runs."""
     params = {**_span_params(scope, window, first, last, watermark), "live": list(LIVE_RUN_STATUSES),
               "finished": list(FINISHED_RUN_STATUSES)}
-    return store.fetch(store.mixed_runs_sql(scope.kind), params)
+    return store.fetch(store.MIXED_RUNS_SQL[scope.kind], params)
 
 
 def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> dict:
@@ -233,13 +229,13 @@ def _live_groups(scope: Scope, window: Window) -> dict[tuple, dict]:
     params = step_params(scope, window)
     groups: dict[tuple, dict] = {}
     by_node: dict[tuple, dict] = {}  # ports are per node key; a key has one kind (but after graph edits)
-    for row in store.fetch(store.nodes_sql(scope.kind), params):
+    for row in store.fetch(store.NODES_SQL[scope.kind], params):
         group = groups.setdefault((row["automation_id"], row["node_key"], row["node_kind"]), _group())
         group["visits"] += row["visits"]
         group["outcomes"] = {outcome: row[outcome] for outcome in StepOutcome.values}
         group["median"] = row["median"]
         by_node.setdefault((row["automation_id"], row["node_key"]), group)
-    for row in store.fetch(store.ports_sql(scope.kind), params):
+    for row in store.fetch(store.PORTS_SQL[scope.kind], params):
         group = (by_node.get((row["automation_id"], row["node_key"]))
                  or groups.setdefault((row["automation_id"], row["node_key"], ""), _group()))
         group["ports"][row["port"]] = group["ports"].get(row["port"], 0) + row["count"]
@@ -268,7 +264,7 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
     counted from the rows of that part."""
     params = _span_params(scope, window, first, last, watermark)
     groups: dict[tuple, dict] = {}
-    rows = store.fetch(store.live_edges_sql(scope.kind), params) + store.fetch(store.rolled_sql(scope.kind), params)
+    rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], params) + store.fetch(store.ROLLED_SQL[scope.kind], params)
     for row in rows:
         group = groups.setdefault((row["automation_id"], row["node_key"], row["node_kind"]), _group())
         tag, label, count = row["tag"], row["label"], int(row["count"])

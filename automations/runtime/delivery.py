@@ -22,16 +22,21 @@ from automations.runtime.engine import GraphView
 from automations.runtime.resume import exit_graph_changed, resume_waiting, waiting_entry_port
 from automations.runtime.runner import graph_of, load_run
 from automations.runtime.runs import counted_finish, finished, steps_written, write_run
+from automations.store.runs import LoadedRun
 from contacts.models import DeliveryStatus, Message
 
 STALE_AFTER = timedelta(seconds=60)
 
 
-def settle(run_or_id, node_key: str | None = None, *, now: datetime | None = None) -> bool:
+def settle(run_or_id: str | AutomationRun | LoadedRun, node_key: str | None = None, *,
+           now: datetime | None = None) -> bool:
     """Move on a run waiting for the delivery of `node_key`'s parts once none is pending. Returns True
     iff this call moved the run."""
-    run = load_run(run_or_id)
-    if run is None or run.status != RunStatus.WAITING or run.waiting_for != WaitingFor.DELIVERY:
+    loaded = load_run(run_or_id)
+    if loaded is None:
+        return False
+    run = loaded.run
+    if run.status != RunStatus.WAITING or run.waiting_for != WaitingFor.DELIVERY:
         return False
     if node_key is not None and run.current_node_key != node_key:
         return False
@@ -49,7 +54,7 @@ def settle(run_or_id, node_key: str | None = None, *, now: datetime | None = Non
                             **({"error_code": rows[i]["error_code"], "error": rows[i]["error"]}
                                if rows[i]["status"] in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN) else {})}
                            for i in ids]}
-    graph = GraphView(graph_of(run))
+    graph = GraphView(graph_of(loaded))
     node = graph.node(node_key)
     if node is None:
         return exit_graph_changed(run, now)
@@ -57,12 +62,13 @@ def settle(run_or_id, node_key: str | None = None, *, now: datetime | None = Non
     if failed is not None:
         error = {"code": failed["error_code"] or "delivery_failed", "message": failed["error"][:1000]}
         if graph.target(node_key, "error") is not None:
-            return resume_waiting(run, "error", payload=report, step_outcome=StepOutcome.FAILED, error=error, now=now)
-        return _handler_failure(run, node, report, error, now)
+            return resume_waiting(loaded, "error", payload=report, step_outcome=StepOutcome.FAILED, error=error,
+                                  now=now)
+        return _handler_failure(loaded, node, report, error, now)
     config = node.get("config") if isinstance(node.get("config"), dict) else {}
     if message_node.waits(config):
-        return _wait_for_reply(run, node, config, report, now)
-    return resume_waiting(run, "next", payload=report, now=now)
+        return _wait_for_reply(loaded, node, config, report, now)
+    return resume_waiting(loaded, "next", payload=report, now=now)
 
 
 def settle_waiting(run_id: str) -> bool:
@@ -79,16 +85,19 @@ def stale_waits(limit: int = 200) -> list[str]:
                 .order_by("updated_at").values_list("pk", flat=True)[:limit])
 
 
-def _step_row(run, node: dict, outcome: str, payload: dict, error: dict | None, now: datetime) -> tuple:
-    return (run.pk, run.automation_id, node["key"], node.get("kind", ""), waiting_entry_port(run), None, outcome, 0,
-            payload, error, now)
+def _step_row(loaded: LoadedRun, node: dict, outcome: str, payload: dict, error: dict | None,
+              now: datetime) -> tuple:
+    run = loaded.run
+    return (run.pk, run.automation_id, node["key"], node.get("kind", ""), waiting_entry_port(loaded), None, outcome,
+            0, payload, error, now)
 
 
-def _wait_for_reply(run, node: dict, config: dict, report: dict, now: datetime) -> bool:
+def _wait_for_reply(loaded: LoadedRun, node: dict, config: dict, report: dict, now: datetime) -> bool:
     """Delivered: now wait for the reply the buttons/quick replies ask for (`no_response` job if set)."""
     wait = message_node.reply_wait(config, now)
     job = wait.scheduled_job(node["key"])
-    step = _step_row(run, node, StepOutcome.WAITING, report, None, now)
+    step = _step_row(loaded, node, StepOutcome.WAITING, report, None, now)
+    run = loaded.run
     with transaction.atomic():
         if not write_run(run, hooks=[steps_written([step])], waiting_for=wait.waiting_for, waiting_until=wait.until):
             return False
@@ -97,7 +106,8 @@ def _wait_for_reply(run, node: dict, config: dict, report: dict, now: datetime) 
     return True
 
 
-def _handler_failure(run, node: dict, report: dict, error: dict, now: datetime) -> bool:
-    step = _step_row(run, node, StepOutcome.FAILED, report, error, now)
+def _handler_failure(loaded: LoadedRun, node: dict, report: dict, error: dict, now: datetime) -> bool:
+    step = _step_row(loaded, node, StepOutcome.FAILED, report, error, now)
+    run = loaded.run
     return write_run(run, hooks=[steps_written([step]), counted_finish(run.automation_id, RunStatus.FAILED)],
                      **finished(RunStatus.FAILED, ExitReason.HANDLER_FAILURE, now, current_node_key=node["key"]))

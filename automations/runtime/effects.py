@@ -62,7 +62,7 @@ class Effects:
         self._messages: list[Message] = []
         self._sent_in_transaction = 0  # messages of the pending write its provider recorded as sent
         # False when the run was read with no tag/field entrypoint listening in its organization
-        # (runner.load_run): passed on with the contact_changed signal, so the receiver need not ask.
+        # (store.runs.read_run): passed on with the contact_changed signal, so the receiver need not ask.
         self.change_listeners: bool | None = None
         self.contact_edits = ContactEdits(contact)  # tag/field changes: written with the run, announced after
         self._callout: list | None = None  # [node key, steps so far, calls made] of the visit calling out

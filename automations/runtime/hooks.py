@@ -6,12 +6,13 @@ a store statement and its parameters, tagged with its `WritePhase` — and the p
 are locked in: run, jobs, messages, contact, steps, and the automation's counter (a row every run of
 the automation shares) last. Two persists that lock in one order cannot deadlock on each other.
 
-`carry_out` writes the run and its `Rows` in ONE statement: data-modifying CTEs named by phase
-(`w_run`, `w_jobs`, … `w_counter`). PostgreSQL documents the order of a statement's sub-statements as
-unpredictable (it runs the ones nothing reads last-first), so the order is made a data dependency: each
-CTE returns the run id, and each phase's condition is that the run id is the largest id returned by
-the CTEs before it (`max` reads all of them, so every earlier phase has finished its writes before this
-one starts). A lost run write returns nothing, so no phase writes anything.
+`carry_out` writes the run and its `Rows` in ONE statement (`store.runs.write_with_phases`):
+data-modifying CTEs named by phase (`w_run`, `w_jobs`, … `w_counter`). PostgreSQL documents the order of
+a statement's sub-statements as unpredictable (it runs the ones nothing reads last-first), so the order
+is made a data dependency: each CTE returns the run id, and each phase's condition is that the run id is
+the largest id returned by the CTEs before it (`max` reads all of them, so every earlier phase has
+finished its writes before this one starts). A lost run write returns nothing, so no phase writes
+anything.
 
 `AfterWrite` hooks are Python that runs once the run write won (in the persist's transaction: pauses,
 enrollments, the contact-change announcement); `AfterCommit` hooks run after commit (outbox delivery,
@@ -22,15 +23,14 @@ step payload with the run it enrolled, so steps follow the operations.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
 
 from django.db import transaction
 
-from automations.store.base import AFTER, execute
+from automations.store import runs as runs_store
+from automations.store.base import run_alone
 
 
 class WritePhase(IntEnum):
@@ -92,12 +92,8 @@ def carry_out(run_sql: str, run_params: dict, hooks: Iterable[Hook | None], *,
     ordered = plan(hooks)
     riding = [hook for hook in ordered
               if isinstance(hook, Rows) and (apart_from is None or hook.phase < apart_from)]
-    names = _cte_names(riding)
-    params = {f"w_run_{name}": value for name, value in run_params.items()}
-    for name, hook in zip(names, riding, strict=True):
-        params.update({f"{name}_{key}": value for key, value in hook.values().items()})
-    text = write_statement(run_sql, tuple(zip(names, (hook.sql for hook in riding), strict=True)))
-    if execute(text, params)[0][0] == 0:
+    phases = [(name, hook.sql, hook.values()) for name, hook in zip(_cte_names(riding), riding, strict=True)]
+    if not runs_store.write_with_phases(run_sql, run_params, phases):
         return False
     if on_won is not None:
         on_won()
@@ -114,7 +110,7 @@ def apply_alone(hooks: Iterable[Hook | None]) -> None:
 def _follow(hooks: Iterable[Hook]) -> None:
     for hook in hooks:
         if isinstance(hook, Rows):
-            execute(hook.sql.replace(AFTER, "TRUE"), hook.values())
+            run_alone(hook.sql, hook.values())
         elif isinstance(hook, AfterWrite):
             hook.call()
         else:
@@ -129,26 +125,3 @@ def _cte_names(rows: Sequence[Rows]) -> list[str]:
         seen[base] = seen.get(base, 0) + 1
         names.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
     return names
-
-
-_PARAMETER = re.compile(r"%\((\w+)\)s")
-
-
-@lru_cache(maxsize=256)
-def write_statement(run_sql: str, phases: tuple[tuple[str, str], ...]) -> str:
-    """The one statement: `w_run` (the run's UPDATE), then one CTE per (name, statement) of `phases`, in
-    the order given, each gated on every CTE before it. Parameters are prefixed with the CTE's name
-    (`%(status)s` of w_jobs is `%(w_jobs_status)s`), so any statements compose."""
-    run_id = "%(w_run_id)s::text"
-    parts = [f"WITH w_run AS ({_prefixed(run_sql, 'w_run')} RETURNING \"id\" AS run_id)"]
-    before = ["w_run"]
-    for name, sql in phases:
-        written = " UNION ALL ".join(f"SELECT run_id FROM {earlier}" for earlier in before)
-        gate = f"{run_id} = (SELECT max(run_id) FROM ({written}) AS {name}_after)"
-        parts.append(f"{name} AS ({_prefixed(sql, name).replace(AFTER, gate)} RETURNING {run_id} AS run_id)")
-        before.append(name)
-    return ", ".join(parts) + " SELECT count(*) FROM w_run"
-
-
-def _prefixed(sql: str, name: str) -> str:
-    return _PARAMETER.sub(lambda match: f"%({name}_{match.group(1)})s", sql)

@@ -6,7 +6,6 @@ node it belongs to and the port it resumes through: `{"node_key": …, "port_key
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
@@ -14,7 +13,7 @@ from django.utils import timezone
 from automations.models import AutomationRun, ScheduledJob
 from automations.nodes import registry
 from automations.runtime.hooks import Rows, WritePhase
-from automations.store.jobs import CANCEL_RUN_JOBS, FINISH_CLAIM_CANCEL_RUN_JOBS
+from automations.store.jobs import CANCEL_RUN_JOBS, FINISH_CLAIM_CANCEL_RUN_JOBS, Claim
 
 # Jobs that belong to one wait of a run (the timeouts the node kinds declare); cancelled when the run
 # leaves the node.
@@ -24,21 +23,6 @@ WAIT_JOB_KINDS = tuple(registry.timeout_waits())
 def schedule(run: AutomationRun, kind: str, due_at: datetime, payload: dict | None = None) -> ScheduledJob:
     return ScheduledJob.objects.create(organization_id=run.organization_id, run_id=run.pk, kind=kind,
                                        due_at=due_at, payload=payload or {})
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A job the scheduler claimed: its lease (`due_at` while claimed, the claim token), its original
-    due time, and the attempt this is."""
-
-    id: str
-    original_due: datetime
-    attempts: int  # including this claim
-    lease: datetime
-    # The row as claimed, so a job that resumes a run needs no read of its own (see scheduler.process_claim).
-    kind: str = ""
-    run_id: str | None = None
-    payload: dict | None = None
 
 
 def cancel_run_jobs(run: AutomationRun, kinds=None, *, finishing: Claim | None = None) -> Rows:

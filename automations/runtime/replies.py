@@ -32,6 +32,7 @@ from automations.runtime.effects import Effects
 from automations.runtime.engine import GraphView
 from automations.runtime.resume import exit_graph_changed, resume_waiting, waiting_entry_port
 from automations.runtime.runs import write_run
+from automations.store.runs import LoadedRun
 from contacts.models import Contact, Message, MessageDirection
 
 # Waits an inbound event can end: those of the node kinds that answer replies (`answer`).
@@ -68,7 +69,7 @@ def offer_to_waiting_runs(contact: Contact, account, reply: InboundReply, *,
                 orphaned_tap = (run, reply.tap_port)
             continue
         if answered.port is None:
-            moved = _ask_again(run, node, answered, now)
+            moved = _ask_again(LoadedRun.unread(run), node, answered, now)
         else:
             moved = resume_waiting(run, answered.port, context_updates=answered.context_updates,
                                    payload=answered.payload, now=now)
@@ -97,12 +98,13 @@ def _tapped_a_removed_port(run: AutomationRun, ports: list[str], reply: InboundR
                for payload in sent for item in (payload or {}).get(field_name) or [])
 
 
-def _ask_again(run: AutomationRun, node: dict, answered: Answer, now: datetime) -> bool:
+def _ask_again(loaded: LoadedRun, node: dict, answered: Answer, now: datetime) -> bool:
     """A reply the node did not accept, with attempts left: record it, re-send the prompt, keep waiting."""
+    run = loaded.run
     context = copy.deepcopy(run.context or {})
     context.update(answered.context_updates)
     prompt = _last_prompt(run)
-    entered_via = waiting_entry_port(run)
+    entered_via = waiting_entry_port(loaded)
     with transaction.atomic():
         if not write_run(run, context=context):
             return False

@@ -1,7 +1,8 @@
 """The runner: `advance(run)` executes an active run until it waits, parks, ends or fails.
 
-One execution iteration = one call, and in the common case two statements: `load_run` reads the run
-with its automation, contact, account, conversation and the hints the walk needs; the persist writes
+One execution iteration = one call, and in the common case two statements: `store.runs.read_run` reads
+the run with its automation, contact, account, conversation and the hints the walk needs (a LoadedRun,
+passed explicitly to whatever walks or resumes it); the persist writes
 the run (optimistically, through `write_run`) together with every step row of the iteration, the
 buffered effects (outbox messages, contact changes), the wait's job updates and the automation's
 counter — typed hooks in a declared phase order (`runtime.hooks`: run, jobs, messages, contact, steps,
@@ -19,24 +20,16 @@ import copy
 import logging
 from contextlib import nullcontext
 from datetime import datetime
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from automations.models import (
-    CONTACT_CHANGE_KINDS,
-    ActiveStatus,
     Automation,
     AutomationRun,
-    AutomationStatus,
-    Entrypoint,
     ExitReason,
-    JobStatus,
     RunStatus,
-    ScheduledJob,
-    StepOutcome,
     StepRun,
     WaitingFor,
 )
@@ -45,10 +38,11 @@ from automations.runtime.effects import RESUMED, Effects
 from automations.runtime.engine import GraphView, PauseInfo, Position, Step, Stop, Walker
 from automations.runtime.hooks import AfterWrite, WritePhase
 from automations.runtime.runs import counted_finish, finished, steps_written, write_run
-from automations.store import base as sql
 from automations.store.enrollment import applying_pauses
+from automations.store.jobs import Claim
+from automations.store.runs import LoadedRun, read_run
 from automations.store.steps import STEP_COLUMNS
-from contacts.models import Contact, ContactAutomationControl, Conversation, SocialAccount
+from contacts.models import Contact
 from relay.observability import logs, metrics
 
 logger = logging.getLogger(__name__)
@@ -56,85 +50,31 @@ logger = logging.getLogger(__name__)
 STEP_KIND_INDEX, STEP_OUTCOME_INDEX = STEP_COLUMNS.index("node_kind"), STEP_COLUMNS.index("outcome")
 
 
-def load_run(run_or_id, *, held_job: jobs.Claim | None = None) -> AutomationRun | None:
-    """The run by id, read in ONE statement with everything an advance needs: its automation (graph),
-    contact, account and conversation, plus three hints read at the same instant — whether the contact
-    has any pause rows at all, whether anything in the organization listens for tag/field changes, and
-    (for a waiting run) the port its wait was entered through. The hints live in the run's `__dict__`
-    and are used once (`has_pause_rows` also marks the relations as freshly read). With `held_job` (a
-    scheduler claim) the same statement tells whether that job is still ours: `job_held`. A run object
-    passed in is returned as is (its relations are read again by `execute`)."""
-    if isinstance(run_or_id, AutomationRun):
-        return run_or_id
-    with_job = held_job is not None
-    params = [held_job.id, held_job.lease, run_or_id] if with_job else [run_or_id]
-    rows = sql.execute(_load_run_text(with_job), params)
-    if not rows:
-        return None
-    values = list(rows[0])
-    if with_job:
-        job_held = values.pop()
-    has_pause_rows, has_change_listeners, entry_port = values[-3:]
-    instances = {}
-    offset = 0
-    for name, model in _LOADED_WITH_RUN:
-        width = len(model._meta.concrete_fields)
-        instances[name] = sql.instance(model, values[offset:offset + width])
-        offset += width
-    run = instances.pop("run")
-    for name, related in instances.items():
-        AutomationRun._meta.get_field(name).set_cached_value(run, related)
-    run.__dict__.update(has_pause_rows=has_pause_rows, has_change_listeners=has_change_listeners,
-                        entry_port_hint=(run.updated_at, run.current_node_key, entry_port))
-    if with_job:
-        run.__dict__["job_held"] = job_held
-    return run
+def load_run(run: str | AutomationRun | LoadedRun) -> LoadedRun | None:
+    """What an advance or a resume walks on: a run id is read with its relations and hints in one
+    statement (`store.runs.read_run`); a run object read elsewhere is wrapped unread (its relations are
+    read again by `execute`); a LoadedRun is passed on as is."""
+    if isinstance(run, LoadedRun):
+        return run
+    if isinstance(run, AutomationRun):
+        return LoadedRun.unread(run)
+    return read_run(run)
 
 
-# The rows `load_run` reads, in column order: the run, then its relations (LEFT JOIN: absent → None).
-_LOADED_WITH_RUN = (("run", AutomationRun), ("automation", Automation), ("contact", Contact),
-                    ("social_account", SocialAccount), ("conversation", Conversation))
+def graph_of(loaded: LoadedRun) -> dict:
+    """The run's automation graph as it is now: the copy read with the run while fresh, else read it."""
+    if loaded.fresh:
+        return loaded.run.automation.graph
+    return Automation.objects.only("graph").get(pk=loaded.run.automation_id).graph
 
 
-@lru_cache(maxsize=2)
-def _load_run_text(with_job: bool) -> str:
-    aliases = {"run": "r", "automation": "a", "contact": "c", "social_account": "sa", "conversation": "cv"}
-    columns = ", ".join(sql.select_list(model, aliases[name]) for name, model in _LOADED_WITH_RUN)
-    joins = " ".join(
-        f'LEFT JOIN "{model._meta.db_table}" {aliases[name]} ON {aliases[name]}."id" = '
-        f'r."{AutomationRun._meta.get_field(name).column}"'
-        for name, model in _LOADED_WITH_RUN[1:])
-    kinds = ", ".join(f"'{kind}'" for kind in CONTACT_CHANGE_KINDS)
-    return (
-        f"SELECT {columns}, "
-        f'EXISTS (SELECT 1 FROM "{ContactAutomationControl._meta.db_table}" p WHERE p."contact_id" = r."contact_id"), '
-        f'EXISTS (SELECT 1 FROM "{Entrypoint._meta.db_table}" e JOIN "{Automation._meta.db_table}" ea '
-        f'ON ea."id" = e."automation_id" WHERE e."organization_id" = r."organization_id" AND e."kind" IN ({kinds}) '
-        f"AND e.\"status\" = '{ActiveStatus.ACTIVE}' AND ea.\"status\" = '{AutomationStatus.ACTIVE}'), "
-        f"CASE WHEN r.\"status\" = '{RunStatus.WAITING}' THEN (SELECT s.\"entered_via_port_key\" "
-        f'FROM "{StepRun._meta.db_table}" s WHERE s."run_id" = r."id" AND s."node_key" = r."current_node_key" '
-        f"AND s.\"outcome\" = '{StepOutcome.WAITING}' ORDER BY s.\"executed_at\" DESC, s.\"id\" DESC LIMIT 1) END"
-        + (f', EXISTS (SELECT 1 FROM "{ScheduledJob._meta.db_table}" j WHERE j."id" = %s '
-           f"AND j.\"status\" = '{JobStatus.PENDING}' AND j.\"due_at\" = %s) " if with_job else " ")
-        +
-        f'FROM "{AutomationRun._meta.db_table}" r {joins} WHERE r."id" = %s'
-    )
-
-
-def graph_of(run: AutomationRun) -> dict:
-    """The run's automation graph as it is now: the copy `load_run` just read, else read it."""
-    if "has_pause_rows" in run.__dict__:
-        return run.automation.graph
-    return Automation.objects.only("graph").get(pk=run.automation_id).graph
-
-
-def _take_fresh_relations(run: AutomationRun) -> tuple[Automation | None, Contact | None, bool | None, bool | None]:
+def _take_fresh_relations(loaded: LoadedRun) -> tuple[Automation | None, Contact | None, bool | None, bool | None]:
     """The automation and contact to walk with, plus the pause-rows and change-listener hints. Those
-    read with the run by `load_run` are used once (then forgotten, so a run object kept around never
-    walks on old data); otherwise they are read now."""
-    if "has_pause_rows" in run.__dict__:
-        return (run.automation, run.contact, run.__dict__.pop("has_pause_rows"),
-                run.__dict__.pop("has_change_listeners", None))
+    read with the run are used once (`LoadedRun.take`: a LoadedRun kept around never walks on old data);
+    otherwise they are read now."""
+    run = loaded.run
+    if loaded.take():
+        return run.automation, run.contact, loaded.has_pause_rows, loaded.has_change_listeners
     return (Automation.objects.filter(pk=run.automation_id).first(),
             Contact.objects.filter(pk=run.contact_id).first(), None, None)
 
@@ -143,7 +83,7 @@ class LiveDriver:
     """Persistence for a real run: buffered step rows, one transaction per persist."""
 
     def __init__(self, run: AutomationRun, effects: Effects, *, cancel_wait_jobs: bool = False,
-                 finishing_job: jobs.Claim | None = None):
+                 finishing_job: Claim | None = None):
         self.run = run
         self.effects = effects
         self.steps: list[tuple] = []  # step rows in STEP_COLUMNS order
@@ -242,13 +182,14 @@ class LiveDriver:
                             finished_status=stop.status)
 
 
-def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datetime | None = None,
+def execute(loaded: LoadedRun, start: Position, *, gone_reason: str, now: datetime | None = None,
             prelude: list[Step] | None = None, context_updates: dict | None = None,
-            cancel_wait_jobs: bool = False, finishing_job: jobs.Claim | None = None) -> LiveDriver:
-    """Walk `run` from `start` and persist what happened. `prelude` steps (a resume's step row) and
+            cancel_wait_jobs: bool = False, finishing_job: Claim | None = None) -> LiveDriver:
+    """Walk the run from `start` and persist what happened. `prelude` steps (a resume's step row) and
     `context_updates` are persisted with the first write. Returns the driver (`persists` > 0 iff the
     first write won)."""
-    automation, contact, has_pause_rows, has_change_listeners = _take_fresh_relations(run)
+    run = loaded.run
+    automation, contact, has_pause_rows, has_change_listeners = _take_fresh_relations(loaded)
     effects = Effects(run=run, contact=contact, automation=automation)
     effects.change_listeners = has_change_listeners
     driver = LiveDriver(run, effects, cancel_wait_jobs=cancel_wait_jobs, finishing_job=finishing_job)
@@ -270,15 +211,16 @@ def execute(run: AutomationRun, start: Position, *, gone_reason: str, now: datet
     return driver
 
 
-def advance(run_or_id, *, now: datetime | None = None) -> AutomationRun | None:
+def advance(run_or_id: str | AutomationRun | LoadedRun, *, now: datetime | None = None) -> AutomationRun | None:
     """Execute an `active` run from where it stands. Returns the run if this call moved it, else None
     (not found, not active, or another worker moved it first)."""
-    run = load_run(run_or_id)
-    if run is None or run.status != RunStatus.ACTIVE:
+    loaded = load_run(run_or_id)
+    if loaded is None or loaded.run.status != RunStatus.ACTIVE:
         return None
+    run = loaded.run
     if run.current_port_key:
         start = Position(run.current_node_key, port_key=run.current_port_key)
     else:
         start = Position(run.current_node_key)
-    driver = execute(run, start, gone_reason=ExitReason.NODE_REMOVED, now=now)
+    driver = execute(loaded, start, gone_reason=ExitReason.NODE_REMOVED, now=now)
     return run if driver.persists else None

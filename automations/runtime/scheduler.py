@@ -52,7 +52,6 @@ the beat entry that fires the tick is created by `manage.py setup_schedules`.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -60,7 +59,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -81,8 +80,9 @@ from automations.nodes import registry
 from automations.partitions import ensure_partitions
 from automations.runtime import audience, cron
 from automations.runtime.effects import stale_outbox_ids
-from automations.runtime.jobs import Claim
-from automations.store import base as sql
+from automations.store import jobs as job_store
+from automations.store.jobs import Claim
+from automations.store.runs import LoadedRun, read_run
 from relay.observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,6 @@ MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=30)
 STALE_ACTIVE_AFTER = timedelta(minutes=5)
 LAST_ERROR_MAX = 4000
-_SCHEDULE_LOCK_KEY = 734_190_612  # serialises schedule_trigger planning across ticks (next to partitions' key)
 
 # Jobs that end a wait (a timeout, a delay), as the node kinds declare them: job kind → its wait (what the
 # run must still be waiting for when the job fires — anything else means it moved on — and the port it
@@ -252,25 +251,13 @@ def _complete_unfinished_events(now: datetime, hand_over: int) -> int:
 
 def claim_due_jobs(now: datetime, batch: int) -> list[Claim]:
     """One statement (one short transaction): lock due pending rows nobody else holds, count the attempt,
-    lease them, and return them — oldest first — with what processing needs."""
+    lease them, and return them — oldest first — with what processing needs (`store.jobs.CLAIM_DUE_JOBS`)."""
     if batch <= 0:
         return []
-    lease = now + CLAIM_LEASE
-    rows = sql.execute(_CLAIM, [JobStatus.PENDING, now, batch, lease, timezone.now()])
-    rows.sort(key=lambda row: (row[1], row[0]))
-    for _job_id, due, _attempts, kind, _run_id, _payload in rows:
-        metrics.SCHEDULER_LAG.labels(kind).observe(max((now - due).total_seconds(), 0.0))
-    return [Claim(id=job_id, original_due=due, attempts=attempts, lease=lease, kind=kind, run_id=run_id,
-                  payload=json.loads(payload) if isinstance(payload, str) else payload)
-            for job_id, due, attempts, kind, run_id, payload in rows]
-
-
-_CLAIM = (
-    'WITH due AS (SELECT "id", "due_at" FROM "automation_scheduled_jobs" WHERE "status" = %s AND "due_at" <= %s '
-    'ORDER BY "due_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED) '
-    'UPDATE "automation_scheduled_jobs" j SET "attempts" = j."attempts" + 1, "due_at" = %s, "updated_at" = %s '
-    'FROM due WHERE j."id" = due."id" RETURNING j."id", due."due_at", j."attempts", j."kind", j."run_id", j."payload"'
-)
+    claims = job_store.claim_due_jobs(now, batch, now + CLAIM_LEASE, timezone.now())
+    for claim in claims:
+        metrics.SCHEDULER_LAG.labels(claim.kind).observe(max((now - claim.original_due).total_seconds(), 0.0))
+    return claims
 
 
 def _max_lag_ms(claims: list[Claim], now: datetime) -> int:
@@ -370,33 +357,32 @@ def _record_failure(claim: Claim, exc: Exception, now: datetime) -> str:
 
 # ------------------------------------------------------------------------------------- run waits
 
-def _waiting_run(job: ScheduledJob, claim: Claim) -> AutomationRun | None:
+def _waiting_run(job: ScheduledJob, claim: Claim) -> LoadedRun | None:
     """The job's run if it is still waiting where and for what the job was scheduled, else None. Raises
     NotHeld if the job is no longer ours (read by the same statement as the run)."""
-    from automations.runtime.runner import load_run
-
-    run = load_run(job.run_id, held_job=claim) if job.run_id else None  # with what the resume needs
-    if run is None:  # no run to read the hold with
+    loaded = read_run(job.run_id, held_job=claim) if job.run_id else None  # with what the resume needs
+    if loaded is None:  # no run to read the hold with
         if not ScheduledJob.objects.filter(pk=claim.id, status=JobStatus.PENDING, due_at=claim.lease).exists():
             raise NotHeld(claim.id)
         return None
-    if not run.__dict__.pop("job_held"):
+    if not loaded.job_held:
         raise NotHeld(claim.id)
+    run = loaded.run
     if run.status != RunStatus.WAITING or run.waiting_for != TIMEOUT_WAITS[job.kind].waiting_for:
         return None
     node_key = (job.payload or {}).get("node_key")
     if node_key and node_key != run.current_node_key:
         return None
-    return run
+    return loaded
 
 
 def _resume_through_port(job: ScheduledJob, claim: Claim, now: datetime, report: TickReport):
-    run = _waiting_run(job, claim)
-    if run is None:
+    loaded = _waiting_run(job, claim)
+    if loaded is None:
         return False
     from automations.runtime.resume import resume_waiting
 
-    resumed = resume_waiting(run, TIMEOUT_WAITS[job.kind].timeout_port,
+    resumed = resume_waiting(loaded, TIMEOUT_WAITS[job.kind].timeout_port,
                              payload={"scheduled_job_id": job.pk, "job_kind": job.kind}, now=now, finishing_job=claim)
     return CLOSED if resumed else False
 
@@ -427,7 +413,7 @@ def plan_schedule_triggers(now: datetime) -> int:
     paused or deleted entrypoints simply no-op when they fire."""
     created = 0
     with transaction.atomic():
-        _lock_schedule_planning()
+        job_store.lock_schedule_planning()
         entrypoints = list(_active_schedule_entrypoints())
         pending = {}
         for job in ScheduledJob.objects.filter(kind=JobKind.SCHEDULE_TRIGGER, status=JobStatus.PENDING,
@@ -453,11 +439,6 @@ def plan_schedule_triggers(now: datetime) -> int:
     return created
 
 
-def _lock_schedule_planning():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEDULE_LOCK_KEY])
-
-
 def _create_trigger_job(entrypoint: Entrypoint, due: datetime, key: dict) -> ScheduledJob:
     return ScheduledJob.objects.create(
         organization_id=entrypoint.organization_id, kind=JobKind.SCHEDULE_TRIGGER, entrypoint=entrypoint,
@@ -479,7 +460,7 @@ def _schedule_trigger(job: ScheduledJob, claim: Claim, now: datetime, report: Ti
     # First the next occurrence, so a crash while enrolling never ends the series.
     due = cron.next_occurrence(key["cron"], key["timezone"], now)
     with transaction.atomic():
-        _lock_schedule_planning()
+        job_store.lock_schedule_planning()
         others = ScheduledJob.objects.filter(kind=JobKind.SCHEDULE_TRIGGER, status=JobStatus.PENDING,
                                              entrypoint=entrypoint).exclude(pk=job.pk)
         if not others.exists():

@@ -21,9 +21,8 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from automations.graph import filters
@@ -36,6 +35,7 @@ from automations.models import (
     WebhookDelivery,
 )
 from automations.runtime import enrollment, inbound
+from automations.store.webhooks import remember_delivery
 from contacts import actions
 from contacts.models import Contact
 from relay.core.errors import ApiError
@@ -136,23 +136,15 @@ def resolve_contact(entrypoint: Entrypoint, body: dict) -> Contact:
     return contact
 
 
-@lru_cache(maxsize=1)
-def _remember_text() -> str:
-    return (f'INSERT INTO "{WebhookDelivery._meta.db_table}" ("entrypoint_id", "signature", "received_at") '
-            f"VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1")
-
-
 def _remember_delivery(entrypoint: Entrypoint, signature: str) -> None:
     """Record the delivery in the caller's transaction (kept only if it commits, so a refused delivery
     may be retried); 409 when this signature was accepted already. A concurrent copy waits on the unique
     index for the first one's outcome. Deliveries older than twice the tolerance can no longer be
     replayed (the timestamp check refuses them): those of this entrypoint are dropped here."""
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(_remember_text(), [entrypoint.pk, signature, now])
-        if cursor.fetchone() is None:
-            raise ApiError("duplicate_delivery", "This signed delivery was accepted already; it is not "
-                           "processed twice (sign each delivery with its own timestamp).", status=409)
+    if not remember_delivery(entrypoint.pk, signature, now):
+        raise ApiError("duplicate_delivery", "This signed delivery was accepted already; it is not "
+                       "processed twice (sign each delivery with its own timestamp).", status=409)
     WebhookDelivery.objects.filter(entrypoint=entrypoint,
                                    received_at__lt=now - timedelta(seconds=2 * TOLERANCE_SECONDS)).delete()
 

@@ -171,6 +171,12 @@ def instance(model, values: list):
     return model.from_db(connection.alias, names, values)
 
 
+def run_alone(sql: str, params) -> None:
+    """A write statement with an `AFTER` slot run on its own (its guarding write already won, in the
+    caller's transaction): the slot holds TRUE."""
+    execute(sql.replace(AFTER, "TRUE"), params)
+
+
 def execute(sql: str, params) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -66,14 +66,14 @@ _ROLLUP_SCOPE = {
 _RUN_BUCKET = 'date_trunc(%(bucket)s, r."started_at" AT TIME ZONE \'UTC\') AS "bucket_start"'
 
 
-def runs_sql(scope_kind: str) -> str:
+def _runs_sql(scope_kind: str) -> str:
     """Runs started in [start, end) by (bucket, status, exit_reason), from the runs."""
     return (f'SELECT {_RUN_BUCKET}, r."status", r."exit_reason", count(*) AS "runs" FROM "{RUNS}" r '
             f'WHERE {_RUN_SCOPE[scope_kind]} AND r."started_at" >= %(start)s AND r."started_at" < %(end)s '
             f"GROUP BY 1, 2, 3")
 
 
-def run_edges_sql(scope_kind: str) -> str:
+def _run_edges_sql(scope_kind: str) -> str:
     """What the run rollup does not hold of the runs started in [start, end): those started in the open
     edges [start, first) and [last, end), and of those started in [first, last) the ones still live and the
     ones that finished at or after the watermark (`updated_at` is never before when it finished)."""
@@ -94,7 +94,7 @@ SELECT {_RUN_BUCKET}, r."status", r."exit_reason", count(*) AS "runs" FROM (
 """
 
 
-def run_rolled_sql(scope_kind: str) -> str:
+def _run_rolled_sql(scope_kind: str) -> str:
     """Finished runs started in [first, last) from the run rollup: hour rows for the hours around whole
     days, day rows for those days (finished on a closed day) and hour rows for their runs finished since."""
     scope = _ROLLUP_SCOPE[scope_kind]
@@ -114,9 +114,9 @@ SELECT date_trunc(%(bucket)s, u."started_start" AT TIME ZONE 'UTC') AS "bucket_s
 """
 
 
-def mixed_runs_sql(scope_kind: str) -> str:
-    """`run_edges_sql` and `run_rolled_sql` in one round trip (a bucket, status and reason may come twice)."""
-    return f"({run_edges_sql(scope_kind)}) UNION ALL ({run_rolled_sql(scope_kind)})"
+def _mixed_runs_sql(scope_kind: str) -> str:
+    """`_run_edges_sql` and `_run_rolled_sql` in one round trip (a bucket, status and reason may come twice)."""
+    return f"({_run_edges_sql(scope_kind)}) UNION ALL ({_run_rolled_sql(scope_kind)})"
 
 
 def _outcome_columns() -> str:
@@ -124,7 +124,7 @@ def _outcome_columns() -> str:
                      for outcome in StepOutcome.values)
 
 
-def nodes_sql(scope_kind: str) -> str:
+def _nodes_sql(scope_kind: str) -> str:
     """Per node: distinct runs, rows by outcome, median duration. Bounded on executed_at (partition key)."""
     return (f'SELECT s."automation_id", s."node_key", s."node_kind", count(DISTINCT s."run_id") AS "visits", '
             f'{_outcome_columns()}, percentile_cont(0.5) WITHIN GROUP (ORDER BY s."duration_ms") AS "median" '
@@ -132,7 +132,7 @@ def nodes_sql(scope_kind: str) -> str:
             f'AND s."executed_at" >= %(start)s AND s."executed_at" < %(end)s GROUP BY 1, 2, 3')
 
 
-def ports_sql(scope_kind: str) -> str:
+def _ports_sql(scope_kind: str) -> str:
     return (f'SELECT s."automation_id", s."node_key", s."exited_via_port_key" AS "port", count(*) AS "count" '
             f'FROM "{STEPS}" s WHERE {_STEP_SCOPE[scope_kind]} '
             f'AND s."executed_at" >= %(start)s AND s."executed_at" < %(end)s '
@@ -147,7 +147,7 @@ DROPOFF_SQL = (f'SELECT r."current_node_key" AS "node_key", count(*) AS "runs" F
 _SAME_NODE = 'p."run_id" = w."run_id" AND p."node_key" = w."node_key" AND p."node_kind" = w."node_kind"'
 
 
-def live_edges_sql(scope_kind: str) -> str:
+def _live_edges_sql(scope_kind: str) -> str:
     """Step rows of [start, first) and [last, end) by node: new runs ('v'), outcomes ('o'), ports ('p'),
     duration bins ('d'); and ('v') the runs whose last visit before the window is in its first hour
     [start_hour, start) and whose next one falls in the rolled-up span."""
@@ -188,9 +188,9 @@ GROUP BY 2, 3, 4
 """
 
 
-def rolled_sql(scope_kind: str) -> str:
+def _rolled_sql(scope_kind: str) -> str:
     """Rollup rows of [first, last): hour rows around whole days, day rows for those; same tags as
-    `live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
+    `_live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
     JSON object. A return counts as a new run when its previous visit's hour is before the window's."""
     per_node = 'm."automation_id", m."node_key", m."node_kind"'
     outcome_columns = ", ".join(f'u."{outcome}"' for outcome in StepOutcome.values)
@@ -216,6 +216,16 @@ UNION ALL
 SELECT 'd', {per_node}, d.bin::text, sum(d.n) FROM m, unnest(m."duration_bins", m."duration_counts") d(bin, n)
 GROUP BY 2, 3, 4, 5
 """
+
+
+# The statements, built once per scope kind (the `scope` of every read picks one).
+SCOPE_KINDS = (AUTOMATION, ENTRYPOINT, BINDING, ORGANIZATION)
+RUNS_SQL = {kind: _runs_sql(kind) for kind in SCOPE_KINDS}
+MIXED_RUNS_SQL = {kind: _mixed_runs_sql(kind) for kind in SCOPE_KINDS}
+NODES_SQL = {kind: _nodes_sql(kind) for kind in SCOPE_KINDS}
+PORTS_SQL = {kind: _ports_sql(kind) for kind in SCOPE_KINDS}
+LIVE_EDGES_SQL = {kind: _live_edges_sql(kind) for kind in SCOPE_KINDS}
+ROLLED_SQL = {kind: _rolled_sql(kind) for kind in SCOPE_KINDS}
 
 
 def fetch(sql: str, params: dict) -> list[dict]:

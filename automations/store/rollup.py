@@ -185,6 +185,7 @@ def _labelled(source: str) -> str:
             f'FROM ({source}) labelled GROUP BY {_KEY}, "bucket_start"')
 
 
+BACKFILL_WORK_MEM_SQL = "SET LOCAL work_mem = '256MB'"  # the sort of the window and the groups, in memory
 BACKFILL_HOURS_SQL = f"""
 WITH bins AS (
     SELECT {_KEY}, "bucket_start", "bin", count(*)::int AS "count",
@@ -332,7 +333,7 @@ def backfill(closed_until: datetime, days_until: datetime) -> dict:
     buckets = {"hour": RollupBucket.HOUR, "day": RollupBucket.DAY, "until": closed_until, "days_until": days_until}
     epoch = datetime.fromtimestamp(0).astimezone()
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '256MB'")  # the sort of the window and the groups, in memory
+        cursor.execute(BACKFILL_WORK_MEM_SQL)
         cursor.execute(BACKFILL_DELETE_SQL, buckets)
         cursor.execute(BACKFILL_STEPS_SQL, {"until": closed_until})
         cursor.execute(BACKFILL_HOURS_SQL, {"bucket": RollupBucket.HOUR})

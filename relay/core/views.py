@@ -2,10 +2,10 @@ import hmac
 import ipaddress
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
+from automations.store import health
 from relay.core.errors import json_error
 from relay.observability import metrics, readiness
 
@@ -13,9 +13,7 @@ from relay.observability import metrics, readiness
 def healthz(request):
     """Liveness + database check for load balancers and `relay up`."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        health.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return JsonResponse({"status": "error", "database": str(exc)[:200]}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})

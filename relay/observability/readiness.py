@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
+
+from automations.store import health
 
 BROKER_TIMEOUT_SECONDS = 3
 STALE_AFTER_INTERVALS = 3
 
 
 def database() -> str | None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    health.ping()
     return None
 
 

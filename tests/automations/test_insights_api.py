@@ -16,6 +16,7 @@ from automations.runtime.enrollment import enroll
 from automations.runtime.resume import resume_waiting
 from automations.runtime.runner import advance, load_run
 from automations.runtime.runs import stop_run
+from automations.store import insights as insights_store
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -228,13 +229,13 @@ def test_executed_at_bounded_queries_touch_only_their_partitions(org, scope_kind
                     datetime(now.year, now.month, 1, tzinfo=UTC) + timedelta(days=9))
     scope = Scope(scope_kind, "x_target", "auto_x")
     current = partition_name(window.start.date())
-    for sql in (queries.nodes_sql(scope_kind), queries.ports_sql(scope_kind)):
+    for sql in (insights_store.NODES_SQL[scope_kind], insights_store.PORTS_SQL[scope_kind]):
         plan = _plan(sql, queries.step_params(scope, window))
         touched = {name for name in all_months if name in plan}
         assert touched == {current}, plan
     # a 90-day period touches the months it overlaps and no others
     wide = Window("90d", now - timedelta(days=90), now)
-    plan = _plan(queries.nodes_sql(scope_kind), queries.step_params(scope, wide))
+    plan = _plan(insights_store.NODES_SQL[scope_kind], queries.step_params(scope, wide))
     touched = {name for name in all_months if name in plan}
     overlapped = {partition_name(month_start(wide.start + timedelta(days=day))) for day in range(91)}
     assert touched == overlapped & all_months and len(touched) < len(all_months), plan

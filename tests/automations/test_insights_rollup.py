@@ -16,6 +16,7 @@ from automations.insights import queries, rollup
 from automations.insights.queries import Scope, ScopeKind, Window
 from automations.models import AutomationRun, NodeRollup, RollupWatermark, RunRollup, StepRun
 from automations.partitions import add_months, ensure_partitions, month_start, partition_name
+from automations.store import insights as insights_store
 from tests import factories
 from tests.automations import test_insights_api as live_tests
 
@@ -272,7 +273,7 @@ def test_the_live_edges_touch_only_their_partitions(org, scope_kind):
               "first": window.start + timedelta(minutes=30), "last": window.end - timedelta(hours=1),
               "start_hour": rollup.floor_hour(window.start)}
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + queries.live_edges_sql(scope_kind), params)
+        cursor.execute("EXPLAIN " + insights_store.LIVE_EDGES_SQL[scope_kind], params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert {name for name in all_months if name in plan} == {partition_name(window.start.date())}, plan
 

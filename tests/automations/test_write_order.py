@@ -93,7 +93,7 @@ def test_plan_sorts_by_phase_and_keeps_the_order_within_a_phase():
 def test_each_phase_of_the_statement_reads_every_phase_before_it():
     phases = tuple((f"w_{phase.name.lower()}", f"UPDATE t SET a = %(a)s WHERE {AFTER}")
                    for phase in WritePhase if phase != WritePhase.RUN)
-    text = hooks.write_statement(runs_store.update_run(("status", "updated_at")), phases)
+    text = runs_store.write_statement(runs_store.update_run(("status", "updated_at")), phases)
     names = ["w_run", *(name for name, _ in phases)]
     ctes = dict(re.findall(r"(w_\w+) AS \((.*?) RETURNING", text))
     assert list(ctes) == names

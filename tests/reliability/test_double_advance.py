@@ -26,7 +26,7 @@ def advance_twice_at_once(run_ids):
     """Load each run twice (two 'workers'), then advance both copies of every run at the same moment."""
     copies = [load_run(run_id) for run_id in run_ids for _ in range(2)]
     advanced = race(len(copies), lambda i: advance(copies[i]))
-    return [run.pk for run, result in zip(copies, advanced, strict=True) if result is not None]
+    return [loaded.run.pk for loaded, result in zip(copies, advanced, strict=True) if result is not None]
 
 
 def enrolled_runs(automation, org, account, count, broker_dir):

@@ -7,7 +7,8 @@ holds that value (and moves it on), so a task arriving late after the tick re-en
 does nothing. A delivery whose processing died (worker killed, task lost by the broker) is still
 `pending` when its lease ends, and the tick's `reconcile` hands it out again. Reprocessing is safe: every
 event is deduplicated by its platform id and statuses only move forward. A failure is retried with a
-growing delay; after MAX_ATTEMPTS the delivery is `failed` with the error (visible in the admin)."""
+growing delay; after MAX_ATTEMPTS the delivery is `failed` with the error (visible in the admin). The
+claim, reconcile and prune statements are in `store.deliveries`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import logging
 import traceback
 from datetime import datetime, timedelta
-from functools import lru_cache, partial
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +25,7 @@ from django.utils import timezone
 from automations.channels.inbound import meta, statuses, telegram, whatsapp
 from automations.channels.inbound.normalized import Event, Skipped, Status
 from automations.models import InboundOutcome, PlatformDelivery, PlatformDeliveryStatus, WebhookSource
-from automations.store import base as sql
+from automations.store import deliveries as delivery_store
 from contacts.models import SocialAccount
 
 logger = logging.getLogger(__name__)
@@ -61,11 +62,9 @@ def process(delivery_id: str, lease: datetime, now: datetime | None = None) -> P
     """Claim the delivery with the lease it was handed out with and process every entry; None if it is
     no longer this caller's (done, or handed out again)."""
     now = now or timezone.now()
-    rows = sql.execute(_claim_text(), {"id": delivery_id, "token": lease, "lease": now + LEASE,
-                                       "pending": PlatformDeliveryStatus.PENDING})
-    if not rows:
+    delivery = delivery_store.claim_delivery(delivery_id, lease, now + LEASE)
+    if delivery is None:
         return None
-    delivery = sql.instance(PlatformDelivery, rows[0])
     try:
         results, unknown = _handle(delivery)
     except Exception as exc:  # noqa: BLE001 - recorded on the row and retried; the tick picks it up
@@ -77,14 +76,6 @@ def process(delivery_id: str, lease: datetime, now: datetime | None = None) -> P
         unknown_targets=sorted(unknown), last_error="")
     delivery.status, delivery.results, delivery.unknown_targets = PlatformDeliveryStatus.DONE, results, sorted(unknown)
     return delivery
-
-
-@lru_cache(maxsize=1)
-def _claim_text() -> str:
-    table = PlatformDelivery._meta.db_table
-    return (f'UPDATE "{table}" d SET "attempts" = d."attempts" + 1, "lease_until" = %(lease)s '
-            f'WHERE d."id" = %(id)s AND d."status" = %(pending)s AND d."lease_until" = %(token)s '
-            f"RETURNING {sql.select_list(PlatformDelivery, 'd')}")
 
 
 def _record_failure(delivery: PlatformDelivery, exc: Exception, now: datetime) -> None:
@@ -160,27 +151,14 @@ def reconcile(now: datetime | None = None, limit: int = RECONCILE_BATCH) -> int:
     started); the new lease is the token their task claims with."""
     now = now or timezone.now()
     lease = now + LEASE
-    ids = [row[0] for row in sql.execute(_reconcile_text(), {"now": now, "lease": lease, "limit": limit,
-                                                              "pending": PlatformDeliveryStatus.PENDING})]
+    ids = delivery_store.reconcile_deliveries(now, lease, limit)
     if ids:
         transaction.on_commit(partial(_enqueue, ids, lease))
     return len(ids)
-
-
-@lru_cache(maxsize=1)
-def _reconcile_text() -> str:
-    table = PlatformDelivery._meta.db_table
-    return (f'UPDATE "{table}" SET "lease_until" = %(lease)s WHERE "id" IN (SELECT "id" FROM "{table}" '
-            f'WHERE "status" = %(pending)s AND "lease_until" <= %(now)s ORDER BY "lease_until" LIMIT %(limit)s '
-            f'FOR UPDATE SKIP LOCKED) RETURNING "id"')
 
 
 def prune(now: datetime | None = None, limit: int = PRUNE_BATCH) -> int:
     """Delete processed deliveries older than the retention (a batch per tick)."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.RELAY_PLATFORM_DELIVERY_RETENTION_DAYS)
-    table = PlatformDelivery._meta.db_table
-    rows = sql.execute(f'DELETE FROM "{table}" WHERE "id" IN (SELECT "id" FROM "{table}" WHERE "received_at" < %s '
-                       f'AND "status" <> %s LIMIT %s) RETURNING "id"',
-                       [cutoff, PlatformDeliveryStatus.PENDING, limit])
-    return len(rows)
+    return delivery_store.prune_deliveries(cutoff, limit)
