@@ -184,8 +184,9 @@ def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, 
             rollup.floor_day(last))
     if days[0] >= days[1] or window.bucket == "hour":
         days = (last, last)
-    return {**step_params(scope, window), "first": first, "last": last, "start_hour": start_hour,
-            "first_day": days[0], "last_day": days[1], "start_hour_epoch": rollup.epoch(start_hour),
+    return {**step_params(scope, window), "first": first, "last": last,
+            "first_day": days[0], "last_day": days[1],
+            "returns_before": rollup.epoch(start_hour) + (1 if start_hour < window.start else 0),
             "watermark": watermark, "watermark_day": rollup.floor_day(watermark)}
 
 
@@ -257,11 +258,11 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
                   watermark: datetime) -> dict[tuple, dict]:
     """Rollup rows for [first, last), step rows for [start, first) and [last, end).
 
-    A run counts once, at its first step in the window: a step whose run was not at the node earlier in
-    the window. In the rows that is a step with no earlier one in the live ranges and, for the tail, none
-    in the rolled-up span; in the rollup it is a first arrival or a return from before the window's hour,
-    plus (when the window starts inside an hour) the returns from that hour's part before the window —
-    counted from the rows of that part."""
+    A run counts once, at its first step in the window. A run at the node in the rolled-up span counts
+    there: its first step in the span is a first arrival or a return from before the span's first hour
+    (from the window's partial first hour too, whether that visit was before `from` or after: either way
+    it is the run's first step in the window or its first one is in that partial hour and not counted
+    from the rows). A run not in the span counts in the rows, at its first step in the live ranges."""
     params = _span_params(scope, window, first, last, watermark)
     groups: dict[tuple, dict] = {}
     rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], params) + store.fetch(store.ROLLED_SQL[scope.kind], params)
