@@ -185,9 +185,24 @@ def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, 
     if days[0] >= days[1] or window.bucket == "hour":
         days = (last, last)
     return {**step_params(scope, window), "first": first, "last": last,
-            "first_day": days[0], "last_day": days[1],
+            "first_day": days[0], "last_day": days[1], **_node_days(first, last, watermark),
             "returns_before": rollup.epoch(start_hour) + (1 if start_hour < window.start else 0),
             "watermark": watermark, "watermark_day": rollup.floor_day(watermark)}
+
+
+def _node_days(first: datetime, last: datetime, watermark: datetime) -> dict:
+    """How the step rollup covers [first, last): hour rows up to the first midnight (`node_first_day`), day
+    rows to `node_days_until`, hour rows from `node_last_day` to `node_hours_until`. A span ending at the
+    watermark reads today's day row, which stands for the day up to the watermark, instead of its hours."""
+    first_day = rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta())
+    last_day = rollup.floor_day(last)
+    if first_day > last_day:  # within one day, after its midnight: hours only
+        return {"node_first_day": last, "node_days_until": last, "node_last_day": last, "node_hours_until": last}
+    if last == watermark and last_day < last:
+        return {"node_first_day": first_day, "node_days_until": last_day + rollup.DAY, "node_last_day": last_day,
+                "node_hours_until": last_day}
+    return {"node_first_day": first_day, "node_days_until": last_day, "node_last_day": last_day,
+            "node_hours_until": last}
 
 
 def node_insights(scope: Scope, window: Window, graph: dict | None = None,

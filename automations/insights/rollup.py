@@ -6,7 +6,8 @@ transaction, and runs of one automation must not queue on a shared counter row. 
 runtime's path. A beat task (`advance_rollup`) closes one hour at a time once the hour has ended and a
 grace period for late commits has passed: it replaces that hour's rows with figures computed from the step
 rows (and the runs, for their entrypoint and binding) in one transaction that also moves the watermark.
-After the last hour of a day it builds the day's rows from its 24 hour rows. Re-running a bucket, two beats
+After each hour it builds the day's step rows from its hour rows so far (today's row thus stands for
+the day up to the watermark) and, after a day's last hour, the day's rows of finished runs. Re-running a bucket, two beats
 at once or a retried task give the same rows: nothing is ever added to what is there.
 
 Figures per (automation, entrypoint, binding, node, bucket):
@@ -95,6 +96,14 @@ def recompute_hour(hour_start: datetime) -> int:
 def recompute_day(day_start: datetime) -> int:
     """Replace the day's rows (steps and finished runs) with the sum of its 24 hour rows (a return from
     within the day is not one for the day). Idempotent."""
+    with transaction.atomic():
+        store.replace_run_day(floor_day(day_start), floor_day(day_start) + DAY)
+        return recompute_node_day(day_start)
+
+
+def recompute_node_day(day_start: datetime) -> int:
+    """Replace the day's step rows with the sum of its hour rows so far: after every hour closed, so today's
+    row stands for [today, watermark) and a period ending now reads it instead of up to 23 hour rows."""
     day_start = floor_day(day_start)
     day_epoch = epoch(day_start)
     rows: dict[tuple, NodeRollup] = {}
@@ -120,9 +129,7 @@ def recompute_day(day_start: datetime) -> int:
             _add(row.exits_by_port, label, count)
         for value, count in zip(hour.duration_bins, hour.duration_counts, strict=True):
             _add(durations[key], value, count)
-    with transaction.atomic():
-        store.replace_run_day(day_start, day_start + DAY)
-        return _replace(RollupBucket.DAY, day_start, rows, durations)
+    return _replace(RollupBucket.DAY, day_start, rows, durations)
 
 
 def _replace(bucket: str, bucket_start: datetime, rows: dict[tuple, NodeRollup],
@@ -168,6 +175,8 @@ def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_C
             recompute_hour(hour_start)
             if (hour_start + HOUR).hour == 0:
                 recompute_day(hour_start)
+            else:
+                recompute_node_day(hour_start)
             watermark.rolled_up_until = hour_start + HOUR
             watermark.updated_at = timezone.now()
             watermark.save(update_fields=["rolled_up_until", "updated_at"])

@@ -181,7 +181,8 @@ SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, count(*) FROM
 
 
 def _rolled_sql(scope_kind: str) -> str:
-    """Rollup rows of [first, last): hour rows around whole days, day rows for those; same tags as
+    """Rollup rows of [first, last): hour rows around whole days, day rows for those and, for a span ending
+    at the watermark, today's day row (see `queries._node_days`); same tags as
     `_live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
     JSON object. A return counts as a new run when its previous visit's hour is before `returns_before`:
     the window's first hour when the window starts on it, else the hour after it (a run at the node in
@@ -195,16 +196,18 @@ def _rolled_sql(scope_kind: str) -> str:
     counts = ", ".join(f"'{column}', sum(m.\"{column}\")" for column in [*StepOutcome.values, "first_arrivals"])
     return f"""
 WITH m AS MATERIALIZED (
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(first_day)s
+    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(node_first_day)s
     UNION ALL
-    {rows} AND u."bucket" = 'day' AND u."bucket_start" >= %(first_day)s AND u."bucket_start" < %(last_day)s
+    {rows} AND u."bucket" = 'day' AND u."bucket_start" >= %(node_first_day)s
+    AND u."bucket_start" < %(node_days_until)s
     UNION ALL
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(last_day)s AND u."bucket_start" < %(last)s
+    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(node_last_day)s
+    AND u."bucket_start" < %(node_hours_until)s
 )
 SELECT 'c' AS "tag", {per_node}, json_build_object({counts})::text AS "label", 0 AS "count" FROM m GROUP BY 2, 3, 4
 UNION ALL
 SELECT 'v', {per_node}, '', sum(e.value::bigint) FROM m, jsonb_each_text(m."returns") e
-WHERE e.key::bigint < %(returns_before)s GROUP BY 2, 3, 4
+WHERE m."returns" <> '{{}}'::jsonb AND e.key::bigint < %(returns_before)s GROUP BY 2, 3, 4
 UNION ALL
 SELECT 'p', {per_node}, e.key, sum(e.value::bigint) FROM m, jsonb_each_text(m."exits_by_port") e GROUP BY 2, 3, 4, 5
 UNION ALL
