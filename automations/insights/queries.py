@@ -271,7 +271,9 @@ def rolled_up_span(window: Window, watermark: datetime | None) -> tuple[datetime
 
 def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
                   watermark: datetime) -> dict[tuple, dict]:
-    """Rollup rows for [first, last), step rows for [start, first) and [last, end).
+    """Rollup rows for [first, last), step rows for [start, first) and [last, end) — or, when the span
+    ends at the watermark and the `part` rows reach into the window, rollup rows to `part_until` and step
+    rows from there: minutes, not up to an hour and five.
 
     A run counts once, at its first step in the window. A run at the node in the rolled-up span counts
     there: its first step in the span is a first arrival or a return from before the span's first hour
@@ -279,8 +281,13 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
     it is the run's first step in the window or its first one is in that partial hour and not counted
     from the rows). A run not in the span counts in the rows, at its first step in the live ranges."""
     params = _span_params(scope, window, first, last, watermark)
+    part_until = rollup.part_until(watermark) if last == watermark else None
+    if part_until is not None and watermark < part_until <= window.end:  # the open hour's `part` rows too
+        params["part_start"], edges = watermark, {**params, "last": part_until}
+    else:
+        params["part_start"], edges = None, params
     groups: dict[tuple, dict] = {}
-    rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], params) + store.fetch(store.ROLLED_SQL[scope.kind], params)
+    rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], edges) + store.fetch(store.ROLLED_SQL[scope.kind], params)
     for row in rows:
         group = groups.setdefault((row["automation_id"], row["node_key"], row["node_kind"]), _group())
         tag, label, count = row["tag"], row["label"], int(row["count"])

@@ -182,7 +182,8 @@ SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, count(*) FROM
 
 def _rolled_sql(scope_kind: str) -> str:
     """Rollup rows of [first, last): hour rows around whole days, day rows for those and, for a span ending
-    at the watermark, today's day row (see `queries._node_days`); same tags as
+    at the watermark, today's day row (see `queries._node_days`) and the open hour's `part` rows when
+    `part_start` is the watermark; same tags as
     `_live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
     JSON object. A return counts as a new run when its previous visit's hour is before `returns_before`:
     the window's first hour when the window starts on it, else the hour after it (a run at the node in
@@ -203,6 +204,8 @@ WITH m AS MATERIALIZED (
     UNION ALL
     {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(node_last_day)s
     AND u."bucket_start" < %(node_hours_until)s
+    UNION ALL
+    {rows} AND u."bucket" = 'part' AND u."bucket_start" = %(part_start)s
 )
 SELECT 'c' AS "tag", {per_node}, json_build_object({counts})::text AS "label", 0 AS "count" FROM m GROUP BY 2, 3, 4
 UNION ALL
