@@ -7,8 +7,10 @@ runtime's path. A beat task (`advance_rollup`) closes one hour at a time once th
 grace period for late commits has passed: it replaces that hour's rows with figures computed from the step
 rows (and the runs, for their entrypoint and binding) in one transaction that also moves the watermark.
 After each hour it builds the day's step rows from its hour rows so far (today's row thus stands for
-the day up to the watermark) and, after a day's last hour, the day's rows of finished runs. Re-running a bucket, two beats
-at once or a retried task give the same rows: nothing is ever added to what is there.
+the day up to the watermark) and, after a day's last hour, the day's rows of finished runs. Once caught
+up it rebuilds the `part` rows: the open hour's step rows up to its last five minutes closed (the same
+grace), so a period ending now reads minutes of step rows. Re-running a bucket, two beats at once or a
+retried task give the same rows: nothing is ever added to what is there.
 
 Figures per (automation, entrypoint, binding, node, bucket):
 - outcome counts, exits by port, and duration bins (exact below 100 ms; from 100 ms rounded to the nearest
