@@ -217,12 +217,15 @@ def node_insights(scope: Scope, window: Window, graph: dict | None = None,
     groups = _mixed_groups(scope, window, *middle, watermark) if middle else _live_groups(scope, window)
     nodes: dict[tuple[str, str], dict] = {}
     for (automation_id, node_key, node_kind), group in groups.items():
+        if not any(group["outcomes"].values()):  # only steps before `from` in the rollup's first hour
+            continue
         entry = nodes.setdefault((automation_id, node_key), _empty_node(automation_id, node_key, node_kind))
         entry["visits"] += group["visits"]
         for outcome, count in group["outcomes"].items():
             entry["outcomes"][outcome] += count
         for port, count in group["ports"].items():
-            entry["exits_by_port"][port] = entry["exits_by_port"].get(port, 0) + count
+            if count:
+                entry["exits_by_port"][port] = entry["exits_by_port"].get(port, 0) + count
         median = group["median"] if "median" in group else median_of_bins(group["durations"])
         if median is not None:
             entry["median_duration_ms"] = round(median)
@@ -279,13 +282,22 @@ def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
     there: its first step in the span is a first arrival or a return from before the span's first hour
     (from the window's partial first hour too, whether that visit was before `from` or after: either way
     it is the run's first step in the window or its first one is in that partial hour and not counted
-    from the rows). A run not in the span counts in the rows, at its first step in the live ranges."""
+    from the rows). A run not in the span counts in the rows, at its first step in the live ranges.
+
+    A window starting in the first half of an hour reads that hour from the rollup and takes off its
+    rows before `from` (see `_live_edges_sql`): at most half an hour of rows at either edge."""
     params = _span_params(scope, window, first, last, watermark)
     part_until = rollup.part_until(watermark) if last == watermark else None
     if part_until is not None and watermark < part_until <= window.end:  # the open hour's `part` rows too
-        params["part_start"], edges = watermark, {**params, "last": part_until}
+        params["part_start"], edges = watermark, {**params, "last": part_until, "head": 1}
     else:
-        params["part_start"], edges = None, params
+        params["part_start"], edges = None, {**params, "head": 1}
+    start_hour = rollup.floor_hour(window.start)
+    if start_hour < window.start and window.start - start_hour < first - window.start:
+        # the window starts early in its first hour: that hour whole from the rollup, less its rows before `from`
+        params.update(first=start_hour, returns_before=rollup.epoch(start_hour),
+                      **_node_days(start_hour, last, watermark))
+        edges.update(start=start_hour, first=window.start, head=-1)
     groups: dict[tuple, dict] = {}
     rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], edges) + store.fetch(store.ROLLED_SQL[scope.kind], params)
     for row in rows:

@@ -152,10 +152,15 @@ def _live_edges_sql(scope_kind: str) -> str:
     duration bins ('d'). A run's first step at a node in these rows is a new run unless the run is at the
     node in the rolled-up span too: then its first step there is the new one, counted from the rollup (a
     return from the window's first hour at most, see `_rolled_sql`). So neither the part of the first hour
-    before the window nor the rollup's own steps are read."""
+    before the window nor the rollup's own steps are read.
+
+    With `head` -1, [start, first) is instead the part of the window's first hour before the window, its
+    hour read whole from the rollup: its rows are taken off the rollup's counts, and a run there counts off
+    one run unless it is at the node again in [first, end)."""
     columns = ('s."id", s."run_id", s."automation_id", s."node_key", s."node_kind", s."outcome", '
                f's."exited_via_port_key", s."executed_at", {DURATION_BIN_SQL} AS "bin"')
     where = _STEP_SCOPE[scope_kind]
+    sign = 'CASE WHEN "executed_at" < %(first)s THEN %(head)s ELSE 1 END'
     return f"""
 WITH w AS MATERIALIZED (
     SELECT t.*, lag(t."id") OVER (PARTITION BY t."run_id", t."node_key", t."node_kind"
@@ -166,17 +171,18 @@ WITH w AS MATERIALIZED (
           SELECT {columns} FROM "{STEPS}" s WHERE {where}
           AND s."executed_at" >= %(last)s AND s."executed_at" < %(end)s) t
 )
-SELECT 'v' AS "tag", "automation_id", "node_key", "node_kind", '' AS "label", count(*) AS "count" FROM w
+SELECT 'v' AS "tag", "automation_id", "node_key", "node_kind", '' AS "label", sum({sign}) AS "count" FROM w
 WHERE "earlier" IS NULL AND NOT EXISTS (
-    SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE} AND p."executed_at" >= %(first)s AND p."executed_at" < %(last)s)
+    SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE} AND p."executed_at" >= %(first)s
+    AND p."executed_at" < CASE WHEN w."executed_at" < %(first)s AND %(head)s < 0 THEN %(end)s ELSE %(last)s END)
 GROUP BY 2, 3, 4
 UNION ALL
-SELECT 'o', "automation_id", "node_key", "node_kind", "outcome", count(*) FROM w GROUP BY 2, 3, 4, 5
+SELECT 'o', "automation_id", "node_key", "node_kind", "outcome", sum({sign}) FROM w GROUP BY 2, 3, 4, 5
 UNION ALL
-SELECT 'p', "automation_id", "node_key", "node_kind", "exited_via_port_key", count(*) FROM w
+SELECT 'p', "automation_id", "node_key", "node_kind", "exited_via_port_key", sum({sign}) FROM w
 WHERE "exited_via_port_key" IS NOT NULL GROUP BY 2, 3, 4, 5
 UNION ALL
-SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, count(*) FROM w GROUP BY 2, 3, 4, 5
+SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, sum({sign}) FROM w GROUP BY 2, 3, 4, 5
 """
 
 

@@ -143,3 +143,26 @@ def test_a_return_to_a_node_from_the_windows_first_hour_counts_once(org):
         node = queries.node_insights(scope, window)[0]
         assert node["visits"] == visits, start
         check_nodes([node], steps, window.start, window.end)
+
+
+def test_a_window_starting_early_in_an_hour_takes_that_hours_rows_before_it_off(org, monkeypatch):
+    """The first hour read whole from the rollup, less its rows before `from`: a node (and a port) seen only
+    there is not in the organization's list, and the other figures are the rows'."""
+    automation = factories.automation(org, factories.flow([("ask", "message", {}), ("done", "end", {})]))
+    hour = rollup.floor_hour(timezone.now()) - timedelta(days=1)
+    steps = [StepRun.objects.create(run_id=f"arun_early_{index}", automation_id=automation.pk, node_key=key,
+                                    node_kind=kind, outcome="success", exited_via_port_key=port, duration_ms=ms,
+                                    executed_at=hour + timedelta(minutes=minute))
+             for index, (key, kind, port, ms, minute) in enumerate([
+                 ("done", "end", "gone", 5, 3), ("ask", "message", "button.a", 120, 4),
+                 ("ask", "message", "button.b", 7, 25), ("ask", "message", "button.b", 9, 200)])]
+    _advance(timezone.now())
+    window = Window("custom", hour + timedelta(minutes=10), hour + timedelta(hours=5))
+    reads = []
+    fetch = insights_store.fetch
+    monkeypatch.setattr(insights_store, "fetch", lambda sql, params: reads.append(params) or fetch(sql, params))
+    nodes = queries.node_insights(Scope(ScopeKind.ORGANIZATION, org.pk), window)
+    assert any(params.get("head") == -1 and params["start"] == hour for params in reads)
+    assert [(n["node_key"], n["visits"], n["exits_by_port"], n["median_duration_ms"]) for n in nodes] == [
+        ("ask", 2, {"button.b": 2}, 8)]
+    check_nodes(nodes, steps, window.start, window.end)
