@@ -179,14 +179,13 @@ def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, w
 def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> dict:
     """The statements' parameters for a window whose [first, last) is rolled up: its whole days inside
     (none for hour buckets: the series needs the hours), the watermark and its day."""
-    start_hour = rollup.floor_hour(window.start)
     days = (rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta()),
             rollup.floor_day(last))
     if days[0] >= days[1] or window.bucket == "hour":
         days = (last, last)
     return {**step_params(scope, window), "first": first, "last": last,
             "first_day": days[0], "last_day": days[1], **_node_days(first, last, watermark),
-            "returns_before": rollup.epoch(start_hour) + (1 if start_hour < window.start else 0),
+            "returns_before": rollup.epoch(first),
             "watermark": watermark, "watermark_day": rollup.floor_day(watermark)}
 
 

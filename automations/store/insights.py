@@ -189,12 +189,11 @@ SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, sum({sign}) F
 def _rolled_sql(scope_kind: str) -> str:
     """Rollup rows of [first, last): hour rows around whole days, day rows for those and, for a span ending
     at the watermark, today's day row (see `queries._node_days`) and the open hour's `part` rows when
-    `part_start` is the watermark; same tags as
-    `_live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
-    JSON object. A return counts as a new run when its previous visit's hour is before `returns_before`:
-    the window's first hour when the window starts on it, else the hour after it (a run at the node in
-    that partial hour, before or inside the window, is new at its first step in the span; the edges do not
-    count it)."""
+    `part_start` is the watermark; same tags as `_live_edges_sql`, but a node's outcome counts and first
+    arrivals come in one 'c' row, `label` their JSON object. A return counts as a new run when its previous
+    visit's hour is before the span's first (`returns_before`): a run at the node in the window's partial
+    first hour, before `from` or after, is new at its first step in the span, and the edges do not count
+    it."""
     per_node = 'm."automation_id", m."node_key", m."node_kind"'
     outcome_columns = ", ".join(f'u."{outcome}"' for outcome in StepOutcome.values)
     rows = (f'SELECT u."automation_id", u."node_key", u."node_kind", u."first_arrivals", u."returns", '
