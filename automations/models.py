@@ -506,6 +506,7 @@ class PlatformDelivery(models.Model):
 class RollupBucket(models.TextChoices):
     HOUR = "hour"
     DAY = "day"
+    PART = "part", "Open hour so far"  # the hour after the watermark, up to the watermark's `part_until`
 
 
 class NodeRollup(models.Model):
@@ -591,10 +592,13 @@ class RunRollup(models.Model):
 
 class RollupWatermark(models.Model):
     """One row (id 1): step rows executed and runs finished before `rolled_up_until` are in
-    automation_node_rollups and automation_run_rollups."""
+    automation_node_rollups and automation_run_rollups; the step rows of [rolled_up_until, part_until) are
+    in its `part` rows (rebuilt every beat to the last five minutes closed, so a period ending now reads
+    minutes of step rows, not up to an hour)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     rolled_up_until = models.DateTimeField(null=True, blank=True)
+    part_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

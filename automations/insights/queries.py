@@ -179,14 +179,29 @@ def _mixed_runs(scope: Scope, window: Window, first: datetime, last: datetime, w
 def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, watermark: datetime) -> dict:
     """The statements' parameters for a window whose [first, last) is rolled up: its whole days inside
     (none for hour buckets: the series needs the hours), the watermark and its day."""
-    start_hour = rollup.floor_hour(window.start)
     days = (rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta()),
             rollup.floor_day(last))
     if days[0] >= days[1] or window.bucket == "hour":
         days = (last, last)
-    return {**step_params(scope, window), "first": first, "last": last, "start_hour": start_hour,
-            "first_day": days[0], "last_day": days[1], "start_hour_epoch": rollup.epoch(start_hour),
+    return {**step_params(scope, window), "first": first, "last": last,
+            "first_day": days[0], "last_day": days[1], **_node_days(first, last, watermark),
+            "returns_before": rollup.epoch(first),
             "watermark": watermark, "watermark_day": rollup.floor_day(watermark)}
+
+
+def _node_days(first: datetime, last: datetime, watermark: datetime) -> dict:
+    """How the step rollup covers [first, last): hour rows up to the first midnight (`node_first_day`), day
+    rows to `node_days_until`, hour rows from `node_last_day` to `node_hours_until`. A span ending at the
+    watermark reads today's day row, which stands for the day up to the watermark, instead of its hours."""
+    first_day = rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta())
+    last_day = rollup.floor_day(last)
+    if first_day > last_day:  # within one day, after its midnight: hours only
+        return {"node_first_day": last, "node_days_until": last, "node_last_day": last, "node_hours_until": last}
+    if last == watermark and last_day < last:
+        return {"node_first_day": first_day, "node_days_until": last_day + rollup.DAY, "node_last_day": last_day,
+                "node_hours_until": last_day}
+    return {"node_first_day": first_day, "node_days_until": last_day, "node_last_day": last_day,
+            "node_hours_until": last}
 
 
 def node_insights(scope: Scope, window: Window, graph: dict | None = None,
@@ -201,12 +216,15 @@ def node_insights(scope: Scope, window: Window, graph: dict | None = None,
     groups = _mixed_groups(scope, window, *middle, watermark) if middle else _live_groups(scope, window)
     nodes: dict[tuple[str, str], dict] = {}
     for (automation_id, node_key, node_kind), group in groups.items():
+        if not any(group["outcomes"].values()):  # only steps before `from` in the rollup's first hour
+            continue
         entry = nodes.setdefault((automation_id, node_key), _empty_node(automation_id, node_key, node_kind))
         entry["visits"] += group["visits"]
         for outcome, count in group["outcomes"].items():
             entry["outcomes"][outcome] += count
         for port, count in group["ports"].items():
-            entry["exits_by_port"][port] = entry["exits_by_port"].get(port, 0) + count
+            if count:
+                entry["exits_by_port"][port] = entry["exits_by_port"].get(port, 0) + count
         median = group["median"] if "median" in group else median_of_bins(group["durations"])
         if median is not None:
             entry["median_duration_ms"] = round(median)
@@ -255,16 +273,32 @@ def rolled_up_span(window: Window, watermark: datetime | None) -> tuple[datetime
 
 def _mixed_groups(scope: Scope, window: Window, first: datetime, last: datetime,
                   watermark: datetime) -> dict[tuple, dict]:
-    """Rollup rows for [first, last), step rows for [start, first) and [last, end).
+    """Rollup rows for [first, last), step rows for [start, first) and [last, end) — or, when the span
+    ends at the watermark and the `part` rows reach into the window, rollup rows to `part_until` and step
+    rows from there: minutes, not up to an hour and five.
 
-    A run counts once, at its first step in the window: a step whose run was not at the node earlier in
-    the window. In the rows that is a step with no earlier one in the live ranges and, for the tail, none
-    in the rolled-up span; in the rollup it is a first arrival or a return from before the window's hour,
-    plus (when the window starts inside an hour) the returns from that hour's part before the window —
-    counted from the rows of that part."""
+    A run counts once, at its first step in the window. A run at the node in the rolled-up span counts
+    there: its first step in the span is a first arrival or a return from before the span's first hour
+    (from the window's partial first hour too, whether that visit was before `from` or after: either way
+    it is the run's first step in the window or its first one is in that partial hour and not counted
+    from the rows). A run not in the span counts in the rows, at its first step in the live ranges.
+
+    A window starting in the first half of an hour reads that hour from the rollup and takes off its
+    rows before `from` (see `_live_edges_sql`): at most half an hour of rows at either edge."""
     params = _span_params(scope, window, first, last, watermark)
+    part_until = rollup.part_until(watermark) if last == watermark else None
+    if part_until is not None and watermark < part_until <= window.end:  # the open hour's `part` rows too
+        params["part_start"], edges = watermark, {**params, "last": part_until, "head": 1}
+    else:
+        params["part_start"], edges = None, {**params, "head": 1}
+    start_hour = rollup.floor_hour(window.start)
+    if start_hour < window.start and window.start - start_hour < first - window.start:
+        # the window starts early in its first hour: that hour whole from the rollup, less its rows before `from`
+        params.update(first=start_hour, returns_before=rollup.epoch(start_hour),
+                      **_node_days(start_hour, last, watermark))
+        edges.update(start=start_hour, first=window.start, head=-1)
     groups: dict[tuple, dict] = {}
-    rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], params) + store.fetch(store.ROLLED_SQL[scope.kind], params)
+    rows = store.fetch(store.LIVE_EDGES_SQL[scope.kind], edges) + store.fetch(store.ROLLED_SQL[scope.kind], params)
     for row in rows:
         group = groups.setdefault((row["automation_id"], row["node_key"], row["node_kind"]), _group())
         tag, label, count = row["tag"], row["label"], int(row["count"])

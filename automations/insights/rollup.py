@@ -6,8 +6,11 @@ transaction, and runs of one automation must not queue on a shared counter row. 
 runtime's path. A beat task (`advance_rollup`) closes one hour at a time once the hour has ended and a
 grace period for late commits has passed: it replaces that hour's rows with figures computed from the step
 rows (and the runs, for their entrypoint and binding) in one transaction that also moves the watermark.
-After the last hour of a day it builds the day's rows from its 24 hour rows. Re-running a bucket, two beats
-at once or a retried task give the same rows: nothing is ever added to what is there.
+After each hour it builds the day's step rows from its hour rows so far (today's row thus stands for
+the day up to the watermark) and, after a day's last hour, the day's rows of finished runs. Once caught
+up it rebuilds the `part` rows: the open hour's step rows up to its last five minutes closed (the same
+grace), so a period ending now reads minutes of step rows. Re-running a bucket, two beats at once or a
+retried task give the same rows: nothing is ever added to what is there.
 
 Figures per (automation, entrypoint, binding, node, bucket):
 - outcome counts, exits by port, and duration bins (exact below 100 ms; from 100 ms rounded to the nearest
@@ -36,6 +39,7 @@ from automations.store import rollup as store
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+PART_STEP = timedelta(minutes=5)  # the open hour's `part` rows reach the last five minutes closed
 # A step row carries executed_at from before its transaction commits; an hour is closed only after this
 # much more time, so a row committing late still lands in its own hour's rollup.
 GRACE = timedelta(minutes=5)
@@ -68,15 +72,23 @@ def recompute_hour(hour_start: datetime) -> int:
     the runs that finished in it; returns the number of step rows written.
     Idempotent; the caller holds the watermark lock when it runs inside `advance_rollup`."""
     hour_start = floor_hour(hour_start)
+    rows, durations = _step_rows(RollupBucket.HOUR, hour_start, hour_start + HOUR)
+    with transaction.atomic():
+        store.replace_run_hour(hour_start, hour_start + HOUR)
+        return _replace(RollupBucket.HOUR, hour_start, rows, durations)
+
+
+def _step_rows(bucket: str, start: datetime, end: datetime) -> tuple[dict[tuple, NodeRollup], dict]:
+    """The rows of a bucket [start, end) from its step rows (not saved), and their duration histograms."""
     rows: dict[tuple, NodeRollup] = {}
     durations: dict[tuple, dict[int, int]] = {}
-    for figure in store.hour_step_figures(hour_start, hour_start + HOUR):
+    for figure in store.hour_step_figures(start, end):
         key = (figure.automation_id, figure.entrypoint_id, figure.binding_id, figure.node_key, figure.node_kind)
         row = rows.get(key)
         if row is None:
             row = rows[key] = NodeRollup(
                 automation_id=figure.automation_id, entrypoint_id=figure.entrypoint_id,
-                binding_id=figure.binding_id, bucket=RollupBucket.HOUR, bucket_start=hour_start,
+                binding_id=figure.binding_id, bucket=bucket, bucket_start=start,
                 node_key=figure.node_key, node_kind=figure.node_kind, returns={}, exits_by_port={})
             durations[key] = {}
         if figure.tag == "o":
@@ -87,14 +99,20 @@ def recompute_hour(hour_start: datetime) -> int:
             _add(durations[key], int(figure.label), figure.count)
         else:
             _add(getattr(row, _FIELDS_BY_TAG[figure.tag]), figure.label, figure.count)
-    with transaction.atomic():
-        store.replace_run_hour(hour_start, hour_start + HOUR)
-        return _replace(RollupBucket.HOUR, hour_start, rows, durations)
+    return rows, durations
 
 
 def recompute_day(day_start: datetime) -> int:
     """Replace the day's rows (steps and finished runs) with the sum of its 24 hour rows (a return from
     within the day is not one for the day). Idempotent."""
+    with transaction.atomic():
+        store.replace_run_day(floor_day(day_start), floor_day(day_start) + DAY)
+        return recompute_node_day(day_start)
+
+
+def recompute_node_day(day_start: datetime) -> int:
+    """Replace the day's step rows with the sum of its hour rows so far: after every hour closed, so today's
+    row stands for [today, watermark) and a period ending now reads it instead of up to 23 hour rows."""
     day_start = floor_day(day_start)
     day_epoch = epoch(day_start)
     rows: dict[tuple, NodeRollup] = {}
@@ -120,9 +138,7 @@ def recompute_day(day_start: datetime) -> int:
             _add(row.exits_by_port, label, count)
         for value, count in zip(hour.duration_bins, hour.duration_counts, strict=True):
             _add(durations[key], value, count)
-    with transaction.atomic():
-        store.replace_run_day(day_start, day_start + DAY)
-        return _replace(RollupBucket.DAY, day_start, rows, durations)
+    return _replace(RollupBucket.DAY, day_start, rows, durations)
 
 
 def _replace(bucket: str, bucket_start: datetime, rows: dict[tuple, NodeRollup],
@@ -140,6 +156,31 @@ def _replace(bucket: str, bucket_start: datetime, rows: dict[tuple, NodeRollup],
 def rolled_up_until() -> datetime | None:
     """Step rows executed before this instant are in the rollup (None: nothing rolled up yet)."""
     return RollupWatermark.objects.filter(pk=1).values_list("rolled_up_until", flat=True).first()
+
+
+def part_until(watermark: datetime) -> datetime | None:
+    """Step rows of [watermark, this instant) are in the `part` rows (None: none are), read with the
+    watermark it was built on (a beat may have moved both since the caller read the watermark)."""
+    return RollupWatermark.objects.filter(pk=1, rolled_up_until=watermark).values_list("part_until",
+                                                                                       flat=True).first()
+
+
+def floor_part(value: datetime) -> datetime:
+    return floor_hour(value) + PART_STEP * ((value.astimezone(UTC) - floor_hour(value)) // PART_STEP)
+
+
+def _advance_part(watermark: RollupWatermark, now: datetime) -> None:
+    """Rebuild the `part` rows for the open hour up to its last closed five minutes (the same grace as
+    an hour), when that moved. The caller holds the watermark row locked."""
+    until = floor_part(now - GRACE)
+    start = watermark.rolled_up_until
+    if start is None or until <= start or watermark.part_until == until:
+        return
+    rows, durations = _step_rows(RollupBucket.PART, start, until)
+    NodeRollup.objects.filter(bucket=RollupBucket.PART).delete()
+    _replace(RollupBucket.PART, start, rows, durations)
+    watermark.part_until = until
+    watermark.save(update_fields=["part_until"])
 
 
 def _first_hour(closed_until: datetime) -> datetime:
@@ -168,10 +209,16 @@ def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_C
             recompute_hour(hour_start)
             if (hour_start + HOUR).hour == 0:
                 recompute_day(hour_start)
-            watermark.rolled_up_until = hour_start + HOUR
+            else:
+                recompute_node_day(hour_start)
+            NodeRollup.objects.filter(bucket=RollupBucket.PART).delete()  # that hour's so far: now closed
+            watermark.rolled_up_until, watermark.part_until = hour_start + HOUR, None
             watermark.updated_at = timezone.now()
-            watermark.save(update_fields=["rolled_up_until", "updated_at"])
+            watermark.save(update_fields=["rolled_up_until", "part_until", "updated_at"])
         closed += 1
+    if closed < max_hours:  # caught up: the open hour so far
+        with transaction.atomic():
+            _advance_part(RollupWatermark.objects.select_for_update().get(pk=1), now)
     return closed
 
 
@@ -187,9 +234,11 @@ def backfill_rollup(now: datetime | None = None) -> dict:
     with transaction.atomic():
         watermark = RollupWatermark.objects.select_for_update().get(pk=1)
         written = store.backfill(closed_until, days_until)
-        watermark.rolled_up_until = closed_until
+        NodeRollup.objects.filter(bucket=RollupBucket.PART).delete()
+        watermark.rolled_up_until, watermark.part_until = closed_until, None
         watermark.updated_at = timezone.now()
-        watermark.save(update_fields=["rolled_up_until", "updated_at"])
+        watermark.save(update_fields=["rolled_up_until", "part_until", "updated_at"])
+        _advance_part(watermark, now)
     return {"rolled_up_until": closed_until, "hour_rows": written["hour_rows"], "day_rows": written["day_rows"]}
 
 

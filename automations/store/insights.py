@@ -149,11 +149,18 @@ _SAME_NODE = 'p."run_id" = w."run_id" AND p."node_key" = w."node_key" AND p."nod
 
 def _live_edges_sql(scope_kind: str) -> str:
     """Step rows of [start, first) and [last, end) by node: new runs ('v'), outcomes ('o'), ports ('p'),
-    duration bins ('d'); and ('v') the runs whose last visit before the window is in its first hour
-    [start_hour, start) and whose next one falls in the rolled-up span."""
+    duration bins ('d'). A run's first step at a node in these rows is a new run unless the run is at the
+    node in the rolled-up span too: then its first step there is the new one, counted from the rollup (a
+    return from the window's first hour at most, see `_rolled_sql`). So neither the part of the first hour
+    before the window nor the rollup's own steps are read.
+
+    With `head` -1, [start, first) is instead the part of the window's first hour before the window, its
+    hour read whole from the rollup: its rows are taken off the rollup's counts, and a run there counts off
+    one run unless it is at the node again in [first, end)."""
     columns = ('s."id", s."run_id", s."automation_id", s."node_key", s."node_kind", s."outcome", '
                f's."exited_via_port_key", s."executed_at", {DURATION_BIN_SQL} AS "bin"')
     where = _STEP_SCOPE[scope_kind]
+    sign = 'CASE WHEN "executed_at" < %(first)s THEN %(head)s ELSE 1 END'
     return f"""
 WITH w AS MATERIALIZED (
     SELECT t.*, lag(t."id") OVER (PARTITION BY t."run_id", t."node_key", t."node_kind"
@@ -163,35 +170,30 @@ WITH w AS MATERIALIZED (
           UNION ALL
           SELECT {columns} FROM "{STEPS}" s WHERE {where}
           AND s."executed_at" >= %(last)s AND s."executed_at" < %(end)s) t
-), before AS (
-    SELECT DISTINCT s."run_id", s."automation_id", s."node_key", s."node_kind" FROM "{STEPS}" s
-    WHERE {where} AND s."executed_at" >= %(start_hour)s AND s."executed_at" < %(start)s
 )
-SELECT 'v' AS "tag", "automation_id", "node_key", "node_kind", '' AS "label", count(*) AS "count" FROM w
-WHERE "earlier" IS NULL AND ("executed_at" < %(first)s OR NOT EXISTS (
-    SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE} AND p."executed_at" >= %(first)s AND p."executed_at" < %(last)s))
+SELECT 'v' AS "tag", "automation_id", "node_key", "node_kind", '' AS "label", sum({sign}) AS "count" FROM w
+WHERE "earlier" IS NULL AND NOT EXISTS (
+    SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE} AND p."executed_at" >= %(first)s
+    AND p."executed_at" < CASE WHEN w."executed_at" < %(first)s AND %(head)s < 0 THEN %(end)s ELSE %(last)s END)
 GROUP BY 2, 3, 4
 UNION ALL
-SELECT 'o', "automation_id", "node_key", "node_kind", "outcome", count(*) FROM w GROUP BY 2, 3, 4, 5
+SELECT 'o', "automation_id", "node_key", "node_kind", "outcome", sum({sign}) FROM w GROUP BY 2, 3, 4, 5
 UNION ALL
-SELECT 'p', "automation_id", "node_key", "node_kind", "exited_via_port_key", count(*) FROM w
+SELECT 'p', "automation_id", "node_key", "node_kind", "exited_via_port_key", sum({sign}) FROM w
 WHERE "exited_via_port_key" IS NOT NULL GROUP BY 2, 3, 4, 5
 UNION ALL
-SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, count(*) FROM w GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'v', w."automation_id", w."node_key", w."node_kind", '', count(*) FROM before w
-WHERE NOT EXISTS (SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE}
-                  AND p."executed_at" >= %(start)s AND p."executed_at" < %(first)s)
-AND EXISTS (SELECT 1 FROM "{STEPS}" p WHERE {_SAME_NODE}
-            AND p."executed_at" >= %(first)s AND p."executed_at" < %(last)s)
-GROUP BY 2, 3, 4
+SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, sum({sign}) FROM w GROUP BY 2, 3, 4, 5
 """
 
 
 def _rolled_sql(scope_kind: str) -> str:
-    """Rollup rows of [first, last): hour rows around whole days, day rows for those; same tags as
-    `_live_edges_sql`, but a node's outcome counts and first arrivals come in one 'c' row, `label` their
-    JSON object. A return counts as a new run when its previous visit's hour is before the window's."""
+    """Rollup rows of [first, last): hour rows around whole days, day rows for those and, for a span ending
+    at the watermark, today's day row (see `queries._node_days`) and the open hour's `part` rows when
+    `part_start` is the watermark; same tags as `_live_edges_sql`, but a node's outcome counts and first
+    arrivals come in one 'c' row, `label` their JSON object. A return counts as a new run when its previous
+    visit's hour is before the span's first (`returns_before`): a run at the node in the window's partial
+    first hour, before `from` or after, is new at its first step in the span, and the edges do not count
+    it."""
     per_node = 'm."automation_id", m."node_key", m."node_kind"'
     outcome_columns = ", ".join(f'u."{outcome}"' for outcome in StepOutcome.values)
     rows = (f'SELECT u."automation_id", u."node_key", u."node_kind", u."first_arrivals", u."returns", '
@@ -200,16 +202,20 @@ def _rolled_sql(scope_kind: str) -> str:
     counts = ", ".join(f"'{column}', sum(m.\"{column}\")" for column in [*StepOutcome.values, "first_arrivals"])
     return f"""
 WITH m AS MATERIALIZED (
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(first_day)s
+    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(node_first_day)s
     UNION ALL
-    {rows} AND u."bucket" = 'day' AND u."bucket_start" >= %(first_day)s AND u."bucket_start" < %(last_day)s
+    {rows} AND u."bucket" = 'day' AND u."bucket_start" >= %(node_first_day)s
+    AND u."bucket_start" < %(node_days_until)s
     UNION ALL
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(last_day)s AND u."bucket_start" < %(last)s
+    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(node_last_day)s
+    AND u."bucket_start" < %(node_hours_until)s
+    UNION ALL
+    {rows} AND u."bucket" = 'part' AND u."bucket_start" = %(part_start)s
 )
 SELECT 'c' AS "tag", {per_node}, json_build_object({counts})::text AS "label", 0 AS "count" FROM m GROUP BY 2, 3, 4
 UNION ALL
 SELECT 'v', {per_node}, '', sum(e.value::bigint) FROM m, jsonb_each_text(m."returns") e
-WHERE e.key::bigint < %(start_hour_epoch)s GROUP BY 2, 3, 4
+WHERE m."returns" <> '{{}}'::jsonb AND e.key::bigint < %(returns_before)s GROUP BY 2, 3, 4
 UNION ALL
 SELECT 'p', {per_node}, e.key, sum(e.value::bigint) FROM m, jsonb_each_text(m."exits_by_port") e GROUP BY 2, 3, 4, 5
 UNION ALL

@@ -139,8 +139,7 @@ WHERE r."contact_id" = %(contact)s AND r."status" = ANY(%(finished)s) AND {FINIS
 # the hour (`earlier`) or the latest before it (`before`). Entrypoint and binding are '' for none, so the
 # per-figure aggregates join on plain equality; they are turned back to NULL when the rows are written.
 _KEY = '"automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind"'
-BACKFILL_DELETE_SQL = (f'DELETE FROM "{ROLLUPS}" WHERE ("bucket" = %(hour)s AND "bucket_start" < %(until)s) '
-                       f'OR ("bucket" = %(day)s AND "bucket_start" < %(days_until)s)')
+BACKFILL_DELETE_SQL = (f'DELETE FROM "{ROLLUPS}" WHERE "bucket" IN (%(hour)s, %(day)s) AND "bucket_start" < %(until)s')
 BACKFILL_RUNS_DELETE_SQL = (f'DELETE FROM "{RUN_ROLLUPS}" WHERE ("bucket" = %(hour)s AND "finished_start" < %(until)s) '
                             f'OR ("bucket" = %(day)s AND "finished_start" < %(days_until)s)')
 BACKFILL_RUN_HOURS_SQL = (f'INSERT INTO "{RUN_ROLLUPS}" ({_RUN_COLUMNS}) '
@@ -207,7 +206,8 @@ WITH bins AS (
 {_INSERT_SELECT}
 """
 
-# Days from their hour rows, as `recompute_day` adds them (a return from within the day is not one for it).
+# Days from their hour rows, as `recompute_node_day` adds them (a return from within the day is not one for
+# it); today's from its hours so far.
 BACKFILL_DAYS_SQL = f"""
 WITH hours AS MATERIALIZED (
     SELECT "automation_id", coalesce("entrypoint_id", '') AS "entrypoint_id",
@@ -339,7 +339,7 @@ def backfill(closed_until: datetime, days_until: datetime) -> dict:
         cursor.execute(BACKFILL_HOURS_SQL, {"bucket": RollupBucket.HOUR})
         hours = cursor.rowcount
         cursor.execute(BACKFILL_DAYS_SQL, {"bucket": RollupBucket.DAY, "hour": RollupBucket.HOUR,
-                                           "until": days_until})
+                                           "until": closed_until})
         days = cursor.rowcount
         cursor.execute(BACKFILL_DROP_SQL)
         cursor.execute(BACKFILL_RUNS_DELETE_SQL, buckets)
