@@ -95,11 +95,6 @@ def db_value(field, value):
     return field.get_db_prep_save(value, connection)
 
 
-def select_list(model, alias: str) -> str:
-    """Every concrete column of `model` under `alias`, in field order (what `instance` reads back)."""
-    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
-
-
 def insert_fields(model) -> list:
     """The fields an INSERT of `model` names: its concrete fields, database-generated keys aside."""
     return [field for field in model._meta.concrete_fields if not isinstance(field, models.fields.AutoFieldMixin)]
