@@ -3,8 +3,11 @@ filled to `runs` runs and ten step rows each, spread over six months of step-run
 
 The fill is server-side SQL (`INSERT … SELECT … FROM generate_series`, its own transaction per slice with
 synchronous_commit off — setup, never timed as a measurement): runs spread over 6 months and 10
-automations (a pseudo-random permutation of start times, so the small set is spread the same way), 10
-runs per contact, finished (completed, some failed or exited), each with 10 step rows a second apart.
+automations (run i starts at rank i × PERMUTE mod total, a permutation, so the small set is spread over
+the same months), 10 runs per contact, finished (completed, some failed or exited), each with 10 step rows
+a second apart. Each growth writes its rows in the order they start, as a production table is appended to
+as time goes (a slice walks the ranks and keeps the runs it adds): rows of the same minutes share heap
+pages. Written in i's order, every row of a 20-minute range landed on a page of its own.
 Then VACUUM ANALYZE of runs and contacts and ANALYZE of the step rows, as autovacuum would have done, and a
 CHECKPOINT, so the fill's writes do not land in the measurements. Then the insights rollup is rebuilt for
 every closed hour, step rows and finished runs (`rollup.backfill_rollup`, as an operator would after an
@@ -17,6 +20,12 @@ automation unfiltered, by status, by contact, by a started_at window and its sec
 steps; the insights of an automation and of the organization over 7 days; the admin's run list (plain
 and by status), run page and step-run list; one tick over 20 due jobs; one enrollment and one inbound
 event (Celery eager, so the run executes inside the request as in (c)).
+
+The filled runs belong to an organization of their own, and the tick, enrollment and inbound samples write
+their runs in a second one. Those runs' step rows are minutes old when the insights are read, after the
+rollup's open `part` (so read from the step rows) — and the large phase comes minutes after the small one,
+so in one organization its insights would also have read the small phase's traffic: a measure of the
+bench's own writes, not of the data's size. Insights with live traffic in that tail are measured apart.
 Last, the oldest month of step runs is dropped (detach + drop, timed)."""
 
 from __future__ import annotations
@@ -39,20 +48,21 @@ MONTHS = 6
 STEPS_PER_RUN = 10
 RUNS_PER_CONTACT = 10
 AUTOMATIONS = 10
-PERMUTE = 7919  # prime: i → i * PERMUTE mod total spreads start times without clustering new rows
+PERMUTE = 7919  # prime: run i starts at rank i * PERMUTE mod total, so any first runs spread over the months
 TICK_JOBS = 20
 ROUNDS = 2
 
 
-def at_scale(world: World, small_runs: int, runs: int, samples: int = 30) -> dict:
+def at_scale(small_runs: int, runs: int, samples: int = 30) -> dict:
+    """In organizations of its own (see above), not the bench's."""
     from relay.celery import app
 
-    fill = _Filler(world, runs)
+    fill = _Filler(World("bench at scale"), runs)
     started = time.perf_counter()
     fill.grow(small_runs)
     small_fill_s = time.perf_counter() - started
     small_rollup = fill.roll_up()
-    ops = _Operations(world, fill, samples)
+    ops = _Operations(fill, samples)
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     try:
@@ -97,15 +107,16 @@ class _Filler:
         self.automations = [world.automation(f"Scale {i}", runner_graph()) for i in range(AUTOMATIONS)]
         ensure_partitions(self.now, months_back=MONTHS)
 
-    def started_at(self, i: int):
-        return self.now - self.span * (((i * PERMUTE) % self.total) + 1) / self.total
-
     def grow(self, target: int) -> None:
         start = self.filled
         if target <= start:
             return
         ids = [a.pk for a in self.automations]
-        slice_runs = 100_000
+        slice_ranks = 100_000
+        try:
+            inverse = pow(PERMUTE, -1, self.total)  # rank → i
+        except ValueError:
+            raise BenchFailure(f"the number of runs ({self.total}) must not be a multiple of {PERMUTE}") from None
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO off")
             first_contact, last_contact = start // RUNS_PER_CONTACT, -(-target // RUNS_PER_CONTACT)
@@ -114,11 +125,11 @@ class _Filler:
                 '"created_at", "updated_at") SELECT \'ct_scale_\' || c, %s, \'Contact \' || c, \'\', \'\', '
                 "'{}', '{}', %s, %s FROM generate_series(%s::bigint, %s::bigint) c",
                 [self.world.org.pk, self.now - self.span, self.now, first_contact, last_contact - 1])
-            for low in range(start, target, slice_runs):
-                high = min(low + slice_runs, target)
+            for first_rank in range(self.total - 1, -1, -slice_ranks):  # oldest start first
                 params = {"org": self.world.org.pk, "account": self.world.account.pk, "automations": ids,
                           "now": self.now, "span_s": self.span.total_seconds(), "total": self.total,
-                          "permute": PERMUTE, "per_contact": RUNS_PER_CONTACT, "low": low, "high": high - 1,
+                          "inverse": inverse, "per_contact": RUNS_PER_CONTACT, "low": start, "high": target - 1,
+                          "first_rank": first_rank, "last_rank": max(0, first_rank - slice_ranks + 1),
                           "steps": STEPS_PER_RUN}
                 cursor.execute(_RUNS_SQL, params)
                 cursor.execute(_STEPS_SQL, params)
@@ -187,54 +198,64 @@ class _Filler:
 
 # Runs [low, high]: id arun_scale_<i>, automation i mod 10, contact i / 10, finished (every 50th of an
 # automation's failed, the next exited), started_at spread.
-_RUNS_SQL = """
+# Ranks from the oldest start to the newest; run i = rank × PERMUTE⁻¹ mod total, kept when this growth adds it.
+_RANKS = """
+FROM generate_series(%(first_rank)s::bigint, %(last_rank)s::bigint, -1) k
+CROSS JOIN LATERAL (SELECT (k * %(inverse)s) %% %(total)s AS i,
+                           %(now)s::timestamptz - make_interval(secs => %(span_s)s * (k + 1) / %(total)s) AS started) r
+"""
+
+_RUNS_SQL = f"""
 INSERT INTO "automation_runs" ("id", "organization_id", "automation_id", "contact_id", "social_account_id",
     "status", "current_node_key", "context", "exit_reason", "trigger_depth", "started_at", "completed_at",
     "updated_at")
 SELECT 'arun_scale_' || i, %(org)s, (%(automations)s::text[])[1 + i %% 10], 'ct_scale_' || (i / %(per_contact)s),
-       %(account)s, s.status, 'done', '{}',
+       %(account)s, s.status, 'done', '{{}}',
        CASE s.status WHEN 'completed' THEN 'bench_done' ELSE 'bench_' || s.status END,
-       0, t.started, t.started + interval '10 seconds', t.started + interval '10 seconds'
-FROM generate_series(%(low)s::bigint, %(high)s::bigint) i
-CROSS JOIN LATERAL (SELECT %(now)s::timestamptz
-                    - make_interval(secs => %(span_s)s * (((i::bigint * %(permute)s) %% %(total)s) + 1) / %(total)s)
-                    AS started) t
+       0, started, started + interval '10 seconds', started + interval '10 seconds'
+{_RANKS}
 CROSS JOIN LATERAL (SELECT CASE (i / 10) %% 50 WHEN 0 THEN 'failed' WHEN 1 THEN 'exited' ELSE 'completed' END
                     AS status) s
+WHERE i BETWEEN %(low)s AND %(high)s
 """
 
 # Ten step rows per run, a second apart from its start: computed from i like the run (no read of the runs).
-_STEPS_SQL = """
+_STEPS_SQL = f"""
 INSERT INTO "automation_step_runs" ("run_id", "automation_id", "node_key", "node_kind", "entered_via_port_key",
     "exited_via_port_key", "outcome", "duration_ms", "payload", "executed_at")
 SELECT 'arun_scale_' || i, (%(automations)s::text[])[1 + i %% 10], 'node_' || n,
        CASE WHEN n %% 3 = 0 THEN 'message' ELSE 'condition' END, CASE WHEN n = 0 THEN NULL ELSE 'in' END, 'next',
        'success', n, jsonb_build_object('message_id', 'msg_' || i || '_' || n, 'rendered_text', 'Hi, thanks!'),
-       %(now)s::timestamptz - make_interval(secs => %(span_s)s * (((i::bigint * %(permute)s) %% %(total)s) + 1)
-                                                    / %(total)s) + make_interval(secs => n)
-FROM generate_series(%(low)s::bigint, %(high)s::bigint) i CROSS JOIN generate_series(0, %(steps)s::int - 1) n
+       started + make_interval(secs => n)
+{_RANKS}
+CROSS JOIN generate_series(0, %(steps)s::int - 1) n
+WHERE i BETWEEN %(low)s AND %(high)s
 """
 
 
 class _Operations:
-    def __init__(self, world: World, fill: _Filler, samples: int):
+    def __init__(self, fill: _Filler, samples: int):
         from django.contrib.auth import get_user_model
         from rest_framework.test import APIClient
 
         from automations.graph import entrypoints as entrypoint_service
         from automations.models import Entrypoint
 
-        self.world, self.fill, self.samples = world, fill, samples
+        self.world, self.fill, self.samples = fill.world, fill, samples
+        self.traffic = World("bench at scale, traffic")
         self.rng = random.Random(19)
         self.api = APIClient()
-        self.api.credentials(HTTP_AUTHORIZATION=f"Bearer {world.api_key}")
+        self.api.credentials(HTTP_AUTHORIZATION=f"Bearer {self.world.api_key}")
+        self.traffic_api = APIClient()
+        self.traffic_api.credentials(HTTP_AUTHORIZATION=f"Bearer {self.traffic.api_key}")
         user = get_user_model().objects.create_superuser("bench-admin", "bench@example.com", "bench-admin")
         self.admin = Client()
         self.admin.force_login(user)
-        self.delays = world.automation("Scale delays", delay_graph())
-        self.enrolling = world.automation("Scale enroll", inbound_graph())
-        self.inbound = world.automation("Scale inbound", inbound_graph())
-        entrypoint_service.apply(Entrypoint(organization=world.org, automation=self.inbound, channel="instagram",
+        traffic = self.traffic
+        self.delays = traffic.automation("Scale delays", delay_graph())
+        self.enrolling = traffic.automation("Scale enroll", inbound_graph())
+        self.inbound = traffic.automation("Scale inbound", inbound_graph())
+        entrypoint_service.apply(Entrypoint(organization=traffic.org, automation=self.inbound, channel="instagram",
                                             kind="dm_received", config={"keywords": ["scale"]}), create=True)
         self.events = 0
 
@@ -299,7 +320,7 @@ class _Operations:
         }
 
     def _prepare_tick(self):
-        return self.world.delayed_runs(self.delays, TICK_JOBS, timezone.now() - timedelta(seconds=1))
+        return self.traffic.delayed_runs(self.delays, TICK_JOBS, timezone.now() - timedelta(seconds=1))
 
     def _tick(self):
         from automations.runtime.scheduler import tick
@@ -309,18 +330,18 @@ class _Operations:
             raise BenchFailure(f"a tick over {TICK_JOBS} due jobs: {report}")
 
     def _enroll(self):
-        contact = Contact.objects.create(organization=self.world.org, name="Enrolled")
-        response = self.api.post(f"/v1/automations/{self.enrolling.pk}/enroll", {"contact_id": contact.pk},
+        contact = Contact.objects.create(organization=self.traffic.org, name="Enrolled")
+        response = self.traffic_api.post(f"/v1/automations/{self.enrolling.pk}/enroll", {"contact_id": contact.pk},
                                  format="json")
         if response.status_code != 201:
             raise BenchFailure(f"enroll: {response.status_code} {response.content[:300]!r}")
 
     def _inbound_event(self):
         self.events += 1
-        body = {"event_id": f"scale-{self.fill.filled}-{self.events}", "social_account_id": self.world.account.pk,
+        body = {"event_id": f"scale-{self.fill.filled}-{self.events}", "social_account_id": self.traffic.account.pk,
                 "kind": "dm_received", "text": "scale",
                 "contact": {"platform_user_id": f"scale-{self.fill.filled}-{self.events}"}}
-        response = self.api.post("/v1/inbound-events", body, format="json")
+        response = self.traffic_api.post("/v1/inbound-events", body, format="json")
         if response.status_code != 202 or response.json().get("outcome") != "enrolled":
             raise BenchFailure(f"inbound: {response.status_code} {response.content[:300]!r}")
 

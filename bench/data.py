@@ -79,8 +79,8 @@ def delay_graph() -> dict:
 class World:
     """One organization with a sandbox account and an API key."""
 
-    def __init__(self):
-        self.org = Organization.objects.create(name="bench")
+    def __init__(self, name: str = "bench"):
+        self.org = Organization.objects.create(name=name)
         self.account = SocialAccount.objects.create(organization=self.org, channel="instagram", name="Bench",
                                                     external_id="bench-account")
         _, self.api_key = ApiKey.objects.create_key(self.org, "bench")

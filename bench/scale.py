@@ -35,7 +35,7 @@ def run(world, broker, size: dict, step, parts=("f", "g", "h")) -> dict:
     if "g" in parts:
         step(f"(g) cost as data grows: {size['scale_small_runs']:,} runs, then {size['scale_runs']:,} runs and "
              f"{size['scale_runs'] * at_scale.STEPS_PER_RUN:,} step rows over {at_scale.MONTHS} months")
-        results["at_scale"] = at_scale.at_scale(world, size["scale_small_runs"], size["scale_runs"],
+        results["at_scale"] = at_scale.at_scale(size["scale_small_runs"], size["scale_runs"],
                                                 size["scale_samples"])
     if "h" in parts:
         step(f"(h) scale-out: {size['scaleout_runs']} runs and a {size['scaleout_backlog']:,}-job backlog "
