@@ -25,7 +25,8 @@ The filled runs belong to an organization of their own, and the tick, enrollment
 their runs in a second one. Those runs' step rows are minutes old when the insights are read, after the
 rollup's open `part` (so read from the step rows) — and the large phase comes minutes after the small one,
 so in one organization its insights would also have read the small phase's traffic: a measure of the
-bench's own writes, not of the data's size. Insights with live traffic in that tail are measured apart.
+bench's own writes, not of the data's size (the README gives that tail's cost per step row).
+
 Last, the oldest month of step runs is dropped (detach + drop, timed)."""
 
 from __future__ import annotations
