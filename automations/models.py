@@ -507,6 +507,7 @@ class RollupBucket(models.TextChoices):
     HOUR = "hour"
     DAY = "day"
     PART = "part", "Open hour so far"  # the hour after the watermark, up to the watermark's `part_until`
+    SIX = "six", "Six hours"  # 00–06, 06–12, 12–18, 18–24 UTC: a period's partial first or last day reads them
 
 
 class NodeRollup(models.Model):

@@ -87,7 +87,8 @@ def at_scale(small_runs: int, runs: int, samples: int = 30) -> dict:
             "steps": runs * STEPS_PER_RUN, "months": MONTHS, "samples": samples, "rounds": ROUNDS,
             "fill_seconds": round(fill_s, 1), "small_fill_seconds": round(small_fill_s, 1),
             "rollup_seconds": large_rollup["seconds"], "rollup_hour_rows": large_rollup["hour_rows"],
-            "rollup_day_rows": large_rollup["day_rows"], "small_rollup_seconds": small_rollup["seconds"],
+            "rollup_day_rows": large_rollup["day_rows"], "rollup_six_rows": large_rollup["six_rows"],
+            "small_rollup_seconds": small_rollup["seconds"],
             "operations": rows, "worst_ratio": max(row["ratio"] for row in rows), **drop}
 
 
@@ -172,7 +173,7 @@ class _Filler:
                            ["arun_scale_%", result["rolled_up_until"]])
             finished = cursor.fetchone()[0]
             cursor.execute('ANALYZE "automation_node_rollups", "automation_run_rollups"')
-        if rolled != closed or rolled_runs != finished or not result["day_rows"]:
+        if rolled != closed or rolled_runs != finished or not result["day_rows"] or not result["six_rows"]:
             raise BenchFailure(f"the rollup counts {rolled} steps of the fill's {closed} and {rolled_runs} runs of "
                                f"its {finished} in closed hours, {result['day_rows']} day rows")
         return {**result, "seconds": round(seconds, 1)}

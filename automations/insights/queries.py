@@ -190,18 +190,24 @@ def _span_params(scope: Scope, window: Window, first: datetime, last: datetime, 
 
 
 def _node_days(first: datetime, last: datetime, watermark: datetime) -> dict:
-    """How the step rollup covers [first, last): hour rows up to the first midnight (`node_first_day`), day
-    rows to `node_days_until`, hour rows from `node_last_day` to `node_hours_until`. A span ending at the
-    watermark reads today's day row, which stands for the day up to the watermark, instead of its hours."""
+    """How the step rollup covers [first, last): hour rows up to the first six-hour block boundary
+    (`node_first_six`), blocks to the first midnight (`node_first_day`), day rows to `node_days_until`, blocks
+    from `node_last_day` to `node_last_six` and hour rows from there to `node_hours_until` — at most five
+    hour rows and three blocks per node for each partial day instead of up to 23 hour rows. A span ending at
+    the watermark reads today's day row, which stands for the day up to the watermark, instead of its hours."""
     first_day = rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta())
     last_day = rollup.floor_day(last)
-    if first_day > last_day:  # within one day, after its midnight: hours only
-        return {"node_first_day": last, "node_days_until": last, "node_last_day": last, "node_hours_until": last}
+    if first_day > last_day:  # within one day, after its midnight: hours, and the blocks between
+        first_six = min(rollup.ceil_six(first), last)
+        last_six = max(first_six, rollup.floor_six(last))
+        return {"node_first_six": first_six, "node_first_day": last_six, "node_days_until": last_six,
+                "node_last_day": last_six, "node_last_six": last_six, "node_hours_until": last}
+    first_six = rollup.ceil_six(first)
     if last == watermark and last_day < last:
-        return {"node_first_day": first_day, "node_days_until": last_day + rollup.DAY, "node_last_day": last_day,
-                "node_hours_until": last_day}
-    return {"node_first_day": first_day, "node_days_until": last_day, "node_last_day": last_day,
-            "node_hours_until": last}
+        return {"node_first_six": first_six, "node_first_day": first_day, "node_days_until": last_day + rollup.DAY,
+                "node_last_day": last_day, "node_last_six": last_day, "node_hours_until": last_day}
+    return {"node_first_six": first_six, "node_first_day": first_day, "node_days_until": last_day,
+            "node_last_day": last_day, "node_last_six": rollup.floor_six(last), "node_hours_until": last}
 
 
 def node_insights(scope: Scope, window: Window, graph: dict | None = None,

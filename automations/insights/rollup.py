@@ -7,7 +7,9 @@ runtime's path. A beat task (`advance_rollup`) closes one hour at a time once th
 grace period for late commits has passed: it replaces that hour's rows with figures computed from the step
 rows (and the runs, for their entrypoint and binding) in one transaction that also moves the watermark.
 After each hour it builds the day's step rows from its hour rows so far (today's row thus stands for
-the day up to the watermark) and, after a day's last hour, the day's rows of finished runs. Once caught
+the day up to the watermark), after an hour ending a six-hour block (00, 06, 12, 18 UTC) that block's step
+rows, so a period's partial first or last day reads at most five hour rows and three blocks per node instead
+of up to 23 hour rows, and, after a day's last hour, the day's rows of finished runs. Once caught
 up it rebuilds the `part` rows: the open hour's step rows up to its last five minutes closed (the same
 grace), so a period ending now reads minutes of step rows. Re-running a bucket, two beats at once or a
 retried task give the same rows: nothing is ever added to what is there.
@@ -39,6 +41,7 @@ from automations.store import rollup as store
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+SIX_HOURS = timedelta(hours=6)
 PART_STEP = timedelta(minutes=5)  # the open hour's `part` rows reach the last five minutes closed
 # A step row carries executed_at from before its transaction commits; an hour is closed only after this
 # much more time, so a row committing late still lands in its own hour's rollup.
@@ -57,6 +60,16 @@ def floor_hour(value: datetime) -> datetime:
 
 def floor_day(value: datetime) -> datetime:
     return floor_hour(value).replace(hour=0)
+
+
+def floor_six(value: datetime) -> datetime:
+    hour = floor_hour(value)
+    return hour.replace(hour=hour.hour - hour.hour % 6)
+
+
+def ceil_six(value: datetime) -> datetime:
+    start = floor_six(value)
+    return start if start == value else start + SIX_HOURS
 
 
 def epoch(value: datetime) -> int:
@@ -113,32 +126,42 @@ def recompute_day(day_start: datetime) -> int:
 def recompute_node_day(day_start: datetime) -> int:
     """Replace the day's step rows with the sum of its hour rows so far: after every hour closed, so today's
     row stands for [today, watermark) and a period ending now reads it instead of up to 23 hour rows."""
-    day_start = floor_day(day_start)
-    day_epoch = epoch(day_start)
+    return _sum_hours(RollupBucket.DAY, floor_day(day_start), DAY)
+
+
+def recompute_six_hours(block_start: datetime) -> int:
+    """Replace the six-hour block's step rows with the sum of its hour rows, once its last hour closed."""
+    return _sum_hours(RollupBucket.SIX, floor_six(block_start), SIX_HOURS)
+
+
+def _sum_hours(bucket: str, start: datetime, length: timedelta) -> int:
+    """Rows of `bucket` at `start` from the hour rows of [start, start + length): the counts added, and the
+    returns from before `start` only (a return from within the bucket is not one for it)."""
+    start_epoch = epoch(start)
     rows: dict[tuple, NodeRollup] = {}
     durations: dict[tuple, dict[int, int]] = {}
-    hours = NodeRollup.objects.filter(bucket=RollupBucket.HOUR, bucket_start__gte=day_start,
-                                      bucket_start__lt=day_start + DAY)
+    hours = NodeRollup.objects.filter(bucket=RollupBucket.HOUR, bucket_start__gte=start,
+                                      bucket_start__lt=start + length)
     for hour in hours:
         key = (hour.automation_id, hour.entrypoint_id, hour.binding_id, hour.node_key, hour.node_kind)
         row = rows.get(key)
         if row is None:
             row = rows[key] = NodeRollup(
                 automation_id=hour.automation_id, entrypoint_id=hour.entrypoint_id, binding_id=hour.binding_id,
-                bucket=RollupBucket.DAY, bucket_start=day_start, node_key=hour.node_key,
+                bucket=bucket, bucket_start=start, node_key=hour.node_key,
                 node_kind=hour.node_kind, returns={}, exits_by_port={})
             durations[key] = {}
         for outcome in StepOutcome.values:
             setattr(row, outcome, getattr(row, outcome) + getattr(hour, outcome))
         row.first_arrivals += hour.first_arrivals
         for label, count in hour.returns.items():
-            if int(label) < day_epoch:
+            if int(label) < start_epoch:
                 _add(row.returns, label, count)
         for label, count in hour.exits_by_port.items():
             _add(row.exits_by_port, label, count)
         for value, count in zip(hour.duration_bins, hour.duration_counts, strict=True):
             _add(durations[key], value, count)
-    return _replace(RollupBucket.DAY, day_start, rows, durations)
+    return _replace(bucket, start, rows, durations)
 
 
 def _replace(bucket: str, bucket_start: datetime, rows: dict[tuple, NodeRollup],
@@ -207,6 +230,8 @@ def advance_rollup(now: datetime | None = None, max_hours: int = MAX_HOURS_PER_C
                     watermark.save(update_fields=["rolled_up_until"])
                 break
             recompute_hour(hour_start)
+            if (hour_start + HOUR).hour % 6 == 0:
+                recompute_six_hours(hour_start)
             if (hour_start + HOUR).hour == 0:
                 recompute_day(hour_start)
             else:
@@ -233,13 +258,13 @@ def backfill_rollup(now: datetime | None = None) -> dict:
     store.ensure_watermark(now)
     with transaction.atomic():
         watermark = RollupWatermark.objects.select_for_update().get(pk=1)
-        written = store.backfill(closed_until, days_until)
+        written = store.backfill(closed_until, days_until, floor_six(closed_until))
         NodeRollup.objects.filter(bucket=RollupBucket.PART).delete()
         watermark.rolled_up_until, watermark.part_until = closed_until, None
         watermark.updated_at = timezone.now()
         watermark.save(update_fields=["rolled_up_until", "part_until", "updated_at"])
         _advance_part(watermark, now)
-    return {"rolled_up_until": closed_until, "hour_rows": written["hour_rows"], "day_rows": written["day_rows"]}
+    return {"rolled_up_until": closed_until, **{name: written[name] for name in ("hour_rows", "day_rows", "six_rows")}}
 
 
 def runs_leaving_with(contact_id: str) -> list[store.RunKey]:

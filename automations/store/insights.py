@@ -187,13 +187,13 @@ SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, sum({sign}) F
 
 
 def _rolled_sql(scope_kind: str) -> str:
-    """Rollup rows of [first, last): hour rows around whole days, day rows for those and, for a span ending
-    at the watermark, today's day row (see `queries._node_days`) and the open hour's `part` rows when
-    `part_start` is the watermark; same tags as `_live_edges_sql`, but a node's outcome counts and first
-    arrivals come in one 'c' row, `label` their JSON object. A return counts as a new run when its previous
-    visit's hour is before the span's first (`returns_before`): a run at the node in the window's partial
-    first hour, before `from` or after, is new at its first step in the span, and the edges do not count
-    it."""
+    """Rollup rows of [first, last): hour rows and six-hour blocks around whole days, day rows for those
+    and, for a span ending at the watermark, today's day row (see `queries._node_days`) and the open hour's
+    `part` rows when `part_start` is the watermark; same tags as `_live_edges_sql`, but a node's outcome
+    counts and first arrivals come in one 'c' row, `label` their JSON object. A return counts as a new run
+    when its previous visit's hour is before the span's first (`returns_before`): a run at the node in the
+    window's partial first hour, before `from` or after, is new at its first step in the span, and the
+    edges do not count it."""
     per_node = 'm."automation_id", m."node_key", m."node_kind"'
     outcome_columns = ", ".join(f'u."{outcome}"' for outcome in StepOutcome.values)
     rows = (f'SELECT u."automation_id", u."node_key", u."node_kind", u."first_arrivals", u."returns", '
@@ -202,12 +202,16 @@ def _rolled_sql(scope_kind: str) -> str:
     counts = ", ".join(f"'{column}', sum(m.\"{column}\")" for column in [*StepOutcome.values, "first_arrivals"])
     return f"""
 WITH m AS MATERIALIZED (
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(node_first_day)s
+    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(node_first_six)s
+    UNION ALL
+    {rows} AND u."bucket" = 'six' AND u."bucket_start" >= %(node_first_six)s AND u."bucket_start" < %(node_first_day)s
     UNION ALL
     {rows} AND u."bucket" = 'day' AND u."bucket_start" >= %(node_first_day)s
     AND u."bucket_start" < %(node_days_until)s
     UNION ALL
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(node_last_day)s
+    {rows} AND u."bucket" = 'six' AND u."bucket_start" >= %(node_last_day)s AND u."bucket_start" < %(node_last_six)s
+    UNION ALL
+    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(node_last_six)s
     AND u."bucket_start" < %(node_hours_until)s
     UNION ALL
     {rows} AND u."bucket" = 'part' AND u."bucket_start" = %(part_start)s

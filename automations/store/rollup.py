@@ -139,7 +139,8 @@ WHERE r."contact_id" = %(contact)s AND r."status" = ANY(%(finished)s) AND {FINIS
 # the hour (`earlier`) or the latest before it (`before`). Entrypoint and binding are '' for none, so the
 # per-figure aggregates join on plain equality; they are turned back to NULL when the rows are written.
 _KEY = '"automation_id", "entrypoint_id", "binding_id", "node_key", "node_kind"'
-BACKFILL_DELETE_SQL = (f'DELETE FROM "{ROLLUPS}" WHERE "bucket" IN (%(hour)s, %(day)s) AND "bucket_start" < %(until)s')
+BACKFILL_DELETE_SQL = (f'DELETE FROM "{ROLLUPS}" WHERE "bucket" IN (%(hour)s, %(day)s, %(six)s) '
+                       f'AND "bucket_start" < %(until)s')
 BACKFILL_RUNS_DELETE_SQL = (f'DELETE FROM "{RUN_ROLLUPS}" WHERE ("bucket" = %(hour)s AND "finished_start" < %(until)s) '
                             f'OR ("bucket" = %(day)s AND "finished_start" < %(days_until)s)')
 BACKFILL_RUN_HOURS_SQL = (f'INSERT INTO "{RUN_ROLLUPS}" ({_RUN_COLUMNS}) '
@@ -206,13 +207,15 @@ WITH bins AS (
 {_INSERT_SELECT}
 """
 
-# Days from their hour rows, as `recompute_node_day` adds them (a return from within the day is not one for
-# it); today's from its hours so far.
-BACKFILL_DAYS_SQL = f"""
+
+def _from_hours_sql(truncate: str) -> str:
+    """Buckets of several hours from their hour rows before `until`, as `rollup._sum_hours` adds them (a
+    return from within the bucket is not one for it); `truncate` gives an hour's bucket start."""
+    return f"""
 WITH hours AS MATERIALIZED (
     SELECT "automation_id", coalesce("entrypoint_id", '') AS "entrypoint_id",
            coalesce("binding_id", '') AS "binding_id", "node_key", "node_kind",
-           date_trunc('day', "bucket_start", 'UTC') AS "bucket_start",
+           {truncate} AS "bucket_start",
            {_OUTCOMES}, "first_arrivals", "returns", "exits_by_port",
            "duration_bins", "duration_counts"
     FROM "{ROLLUPS}" WHERE "bucket" = %(hour)s AND "bucket_start" < %(until)s
@@ -240,6 +243,13 @@ WITH hours AS MATERIALIZED (
 )
 {_INSERT_SELECT}
 """
+
+
+# Days (today's from its hours so far) and six-hour blocks (those that ended: `until` is a block's start).
+BACKFILL_DAYS_SQL = _from_hours_sql("date_trunc('day', \"bucket_start\", 'UTC')")
+BACKFILL_SIX_HOURS_SQL = _from_hours_sql(
+    "date_bin('6 hours', \"bucket_start\", TIMESTAMPTZ '2000-01-01 00:00:00+00')")
+BLOCKS_DELETE_SQL = f'DELETE FROM "{ROLLUPS}" WHERE "bucket" = %(bucket)s AND "bucket_start" < %(until)s'
 
 
 @dataclass(frozen=True)
@@ -327,10 +337,11 @@ def recount_run_key(key: RunKey, hour, day, closed_days_until: datetime) -> None
             cursor.execute(RUN_KEY_DAY_INSERT_SQL, params)
 
 
-def backfill(closed_until: datetime, days_until: datetime) -> dict:
-    """Rebuild every closed hour and day, steps and runs; returns the rows written. Caller holds the
-    watermark lock inside a transaction."""
-    buckets = {"hour": RollupBucket.HOUR, "day": RollupBucket.DAY, "until": closed_until, "days_until": days_until}
+def backfill(closed_until: datetime, days_until: datetime, six_until: datetime) -> dict:
+    """Rebuild every closed hour, day and six-hour block, steps and runs; returns the rows written. Caller
+    holds the watermark lock inside a transaction."""
+    buckets = {"hour": RollupBucket.HOUR, "day": RollupBucket.DAY, "six": RollupBucket.SIX, "until": closed_until,
+               "days_until": days_until}
     epoch = datetime.fromtimestamp(0).astimezone()
     with connection.cursor() as cursor:
         cursor.execute(BACKFILL_WORK_MEM_SQL)
@@ -341,10 +352,22 @@ def backfill(closed_until: datetime, days_until: datetime) -> dict:
         cursor.execute(BACKFILL_DAYS_SQL, {"bucket": RollupBucket.DAY, "hour": RollupBucket.HOUR,
                                            "until": closed_until})
         days = cursor.rowcount
+        cursor.execute(BACKFILL_SIX_HOURS_SQL, {"bucket": RollupBucket.SIX, "hour": RollupBucket.HOUR,
+                                                "until": six_until})
+        six = cursor.rowcount
         cursor.execute(BACKFILL_DROP_SQL)
         cursor.execute(BACKFILL_RUNS_DELETE_SQL, buckets)
         cursor.execute(BACKFILL_RUN_HOURS_SQL, {"epoch": epoch, "end": closed_until, "finished": FINISHED})
         run_hours = cursor.rowcount
         cursor.execute(BACKFILL_RUN_DAYS_SQL, {"epoch": epoch, "end": days_until})
         run_days = cursor.rowcount
-    return {"hour_rows": hours, "day_rows": days, "run_hour_rows": run_hours, "run_day_rows": run_days}
+    return {"hour_rows": hours, "day_rows": days, "six_rows": six, "run_hour_rows": run_hours,
+            "run_day_rows": run_days}
+
+
+def rebuild_six_hours(until: datetime) -> int:
+    """Every six-hour block before `until` (a block's start) again from its hour rows; rows written."""
+    with connection.cursor() as cursor:
+        cursor.execute(BLOCKS_DELETE_SQL, {"bucket": RollupBucket.SIX, "until": until})
+        cursor.execute(BACKFILL_SIX_HOURS_SQL, {"bucket": RollupBucket.SIX, "hour": RollupBucket.HOUR, "until": until})
+        return cursor.rowcount

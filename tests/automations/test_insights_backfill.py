@@ -1,8 +1,9 @@
 """The set-based rebuild of the insights rollup writes exactly the rows the hour-by-hour path writes —
 outcomes, first arrivals and returns (the distinct-run columns), exits by port, the duration histogram, for
-hours and days — moves the watermark the same way, replaces whatever was there and leaves nothing for the
-beat to redo."""
+hours, six-hour blocks and days — moves the watermark the same way, replaces whatever was there and leaves
+nothing for the beat to redo."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -28,16 +29,18 @@ def test_the_backfill_writes_the_rows_of_the_hour_by_hour_path(spread):  # noqa:
     expected = _snapshot()
     hours = [row for row in expected if row[0] == "hour"]
     days = [row for row in expected if row[0] == "day"]
+    sixes = [row for row in expected if row[0] == "six"]
     # the seeded data exercises every column: both buckets, runs through an entrypoint and a binding,
     # first arrivals and returns, ports, histograms of several bins
-    assert len(hours) > 20 and len(days) > 5
+    assert len(hours) > 20 and len(days) > 5 and len(sixes) > 5
     assert any(row[3] for row in expected) and any(row[4] for row in expected)
     assert any(row[10] for row in hours) and any(row[11] for row in hours) and any(row[11] for row in days)
     assert any(row[12] for row in expected) and any(len(row[13]) > 2 for row in days)
     _clear()
     result = rollup.backfill_rollup(now)
     assert _snapshot() == expected
-    assert result == {"rolled_up_until": hour_by_hour, "hour_rows": len(hours), "day_rows": len(days)}
+    assert result == {"rolled_up_until": hour_by_hour, "hour_rows": len(hours), "day_rows": len(days),
+                      "six_rows": len(sixes)}
     assert rollup.rolled_up_until() == hour_by_hour
     assert rollup.advance_rollup(now) == 0  # nothing left for the beat until the next hour closes
 
@@ -66,3 +69,13 @@ def test_the_operator_command_backfills(spread, capsys):  # noqa: F811
     assert rollup.rolled_up_until() in {before, rollup.floor_hour(timezone.now() - rollup.GRACE)}
     assert f"{NodeRollup.objects.filter(bucket='hour').count()} hour rows" in out
     assert f"{NodeRollup.objects.filter(bucket='day').count()} day rows" in out
+    assert f"{NodeRollup.objects.filter(bucket='six').count()} six-hour rows" in out
+
+
+def test_the_upgrade_builds_the_six_hour_blocks_of_a_rollup_under_way(spread):  # noqa: F811
+    close_all(timezone.now())
+    expected = _snapshot()
+    assert any(row[0] == "six" for row in expected)
+    NodeRollup.objects.filter(bucket="six").delete()  # a rollup built before the blocks existed
+    importlib.import_module("automations.migrations.0017_rollup_six_hours").build_six_hours(None, None)
+    assert _snapshot() == expected

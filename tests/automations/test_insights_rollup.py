@@ -136,6 +136,50 @@ def test_rollup_gives_the_rows_figures_for_any_window(spread):
     assert mixed >= 20  # most windows did read the rollup
 
 
+def test_a_partial_day_reads_its_whole_six_hour_blocks_instead_of_their_hours():
+    day = datetime(2026, 3, 10, tzinfo=UTC)
+    hours = timedelta(hours=1)
+    watermark = day + 3 * rollup.DAY + 15 * hours
+    # starting at 03:00 and ending at 20:00 two days later: 03-06 in hours, 06-24 in blocks, a day,
+    # 00-18 in blocks, 18-20 in hours
+    assert queries._node_days(day + 3 * hours, day + 2 * rollup.DAY + 20 * hours, watermark) == {
+        "node_first_six": day + 6 * hours, "node_first_day": day + rollup.DAY,
+        "node_days_until": day + 2 * rollup.DAY, "node_last_day": day + 2 * rollup.DAY,
+        "node_last_six": day + 2 * rollup.DAY + 18 * hours, "node_hours_until": day + 2 * rollup.DAY + 20 * hours}
+    # within one day: 01-06 in hours, 06-12 a block, 12-13 an hour
+    within = queries._node_days(day + 1 * hours, day + 13 * hours, watermark)
+    assert (within["node_first_six"], within["node_first_day"], within["node_hours_until"]) == (
+        day + 6 * hours, day + 12 * hours, day + 13 * hours)
+    assert within["node_days_until"] == within["node_last_day"] == within["node_last_six"] == day + 12 * hours
+    # no whole block inside: hours only
+    short = queries._node_days(day + 7 * hours, day + 11 * hours, watermark)
+    assert short["node_first_six"] == day + 11 * hours and short["node_hours_until"] == day + 11 * hours
+    # ending at the watermark: today's day row, and blocks only at the start
+    today = queries._node_days(day + 20 * hours, watermark, watermark)
+    assert (today["node_first_six"], today["node_first_day"], today["node_days_until"]) == (
+        day + rollup.DAY, day + rollup.DAY, day + 4 * rollup.DAY)
+
+
+def test_the_six_hour_blocks_are_what_a_partial_day_reads(spread):
+    """A figure planted in a block shows in a window whose partial first day holds that whole block, and
+    not in one reading that block's hours (the windows' honest figures are checked in the test above)."""
+    automation = spread["automation"]
+    watermark = close_all(timezone.now())
+    block = rollup.floor_six(watermark) - rollup.DAY - 3 * rollup.SIX_HOURS  # a whole block of a closed day
+    assert block.hour in (0, 6, 12, 18) and rollup.floor_day(block) < rollup.floor_day(watermark)
+    scope = Scope(ScopeKind.AUTOMATION, automation.pk, automation.pk)
+    inside = Window("custom", block - timedelta(minutes=30), watermark)
+    hours_only = Window("custom", block + timedelta(minutes=30), watermark)
+    before = {n["node_key"]: n["outcomes"]["success"] for n in queries.node_insights(scope, inside)}
+    before_hours = {n["node_key"]: n["outcomes"]["success"] for n in queries.node_insights(scope, hours_only)}
+    NodeRollup.objects.bulk_create([NodeRollup(
+        automation_id=automation.pk, bucket="six", bucket_start=block, node_key="planted", node_kind="message",
+        success=1000, returns={}, exits_by_port={}, duration_bins=[], duration_counts=[])])
+    after = {n["node_key"]: n["outcomes"]["success"] for n in queries.node_insights(scope, inside)}
+    assert after == {**before, "planted": 1000}
+    assert {n["node_key"]: n["outcomes"]["success"] for n in queries.node_insights(scope, hours_only)} == before_hours
+
+
 def test_a_run_back_at_a_node_counts_once_wherever_the_window_starts(org):
     """The cases at the window's first hour: a visit before `from` in the same hour then one in the
     rolled-up span (a new run for the window), a visit inside that partial hour then one later (one run)."""
@@ -201,6 +245,8 @@ def test_rebuilding_a_bucket_twice_writes_the_same_rows(spread):
         rollup.recompute_hour(hour)
     for day in sorted(set(NodeRollup.objects.filter(bucket="day").values_list("bucket_start", flat=True))):
         rollup.recompute_day(day)
+    for six in sorted(set(NodeRollup.objects.filter(bucket="six").values_list("bucket_start", flat=True))):
+        rollup.recompute_six_hours(six)
     assert _snapshot() == before
 
 
