@@ -175,7 +175,8 @@ class _Filler:
             cursor.execute('ANALYZE "automation_node_rollups", "automation_run_rollups"')
         if rolled != closed or rolled_runs != finished or not result["day_rows"] or not result["six_rows"]:
             raise BenchFailure(f"the rollup counts {rolled} steps of the fill's {closed} and {rolled_runs} runs of "
-                               f"its {finished} in closed hours, {result['day_rows']} day rows")
+                               f"its {finished} in closed hours, {result['day_rows']} day rows, "
+                               f"{result['six_rows']} six-hour rows")
         return {**result, "seconds": round(seconds, 1)}
 
     def run_ids(self, count: int, rng: random.Random) -> list[str]:

@@ -91,7 +91,7 @@ def render(results: dict) -> list[str]:
         filled = f"(g) fill: {scale['runs']:,} runs, {scale['steps']:,} step rows"
         lines.append(f"{filled:<58} {scale['fill_seconds']:>12,.1f}  s")
         rolled = (f"(g) insights rollup rebuilt ({scale['rollup_hour_rows']:,} hour, "
-                  f"{scale.get('rollup_six_rows', 0):,} six-hour, {scale['rollup_day_rows']:,} day rows)")
+                  f"{scale['rollup_six_rows']:,} six-hour, {scale['rollup_day_rows']:,} day rows)")
         lines.append(f"{rolled:<58} {scale['rollup_seconds']:>12,.1f}  s")
         for op in scale["operations"]:
             lines.append(f"{'(g) p95 ' + op['operation']:<58} {op['large_p95_ms']:>12,.1f}  ms"

@@ -197,17 +197,16 @@ def _node_days(first: datetime, last: datetime, watermark: datetime) -> dict:
     the watermark reads today's day row, which stands for the day up to the watermark, instead of its hours."""
     first_day = rollup.floor_day(first) + (rollup.DAY if rollup.floor_day(first) < first else timedelta())
     last_day = rollup.floor_day(last)
+    first_six = min(rollup.ceil_six(first), last)
     if first_day > last_day:  # within one day, after its midnight: hours, and the blocks between
-        first_six = min(rollup.ceil_six(first), last)
-        last_six = max(first_six, rollup.floor_six(last))
-        return {"node_first_six": first_six, "node_first_day": last_six, "node_days_until": last_six,
-                "node_last_day": last_six, "node_last_six": last_six, "node_hours_until": last}
-    first_six = rollup.ceil_six(first)
-    if last == watermark and last_day < last:
-        return {"node_first_six": first_six, "node_first_day": first_day, "node_days_until": last_day + rollup.DAY,
-                "node_last_day": last_day, "node_last_six": last_day, "node_hours_until": last_day}
-    return {"node_first_six": first_six, "node_first_day": first_day, "node_days_until": last_day,
-            "node_last_day": last_day, "node_last_six": rollup.floor_six(last), "node_hours_until": last}
+        first_day = last_day = last_six = max(first_six, rollup.floor_six(last))
+        days_until, hours_until = first_day, last
+    elif last == watermark and last_day < last:  # today's day row, no hours after it
+        days_until, last_six, hours_until = last_day + rollup.DAY, last_day, last_day
+    else:
+        days_until, last_six, hours_until = last_day, rollup.floor_six(last), last
+    return {"node_first_six": first_six, "node_first_day": first_day, "node_days_until": days_until,
+            "node_last_day": last_day, "node_last_six": last_six, "node_hours_until": hours_until}
 
 
 def node_insights(scope: Scope, window: Window, graph: dict | None = None,

@@ -19,6 +19,7 @@ from automations.models import (
     Automation,
     AutomationRun,
     NodeRollup,
+    RollupBucket,
     RunRollup,
     StepOutcome,
     StepRun,
@@ -186,6 +187,17 @@ SELECT 'd', "automation_id", "node_key", "node_kind", "bin"::text, sum({sign}) F
 """
 
 
+# The rollup's buckets over [first, last), in order (`queries._node_days` gives the bounds): one index range
+# each, joined by UNION ALL.
+_ROLLED_RANGES = (
+    (RollupBucket.HOUR, "first", "node_first_six"),
+    (RollupBucket.SIX, "node_first_six", "node_first_day"),
+    (RollupBucket.DAY, "node_first_day", "node_days_until"),
+    (RollupBucket.SIX, "node_last_day", "node_last_six"),
+    (RollupBucket.HOUR, "node_last_six", "node_hours_until"),
+)
+
+
 def _rolled_sql(scope_kind: str) -> str:
     """Rollup rows of [first, last): hour rows and six-hour blocks around whole days, day rows for those
     and, for a span ending at the watermark, today's day row (see `queries._node_days`) and the open hour's
@@ -200,21 +212,14 @@ def _rolled_sql(scope_kind: str) -> str:
             f'u."exits_by_port", u."duration_bins", u."duration_counts", {outcome_columns} '
             f'FROM "{ROLLUPS}" u WHERE {_ROLLUP_SCOPE[scope_kind]}')
     counts = ", ".join(f"'{column}', sum(m.\"{column}\")" for column in [*StepOutcome.values, "first_arrivals"])
+    ranges = "\n    UNION ALL\n    ".join(
+        f'{rows} AND u."bucket" = \'{bucket}\' AND u."bucket_start" >= %({since})s AND u."bucket_start" < %({until})s'
+        for bucket, since, until in _ROLLED_RANGES)
     return f"""
 WITH m AS MATERIALIZED (
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(first)s AND u."bucket_start" < %(node_first_six)s
+    {ranges}
     UNION ALL
-    {rows} AND u."bucket" = 'six' AND u."bucket_start" >= %(node_first_six)s AND u."bucket_start" < %(node_first_day)s
-    UNION ALL
-    {rows} AND u."bucket" = 'day' AND u."bucket_start" >= %(node_first_day)s
-    AND u."bucket_start" < %(node_days_until)s
-    UNION ALL
-    {rows} AND u."bucket" = 'six' AND u."bucket_start" >= %(node_last_day)s AND u."bucket_start" < %(node_last_six)s
-    UNION ALL
-    {rows} AND u."bucket" = 'hour' AND u."bucket_start" >= %(node_last_six)s
-    AND u."bucket_start" < %(node_hours_until)s
-    UNION ALL
-    {rows} AND u."bucket" = 'part' AND u."bucket_start" = %(part_start)s
+    {rows} AND u."bucket" = '{RollupBucket.PART}' AND u."bucket_start" = %(part_start)s
 )
 SELECT 'c' AS "tag", {per_node}, json_build_object({counts})::text AS "label", 0 AS "count" FROM m GROUP BY 2, 3, 4
 UNION ALL

@@ -249,7 +249,7 @@ WITH hours AS MATERIALIZED (
 BACKFILL_DAYS_SQL = _from_hours_sql("date_trunc('day', \"bucket_start\", 'UTC')")
 BACKFILL_SIX_HOURS_SQL = _from_hours_sql(
     "date_bin('6 hours', \"bucket_start\", TIMESTAMPTZ '2000-01-01 00:00:00+00')")
-BLOCKS_DELETE_SQL = f'DELETE FROM "{ROLLUPS}" WHERE "bucket" = %(bucket)s AND "bucket_start" < %(until)s'
+SIX_HOURS_DELETE_SQL = f'DELETE FROM "{ROLLUPS}" WHERE "bucket" = %(bucket)s AND "bucket_start" < %(until)s'
 
 
 @dataclass(frozen=True)
@@ -352,9 +352,7 @@ def backfill(closed_until: datetime, days_until: datetime, six_until: datetime) 
         cursor.execute(BACKFILL_DAYS_SQL, {"bucket": RollupBucket.DAY, "hour": RollupBucket.HOUR,
                                            "until": closed_until})
         days = cursor.rowcount
-        cursor.execute(BACKFILL_SIX_HOURS_SQL, {"bucket": RollupBucket.SIX, "hour": RollupBucket.HOUR,
-                                                "until": six_until})
-        six = cursor.rowcount
+        six = rebuild_six_hours(six_until)
         cursor.execute(BACKFILL_DROP_SQL)
         cursor.execute(BACKFILL_RUNS_DELETE_SQL, buckets)
         cursor.execute(BACKFILL_RUN_HOURS_SQL, {"epoch": epoch, "end": closed_until, "finished": FINISHED})
@@ -368,6 +366,6 @@ def backfill(closed_until: datetime, days_until: datetime, six_until: datetime) 
 def rebuild_six_hours(until: datetime) -> int:
     """Every six-hour block before `until` (a block's start) again from its hour rows; rows written."""
     with connection.cursor() as cursor:
-        cursor.execute(BLOCKS_DELETE_SQL, {"bucket": RollupBucket.SIX, "until": until})
+        cursor.execute(SIX_HOURS_DELETE_SQL, {"bucket": RollupBucket.SIX, "until": until})
         cursor.execute(BACKFILL_SIX_HOURS_SQL, {"bucket": RollupBucket.SIX, "hour": RollupBucket.HOUR, "until": until})
         return cursor.rowcount

@@ -12,8 +12,9 @@ CORE = {
                   "backlog_complete": True, "backlog_ticks": 12, "backlog_drained": 10_000, "backlog_seconds": 30},
     "ratio": {"direct": 1.1, "celery": 0.99},
 }
-AT_SCALE = {"runs": 20_000, "steps": 200_000, "fill_seconds": 3.0, "rollup_hour_rows": 10, "rollup_day_rows": 2,
-            "rollup_seconds": 0.5, "small_runs": 2_000, "drop_partition_rows": 30_000, "drop_partition_ms": 40.0,
+AT_SCALE = {"runs": 20_000, "steps": 200_000, "fill_seconds": 3.0, "rollup_hour_rows": 10, "rollup_six_rows": 3,
+            "rollup_day_rows": 2, "rollup_seconds": 0.5, "small_runs": 2_000, "drop_partition_rows": 30_000,
+            "drop_partition_ms": 40.0,
             "operations": [{"operation": "runs list", "large_p95_ms": 3.0, "small_p95_ms": 2.0, "ratio": 1.5}]}
 
 
